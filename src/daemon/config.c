@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/config.h"
+#include "sandbox/runtime.h"
+#include "shared/json-util.h"
+#include "shared/log.h"
+#include "shared/size.h"
+#include "shared/util.h"
+
+typedef enum ConfigType {
+        CT_OBJECT,      /* descend */
+        CT_BOOL,
+        CT_U64,
+        CT_DOUBLE,
+        CT_STRING,
+        CT_SIZE,        /* "512m" or a number of bytes */
+        CT_STRV,
+        CT_POOL_STRATEGY,
+        CT_POOL_SIZE,   /* N or {"clean":N,"dirty":N} */
+        CT_RUNTIMES,
+} ConfigType;
+
+typedef struct ConfigKey {
+        const char *path;
+        ConfigType type;
+        size_t offset;
+} ConfigKey;
+
+#define F(field) offsetof(Config, field)
+
+static const ConfigKey config_keys[] = {
+        { "maxConcurrent",                  CT_U64,    F(max_concurrent) },
+        { "defaults",                       CT_OBJECT, 0 },
+        { "defaults.timeoutMs",             CT_U64,    F(defaults.timeout_ms) },
+        { "defaults.memoryLimit",           CT_SIZE,   F(defaults.memory_bytes) },
+        { "defaults.cpuLimit",              CT_DOUBLE, F(defaults.cpu) },
+        { "defaults.pidsLimit",             CT_U64,    F(defaults.pids) },
+        { "defaults.maxOutputSize",         CT_U64,    F(defaults.max_output) },
+        { "defaults.network",               CT_STRING, F(defaults.network) },
+        { "defaults.sandboxSize",           CT_SIZE,   F(defaults.sandbox_bytes) },
+        { "defaults.tmpSize",               CT_SIZE,   F(defaults.tmp_bytes) },
+        { "defaults.readonlyRootFs",        CT_BOOL,   F(defaults.readonly_rootfs) },
+        { "limits",                         CT_OBJECT, 0 },
+        { "limits.maxTimeoutMs",            CT_U64,    F(limits.timeout_ms) },
+        { "limits.maxMemory",               CT_SIZE,   F(limits.memory_bytes) },
+        { "limits.maxCpu",                  CT_DOUBLE, F(limits.cpu) },
+        { "limits.maxPids",                 CT_U64,    F(limits.pids) },
+        { "limits.maxOutputSize",           CT_U64,    F(limits.max_output) },
+        { "limits.maxSandboxSize",          CT_SIZE,   F(limits.sandbox_bytes) },
+        { "limits.maxTmpSize",              CT_SIZE,   F(limits.tmp_bytes) },
+        { "limits.maxBodyBytes",            CT_U64,    F(limits.body_bytes) },
+        { "cleanup",                        CT_OBJECT, 0 },
+        { "cleanup.autoPrune",              CT_BOOL,   F(cleanup_auto_prune) },
+        { "cleanup.maxContainerAgeMs",      CT_U64,    F(cleanup_max_age_ms) },
+        { "cleanup.intervalMs",             CT_U64,    F(cleanup_interval_ms) },
+        { "poolStrategy",                   CT_POOL_STRATEGY, F(pool_strategy) },
+        { "poolSize",                       CT_POOL_SIZE, 0 },
+        { "network",                        CT_OBJECT, 0 },
+        { "network.whitelist",              CT_STRV,   F(network_whitelist) },
+        { "network.blacklist",              CT_STRV,   F(network_blacklist) },
+        { "security",                       CT_OBJECT, 0 },
+        { "security.seccomp",               CT_STRING, F(security_seccomp) },
+        { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
+        { "security.allowClientSeccompChange", CT_BOOL, F(security_allow_client_seccomp_change) },
+        { "audit",                          CT_OBJECT, 0 },
+        { "audit.enabled",                  CT_BOOL,   F(audit_enabled) },
+        { "audit.destination",              CT_STRING, F(audit_destination) },
+        { "audit.logDir",                   CT_STRING, F(audit_log_dir) },
+        { "audit.retentionDays",            CT_U64,    F(audit_retention_days) },
+        { "audit.includeCode",              CT_BOOL,   F(audit_include_code) },
+        { "audit.includeOutput",            CT_BOOL,   F(audit_include_output) },
+        { "auth",                           CT_OBJECT, 0 },
+        { "auth.enabled",                   CT_BOOL,   F(auth_enabled) },
+        { "auth.connectionString",          CT_STRING, F(auth_connection_string) },
+        { "auth.defaultTtlMs",              CT_U64,    F(auth_default_ttl_ms) },
+        { "auth.cleanupIntervalMs",         CT_U64,    F(auth_cleanup_interval_ms) },
+        { "queue",                          CT_OBJECT, 0 },
+        { "queue.maxSize",                  CT_U64,    F(queue_max_size) },
+        { "queue.timeoutMs",                CT_U64,    F(queue_timeout_ms) },
+        { "runtimes",                       CT_RUNTIMES, 0 },
+        { "http",                           CT_OBJECT, 0 },
+        { "http.connectionTimeoutSec",      CT_U64,    F(http_connection_timeout_sec) },
+        { "http.maxConnections",            CT_U64,    F(http_max_connections) },
+        { "http.maxHeaderBytes",            CT_U64,    F(http_max_header_bytes) },
+        { "sandbox",                        CT_OBJECT, 0 },
+        { "sandbox.uidBase",                CT_U64,    F(sandbox_uid_base) },
+        { "sandbox.stateDir",               CT_STRING, F(sandbox_state_dir) },
+};
+
+static char *xstrdup(const char *s) {
+        char *p = strdup(s);
+        if (!p)
+                abort();
+        return p;
+}
+
+void config_init(Config *c) {
+        *c = (Config) {
+                .max_concurrent = 10,
+                .defaults = {
+                        .timeout_ms = 30000,
+                        .memory_bytes = UINT64_C(512) << 20,
+                        .cpu = 1.0,
+                        .pids = 64,
+                        .max_output = 1048576,
+                        .sandbox_bytes = UINT64_C(512) << 20,
+                        .tmp_bytes = UINT64_C(256) << 20,
+                        .readonly_rootfs = true,
+                        .network = xstrdup("none"),
+                        .seccomp = xstrdup("strict"),
+                },
+                .limits = {
+                        .timeout_ms = 300000,
+                        .memory_bytes = UINT64_C(4) << 30,
+                        .cpu = 4,
+                        .pids = 1024,
+                        .max_output = 16777216,
+                        .sandbox_bytes = UINT64_C(2) << 30,
+                        .tmp_bytes = UINT64_C(1) << 30,
+                        .body_bytes = 10485760,
+                },
+                .cleanup_auto_prune = true,
+                .cleanup_max_age_ms = 3600000,
+                .cleanup_interval_ms = 60000,
+                .pool_strategy = POOL_FAST,
+                .pool_clean = 1,
+                .pool_dirty = 1,
+                .security_seccomp = xstrdup("strict"),
+                .audit_enabled = true,
+                .audit_destination = xstrdup("journal"),
+                .audit_retention_days = 90,
+                .auth_default_ttl_ms = 86400000,
+                .auth_cleanup_interval_ms = 3600000,
+                .queue_max_size = 100,
+                .queue_timeout_ms = 30000,
+                .http_connection_timeout_sec = 60,
+                .http_max_connections = 1000,
+                .http_max_header_bytes = 65536,
+                .sandbox_uid_base = 1000000,
+                .sandbox_state_dir = xstrdup("/run/isol8"),
+        };
+        c->security_allowed_networks = calloc(2, sizeof(char *));
+        if (!c->security_allowed_networks)
+                abort();
+        c->security_allowed_networks[0] = xstrdup("none");
+}
+
+void config_done(Config *c) {
+        free(c->defaults.network);
+        free(c->defaults.seccomp);
+        strv_free(c->network_whitelist);
+        strv_free(c->network_blacklist);
+        free(c->security_seccomp);
+        strv_free(c->security_allowed_networks);
+        free(c->audit_destination);
+        free(c->audit_log_dir);
+        free(c->auth_connection_string);
+        for (size_t i = 0; i < ELEMENTSOF(c->runtime_path); i++)
+                free(c->runtime_path[i]);
+        free(c->sandbox_state_dir);
+        *c = (Config) {};
+}
+
+static const ConfigKey *find_key(const char *path) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].path, path))
+                        return &config_keys[i];
+        return NULL;
+}
+
+static int fail(char **ret_error, const char *path, const char *what) {
+        if (ret_error) {
+                if (asprintf(ret_error, "config key '%s' %s", path, what) < 0)
+                        *ret_error = NULL;
+        }
+        return -EINVAL;
+}
+
+static int parse_u64(json_object *v, uint64_t *ret) {
+        double d;
+        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+                return -EINVAL;
+        d = json_object_get_double(v);
+        if (d < 0 || d != (double) (uint64_t) d)
+                return -EINVAL;
+        *ret = (uint64_t) d;
+        return 0;
+}
+
+static int parse_strv(json_object *v, char ***ret) {
+        char **l = NULL;
+        size_t n;
+
+        if (!json_object_is_type(v, json_type_array))
+                return -EINVAL;
+        n = json_object_array_length(v);
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                if (!json_object_is_type(e, json_type_string)) {
+                        strv_free(l);
+                        return -EINVAL;
+                }
+                l[i] = xstrdup(json_object_get_string(e));
+        }
+        *ret = l;
+        return 0;
+}
+
+static int load_object(Config *c, json_object *o, const char *prefix, char **ret_error);
+
+static int load_value(Config *c, const ConfigKey *k, json_object *v, const char *path, char **ret_error) {
+        void *field = (uint8_t *) c + k->offset;
+        int r;
+
+        switch (k->type) {
+        case CT_OBJECT:
+                if (!json_object_is_type(v, json_type_object))
+                        return fail(ret_error, path, "must be an object");
+                return load_object(c, v, path, ret_error);
+        case CT_BOOL:
+                if (!json_object_is_type(v, json_type_boolean))
+                        return fail(ret_error, path, "must be true or false");
+                *(bool *) field = json_object_get_boolean(v);
+                return 0;
+        case CT_U64:
+                if (parse_u64(v, field) < 0)
+                        return fail(ret_error, path, "must be a non-negative integer");
+                return 0;
+        case CT_DOUBLE:
+                if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) ||
+                    json_object_get_double(v) <= 0)
+                        return fail(ret_error, path, "must be a positive number");
+                *(double *) field = json_object_get_double(v);
+                return 0;
+        case CT_STRING:
+                if (!json_object_is_type(v, json_type_string))
+                        return fail(ret_error, path, "must be a string");
+                free(*(char **) field);
+                *(char **) field = xstrdup(json_object_get_string(v));
+                return 0;
+        case CT_SIZE:
+                if (json_object_is_type(v, json_type_string)) {
+                        if (parse_size(json_object_get_string(v), field) < 0)
+                                return fail(ret_error, path, "must be a size such as \"512m\"");
+                        return 0;
+                }
+                if (parse_u64(v, field) < 0)
+                        return fail(ret_error, path, "must be a size such as \"512m\" or a number of bytes");
+                return 0;
+        case CT_STRV: {
+                char **l = NULL;
+                r = parse_strv(v, &l);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return fail(ret_error, path, "must be an array of strings");
+                strv_free(*(char ***) field);
+                *(char ***) field = l;
+                return 0;
+        }
+        case CT_POOL_STRATEGY:
+                if (!json_object_is_type(v, json_type_string))
+                        return fail(ret_error, path, "must be \"fast\" or \"secure\"");
+                if (streq(json_object_get_string(v), "fast"))
+                        c->pool_strategy = POOL_FAST;
+                else if (streq(json_object_get_string(v), "secure"))
+                        c->pool_strategy = POOL_SECURE;
+                else
+                        return fail(ret_error, path, "must be \"fast\" or \"secure\"");
+                return 0;
+        case CT_POOL_SIZE:
+                if (json_object_is_type(v, json_type_object)) {
+                        json_object_object_foreach(v, key, val) {
+                                uint64_t *dst = streq(key, "clean") ? &c->pool_clean :
+                                                streq(key, "dirty") ? &c->pool_dirty : NULL;
+                                _cleanup_free_ char *sub = NULL;
+                                if (asprintf(&sub, "%s.%s", path, key) < 0)
+                                        return -ENOMEM;
+                                if (!dst) {
+                                        log_warning("config: ignoring unknown key '%s'", sub);
+                                        continue;
+                                }
+                                if (parse_u64(val, dst) < 0)
+                                        return fail(ret_error, sub, "must be a non-negative integer");
+                        }
+                        return 0;
+                }
+                if (parse_u64(v, &c->pool_clean) < 0)
+                        return fail(ret_error, path, "must be a number or {\"clean\":N,\"dirty\":N}");
+                c->pool_dirty = c->pool_clean;
+                return 0;
+        case CT_RUNTIMES:
+                if (!json_object_is_type(v, json_type_object))
+                        return fail(ret_error, path, "must be an object");
+                json_object_object_foreach(v, name, val) {
+                        _cleanup_free_ char *sub = NULL;
+                        int id = runtime_from_string(name);
+                        json_object *p;
+
+                        if (asprintf(&sub, "%s.%s", path, name) < 0)
+                                return -ENOMEM;
+                        if (id < 0) {
+                                log_warning("config: ignoring unknown runtime '%s'", sub);
+                                continue;
+                        }
+                        if (!json_object_is_type(val, json_type_object))
+                                return fail(ret_error, sub, "must be an object such as {\"path\": \"/usr/bin/...\"}");
+                        json_object_object_foreach(val, key2, val2) {
+                                _cleanup_free_ char *sub2 = NULL;
+                                if (asprintf(&sub2, "%s.%s", sub, key2) < 0)
+                                        return -ENOMEM;
+                                if (!streq(key2, "path")) {
+                                        log_warning("config: ignoring unknown key '%s'", sub2);
+                                        continue;
+                                }
+                                p = val2;
+                                if (!json_object_is_type(p, json_type_string) || json_object_get_string(p)[0] != '/')
+                                        return fail(ret_error, sub2, "must be an absolute path");
+                                free(c->runtime_path[id]);
+                                c->runtime_path[id] = xstrdup(json_object_get_string(p));
+                        }
+                }
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static int load_object(Config *c, json_object *o, const char *prefix, char **ret_error) {
+        json_object_object_foreach(o, key, val) {
+                _cleanup_free_ char *path = NULL;
+                const ConfigKey *k;
+                int r;
+
+                if (prefix ? asprintf(&path, "%s.%s", prefix, key) < 0 : !(path = strdup(key)))
+                        return -ENOMEM;
+                k = find_key(path);
+                if (!k) {
+                        log_warning("config: ignoring unknown key '%s'", path);
+                        continue;
+                }
+                if (json_object_is_type(val, json_type_null))
+                        continue;
+                r = load_value(c, k, val, path, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int config_validate(Config *c, char **ret_error) {
+        if (c->max_concurrent == 0)
+                return fail(ret_error, "maxConcurrent", "must be at least 1");
+        if (!streq(c->defaults.network, "none") && !streq(c->defaults.network, "host") &&
+            !streq(c->defaults.network, "filtered"))
+                return fail(ret_error, "defaults.network", "must be \"none\", \"host\" or \"filtered\"");
+        if (c->defaults.timeout_ms == 0)
+                return fail(ret_error, "defaults.timeoutMs", "must be at least 1");
+        if (!streq(c->audit_destination, "journal") && !streq(c->audit_destination, "file") &&
+            !streq(c->audit_destination, "stdout"))
+                return fail(ret_error, "audit.destination", "must be \"journal\", \"file\" or \"stdout\"");
+        if (c->sandbox_uid_base < 65536 || c->sandbox_uid_base > UINT32_MAX / 2)
+                return fail(ret_error, "sandbox.uidBase", "must be between 65536 and 2147483647");
+        if (c->limits.body_bytes == 0)
+                return fail(ret_error, "limits.maxBodyBytes", "must be at least 1");
+        if (c->pool_clean > 64 || c->pool_dirty > 64)
+                return fail(ret_error, "poolSize", "must be at most 64");
+        return 0;
+}
+
+int config_load_string(Config *c, const char *text, size_t len, char **ret_error) {
+        _cleanup_json_ json_object *o = NULL;
+        int r;
+
+        r = json_parse_limited(text, len, JSON_DEPTH_MAX, &o);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = strdup("config file is not valid JSON");
+                return -EINVAL;
+        }
+        if (!json_object_is_type(o, json_type_object)) {
+                if (ret_error)
+                        *ret_error = strdup("config file must hold a JSON object");
+                return -EINVAL;
+        }
+        r = load_object(c, o, NULL, ret_error);
+        if (r < 0)
+                return r;
+        return config_validate(c, ret_error);
+}
+
+int config_load_file(Config *c, const char *path, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r;
+
+        r = read_full_file(path, &text, 1 << 20, &size);
+        if (r < 0) {
+                if (ret_error && asprintf(ret_error, "cannot read config file %s: %s", path, strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        r = config_load_string(c, text, size, ret_error);
+        if (r < 0 && ret_error && *ret_error) {
+                char *m;
+                if (asprintf(&m, "%s: %s", path, *ret_error) >= 0) {
+                        free(*ret_error);
+                        *ret_error = m;
+                }
+        }
+        return r;
+}
+
+int config_find_and_load(Config *c, const char *explicit_path, char **ret_path, char **ret_error) {
+        _cleanup_free_ char *home = NULL;
+        const char *candidates[3];
+        size_t n = 0;
+        int r;
+
+        if (explicit_path) {
+                r = config_load_file(c, explicit_path, ret_error);
+                if (r < 0)
+                        return r;
+                if (ret_path)
+                        *ret_path = xstrdup(explicit_path);
+                return 1;
+        }
+        candidates[n++] = "isol8.config.json";
+        if (getenv("HOME") && asprintf(&home, "%s/.isol8/config.json", getenv("HOME")) >= 0)
+                candidates[n++] = home;
+        candidates[n++] = "/etc/isol8/config.json";
+        for (size_t i = 0; i < n; i++) {
+                if (access(candidates[i], F_OK) < 0)
+                        continue;
+                r = config_load_file(c, candidates[i], ret_error);
+                if (r < 0)
+                        return r;
+                if (ret_path)
+                        *ret_path = xstrdup(candidates[i]);
+                return 1;
+        }
+        return 0;
+}

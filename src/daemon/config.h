@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sandbox/limits.h"
+#include "shared/macro.h"
+
+typedef enum PoolStrategy {
+        POOL_FAST,
+        POOL_SECURE,
+} PoolStrategy;
+
+typedef struct Config {
+        uint64_t max_concurrent;
+        ExecDefaults defaults;
+        ExecMaximums limits;
+        bool cleanup_auto_prune;
+        uint64_t cleanup_max_age_ms;
+        uint64_t cleanup_interval_ms;
+        PoolStrategy pool_strategy;
+        uint64_t pool_clean;
+        uint64_t pool_dirty;
+        char **network_whitelist;
+        char **network_blacklist;
+        char *security_seccomp;
+        char **security_allowed_networks;
+        bool security_allow_client_seccomp_change;
+        bool audit_enabled;
+        char *audit_destination;
+        char *audit_log_dir;
+        uint64_t audit_retention_days;
+        bool audit_include_code;
+        bool audit_include_output;
+        bool auth_enabled;
+        char *auth_connection_string;
+        uint64_t auth_default_ttl_ms;
+        uint64_t auth_cleanup_interval_ms;
+        uint64_t queue_max_size;
+        uint64_t queue_timeout_ms;
+        char *runtime_path[8];          /* indexed by RuntimeId; NULL = search the host */
+        /* http */
+        uint64_t http_connection_timeout_sec;
+        uint64_t http_max_connections;
+        uint64_t http_max_header_bytes;
+        /* sandbox engine */
+        uint64_t sandbox_uid_base;
+        char *sandbox_state_dir;
+} Config;
+
+void config_init(Config *c);
+void config_done(Config *c);
+/* Loads a JSON config text over the defaults already in c. On a malformed file or a wrong
+ * type, returns -EINVAL and a message naming the key in *ret_error. Unknown keys are warned. */
+int config_load_string(Config *c, const char *text, size_t len, char **ret_error);
+int config_load_file(Config *c, const char *path, char **ret_error);
+/* The lookup order of API.md: explicit path, ./isol8.config.json, ~/.isol8/config.json,
+ * /etc/isol8/config.json. Returns 0 when none exists (defaults stay), 1 when one was loaded. */
+int config_find_and_load(Config *c, const char *explicit_path, char **ret_path, char **ret_error);

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "daemon/listen.h"
+#include "daemon/server.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+static void help(void) {
+        printf("isol8 %s — run untrusted code in Linux-namespace sandboxes\n\n"
+               "Usage:\n"
+               "  isol8 serve [OPTIONS]     Start the HTTP server\n"
+               "  isol8 --version\n\n"
+               "Options for serve:\n"
+               "  -p, --port N              Port to listen on (else $ISOL8_PORT, $PORT, 3000);\n"
+               "                            ignored under socket activation\n"
+               "      --host ADDR           Address to bind (default 0.0.0.0)\n"
+               "  -k, --key KEY             Master API key (else $ISOL8_API_KEY); required\n"
+               "  -c, --config PATH         Config file (else ./isol8.config.json,\n"
+               "                            ~/.isol8/config.json, /etc/isol8/config.json)\n"
+               "      --auth-db [CONN]      DB-backed API keys (SQLite path, postgres://, mysql://)\n"
+               "      --bus system|user|ADDRESS|none\n"
+               "                            D-Bus to register org.isol8.Daemon1 on\n"
+               "  -v, --verbose             Debug logging\n"
+               "  -h, --help                Show this help\n",
+               ISOL8_VERSION);
+}
+
+static int serve(int argc, char **argv) {
+        enum { ARG_AUTH_DB = 0x100, ARG_BUS, ARG_HOST };
+        static const struct option options[] = {
+                { "port", required_argument, NULL, 'p' },
+                { "key", required_argument, NULL, 'k' },
+                { "config", required_argument, NULL, 'c' },
+                { "auth-db", optional_argument, NULL, ARG_AUTH_DB },
+                { "bus", required_argument, NULL, ARG_BUS },
+                { "host", required_argument, NULL, ARG_HOST },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_free_ char *config_path = NULL, *error = NULL;
+        const char *port_flag = NULL, *key = NULL, *config_flag = NULL, *auth_db = NULL, *host = "0.0.0.0";
+        const char *port_source = NULL;
+        bool auth_db_set = false;
+        Config config;
+        ServerOptions so = { .listen_fd = -EBADF };
+        sigset_t mask;
+        uint16_t port;
+        int c, r, fd = -EBADF;
+
+        while ((c = getopt_long(argc, argv, "p:k:c:vh", options, NULL)) >= 0) {
+                switch (c) {
+                case 'p': port_flag = optarg; break;
+                case 'k': key = optarg; break;
+                case 'c': config_flag = optarg; break;
+                case ARG_AUTH_DB:
+                        auth_db_set = true;
+                        if (optarg)
+                                auth_db = optarg;
+                        else if (optind < argc && argv[optind][0] != '-')
+                                auth_db = argv[optind++];
+                        break;
+                case ARG_BUS: break; /* D-Bus control is not part of this build yet */
+                case ARG_HOST: host = optarg; break;
+                case 'v': log_set_max_level(LOG_DEBUG); break;
+                case 'h': help(); return 0;
+                default: return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "isol8 serve: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+
+        if (!key)
+                key = getenv("ISOL8_API_KEY");
+        if (isempty(key)) {
+                fprintf(stderr, "isol8 serve: an API key is required: pass --key KEY or set ISOL8_API_KEY.\n");
+                return 1;
+        }
+
+        config_init(&config);
+        r = config_find_and_load(&config, config_flag, &config_path, &error);
+        if (r < 0) {
+                fprintf(stderr, "isol8 serve: %s\n", error ?: strerror(-r));
+                config_done(&config);
+                return 1;
+        }
+        if (config_path)
+                log_info("Loaded configuration from %s", config_path);
+        if (auth_db_set) {
+                config.auth_enabled = true;
+                if (auth_db) {
+                        free(config.auth_connection_string);
+                        config.auth_connection_string = strdup(auth_db);
+                }
+        }
+
+        r = listen_choose_port(port_flag, &port, &port_source);
+        if (r < 0) {
+                fprintf(stderr, "isol8 serve: invalid port in %s\n", port_source);
+                config_done(&config);
+                return 1;
+        }
+
+        /* sd-event of this libsystemd does not block the signals it watches. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = listen_socket_activated(&fd);
+        if (r < 0) {
+                config_done(&config);
+                return 1;
+        }
+        if (r > 0) {
+                so.activated = true;
+                (void) listen_socket_port(fd, &port);
+        } else {
+                r = listen_socket_bind(host, port, isatty(STDIN_FILENO) && isatty(STDERR_FILENO), &fd, &port);
+                if (r < 0) {
+                        config_done(&config);
+                        return 1;
+                }
+        }
+        so.listen_fd = fd;
+        so.port = port;
+        so.master_key = key;
+
+        r = server_new(&server, &config, &so);
+        config_done(&config);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start: %m");
+                return 1;
+        }
+        r = server_run(server);
+        return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+        if (argc >= 2 && streq(argv[1], "serve"))
+                return serve(argc - 1, argv + 1);
+        if (argc >= 2 && (streq(argv[1], "--version") || streq(argv[1], "version"))) {
+                printf("isol8 %s\n", ISOL8_VERSION);
+                return 0;
+        }
+        if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help"))) {
+                help();
+                return 0;
+        }
+        help();
+        return 2;
+}

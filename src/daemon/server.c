@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "daemon/server.h"
+#include "http/http.h"
+#include "sandbox/pool.h"
+#include "sandbox/queue.h"
+#include "sandbox/runtime.h"
+#include "sandbox/sandbox.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+
+#define DRAIN_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+struct Server {
+        sd_event *event;
+        Config config;
+        Runtimes runtimes;
+        SandboxEngine *engine;
+        Pool *pool;
+        ExecQueue *queue;
+        HttpServer *http;
+        ApiContext api;
+        char *master_key;
+        int devnull_fd;
+        uint16_t port;
+        sd_event_source *sig_term, *sig_int, *drain_timer;
+        uint64_t drain_deadline;
+        bool stopping;
+};
+
+static int authenticate(HttpRequest *r, const char *header, RouteAccess access, void *userdata) {
+        Server *s = userdata;
+        const char *token;
+        size_t len;
+        int k;
+
+        k = auth_parse_bearer(header, &token, &len);
+        if (k == -ENOKEY) {
+                http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "Missing Authorization header");
+                return 1;
+        }
+        if (k < 0 || !auth_is_master(s->master_key, token, len)) {
+                http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
+                return 1;
+        }
+        r->auth.type = AUTH_MASTER;
+        strcpy(r->auth.tenant, "default");
+        return 0;
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->sig_term);
+        sd_event_source_disable_unref(s->sig_int);
+        sd_event_source_disable_unref(s->drain_timer);
+        http_server_free(s->http);
+        pool_free(s->pool);
+        exec_queue_free(s->queue);
+        sandbox_engine_free(s->engine);
+        runtimes_done(&s->runtimes);
+        config_done(&s->config);
+        free(s->master_key);
+        safe_close(s->devnull_fd);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+
+        if ((api_n_calls(&s->api) == 0 && http_server_n_requests(s->http) == 0) || now_usec(CLOCK_MONOTONIC) >= s->drain_deadline)
+                return sd_event_exit(s->event, 0);
+        return sd_event_source_set_time_relative(es, 20 * USEC_PER_MSEC) < 0 ? 0 :
+               sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+}
+
+static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+        Server *s = userdata;
+
+        if (s->stopping)
+                return 0;
+        s->stopping = true;
+        log_info("Received %s, stopping: no new connections, cancelling running executions.",
+                 si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        s->api.shutting_down = true;
+        http_server_quiesce(s->http);
+        api_cancel_all(&s->api);
+        s->drain_deadline = now_usec(CLOCK_MONOTONIC) + DRAIN_TIMEOUT_USEC;
+        return sd_event_add_time_relative(s->event, &s->drain_timer, CLOCK_MONOTONIC, 0, 1000, on_drain_check, s);
+}
+
+int server_new(Server **ret, Config *config, const ServerOptions *opts) {
+        _cleanup_(server_freep) Server *s = NULL;
+        _cleanup_close_ int listen_fd = opts->listen_fd;
+        const Route *routes;
+        size_t n_routes;
+        int r;
+
+        s = calloc(1, sizeof(Server));
+        if (!s)
+                return -ENOMEM;
+        s->devnull_fd = -EBADF;
+        s->config = *config;
+        *config = (Config) {};
+        s->port = opts->port;
+        s->master_key = strdup(opts->master_key);
+        if (!s->master_key)
+                return -ENOMEM;
+
+        if (s->config.auth_enabled)
+                return log_error_errno(EOPNOTSUPP, "DB-backed auth (--auth-db) is not available in this build yet.");
+
+        r = sd_event_default(&s->event);
+        if (r < 0)
+                return r;
+        (void) sd_event_set_watchdog(s->event, true);
+
+        r = runtimes_discover(&s->runtimes, s->config.runtime_path);
+        if (r < 0)
+                return r;
+        if (!s->runtimes.path[RUNTIME_BASH])
+                log_warning("bash was not found: request.cmd and setupScript will be refused.");
+
+        s->devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (s->devnull_fd < 0)
+                return -errno;
+
+        SandboxEngineConfig ec = {
+                .state_dir = s->config.sandbox_state_dir,
+                .uid_base = (uint32_t) s->config.sandbox_uid_base,
+                .cgroup_root = "/sys/fs/cgroup",
+                .runtimes = &s->runtimes,
+        };
+        r = sandbox_engine_new(&s->engine, s->event, &ec);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the sandbox engine (isol8 serve needs root): %m");
+
+        PoolConfig pc = {
+                .reuse = s->config.pool_strategy == POOL_FAST,
+                .clean = (unsigned) s->config.pool_clean,
+                .dirty = (unsigned) s->config.pool_dirty,
+                .sandbox_bytes = s->config.defaults.sandbox_bytes,
+                .tmp_bytes = s->config.defaults.tmp_bytes,
+        };
+        r = pool_new(&s->pool, s->engine, &pc);
+        if (r < 0)
+                return r;
+        r = exec_queue_new(&s->queue, s->event, (unsigned) s->config.max_concurrent, (unsigned) s->config.queue_max_size,
+                           s->config.queue_timeout_ms);
+        if (r < 0)
+                return r;
+
+        s->api = (ApiContext) {
+                .event = s->event,
+                .exec = {
+                        .event = s->event,
+                        .engine = s->engine,
+                        .pool = s->pool,
+                        .runtimes = &s->runtimes,
+                        .devnull_fd = s->devnull_fd,
+                        .max_file_bytes = s->config.limits.body_bytes,
+                },
+                .policy = {
+                        .defaults = &s->config.defaults,
+                        .maximums = &s->config.limits,
+                        .allowed_networks = s->config.security_allowed_networks,
+                        .allow_seccomp_change = s->config.security_allow_client_seccomp_change,
+                        .runtimes = &s->runtimes,
+                },
+                .queue = s->queue,
+        };
+
+        routes = api_routes(&n_routes);
+        HttpServerConfig hc = {
+                .limits = {
+                        .max_body_bytes = s->config.limits.body_bytes,
+                        .connection_memory = (size_t) s->config.http_max_header_bytes,
+                        .connection_timeout_sec = (unsigned) s->config.http_connection_timeout_sec,
+                        .max_connections = (unsigned) s->config.http_max_connections,
+                        .max_connections_per_ip = (unsigned) s->config.http_max_connections,
+                },
+                .routes = routes,
+                .n_routes = n_routes,
+                .authenticate = authenticate,
+                .auth_userdata = s,
+                .userdata = &s->api,
+        };
+        r = http_server_new(&s->http, s->event, listen_fd, &hc);
+        if (r < 0)
+                return r;
+        TAKE_FD(listen_fd);
+
+        r = sd_event_add_signal(s->event, &s->sig_term, SIGTERM, on_signal, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(s->event, &s->sig_int, SIGINT, on_signal, s);
+        if (r < 0)
+                return r;
+
+        pool_replenish(s->pool);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int server_run(Server *s) {
+        int r;
+
+        printf("isol8 server v%s listening on http://localhost:%u\n", ISOL8_VERSION, s->port);
+        fflush(stdout);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on port %u", s->port);
+        r = sd_event_loop(s->event);
+        log_info("Stopped.");
+        return r;
+}

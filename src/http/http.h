@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "auth/auth.h"
+#include "http/router.h"
+#include "shared/macro.h"
+#include "shared/util.h"
+
+typedef struct HttpServer HttpServer;
+typedef struct HttpRequest HttpRequest;
+
+typedef struct HttpLimits {
+        uint64_t max_body_bytes;          /* 413 above this */
+        size_t connection_memory;         /* per-connection header/read buffer; 431 above */
+        unsigned connection_timeout_sec;  /* idle connections (slowloris) are closed */
+        unsigned max_connections;
+        unsigned max_connections_per_ip;
+} HttpLimits;
+
+/* Decides whether a request may proceed to its route. Returns 0 to proceed (after filling
+ * r->auth), or > 0 after queueing an error reply itself. */
+typedef int (*HttpAuthenticator)(HttpRequest *r, const char *authorization, RouteAccess access, void *userdata);
+
+typedef struct HttpServerConfig {
+        HttpLimits limits;
+        const Route *routes;
+        size_t n_routes;
+        HttpAuthenticator authenticate;
+        void *auth_userdata;
+        void *userdata;          /* passed to route handlers */
+} HttpServerConfig;
+
+int http_server_new(HttpServer **ret, sd_event *event, int listen_fd, const HttpServerConfig *config);
+HttpServer *http_server_free(HttpServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
+/* Stops accepting new connections; open ones are served to the end. */
+void http_server_quiesce(HttpServer *s);
+unsigned http_server_n_requests(HttpServer *s);
+/* Runs MHD once more from the loop, after resuming a connection or changing its state. */
+void http_server_kick(HttpServer *s);
+
+typedef void (*HttpRequestAbortFn)(HttpRequest *r, void *userdata);
+
+struct HttpRequest {
+        HttpServer *server;
+        struct MHD_Connection *connection;
+        char *method;
+        char *path;
+        const Route *route;
+        char *param;                  /* the ":id" segment of the route, if any */
+        Buffer body;
+        bool body_too_large;
+        bool dispatched;
+        bool suspended;
+        bool replied;
+        AuthInfo auth;
+        char remote_addr[64];
+        struct MHD_Response *pending;  /* reply made while suspended, queued on resume */
+        unsigned pending_status;
+        /* Called if the request goes away (client gone, server stopping) while work for it is
+         * still outstanding; the owner must forget r. */
+        HttpRequestAbortFn on_abort;
+        void *abort_userdata;
+};
+
+const char *http_request_header(HttpRequest *r, const char *name);
+const char *http_request_query(HttpRequest *r, const char *name);
+/* Parses the body as a JSON object/value with the depth limit. Replies 400 itself and returns
+ * > 0 when it is not valid JSON. */
+int http_request_body_json(HttpRequest *r, bool allow_empty, json_object **ret);
+
+/* Replies; usable synchronously in a handler or later while suspended. Consume o. */
+int http_reply_json(HttpRequest *r, unsigned status, json_object *o);
+int http_reply_error(HttpRequest *r, unsigned status, const char *fmt, ...) _printf_(3, 4);
+int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *resp);
+/* Map a negative errno to a reply: only documented errnos have statuses, the rest are 500. */
+int http_reply_errno(HttpRequest *r, int error, const char *context);
+
+void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);

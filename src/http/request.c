@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "shared/json-util.h"
+#include "shared/log.h"
+
+const char *http_request_header(HttpRequest *r, const char *name) {
+        return MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_query(HttpRequest *r, const char *name) {
+        return MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int http_request_body_json(HttpRequest *r, bool allow_empty, json_object **ret) {
+        json_object *o = NULL;
+        int k;
+
+        if (r->body.size == 0 && allow_empty) {
+                *ret = NULL;
+                return 0;
+        }
+        k = json_parse_limited(r->body.data ?: "", r->body.size, JSON_DEPTH_MAX, &o);
+        if (k == -ELOOP)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid JSON body: nested deeper than %d levels", JSON_DEPTH_MAX), 1;
+        if (k < 0)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid JSON body"), 1;
+        *ret = o;
+        return 0;
+}
+
+int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *resp) {
+        if (r->replied) {
+                MHD_destroy_response(resp);
+                return -EALREADY;
+        }
+        r->replied = true;
+        r->pending = resp;
+        r->pending_status = status;
+        if (r->suspended) {
+                /* Queued when MHD calls the access handler again after the resume. */
+                r->suspended = false;
+                r->on_abort = NULL;
+                MHD_resume_connection(r->connection);
+                http_server_kick(r->server);
+        }
+        return 0;
+}
+
+int http_reply_json(HttpRequest *r, unsigned status, json_object *o) {
+        struct MHD_Response *resp;
+        const char *s;
+        size_t len;
+
+        s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        resp = s ? MHD_create_response_from_buffer(len, (void *) s, MHD_RESPMEM_MUST_COPY) : NULL;
+        json_object_put(o);
+        if (!resp)
+                return -ENOMEM;
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        return http_reply_response(r, status, resp);
+}
+
+int http_reply_error(HttpRequest *r, unsigned status, const char *fmt, ...) {
+        char buf[1024];
+        json_object *o;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        o = json_object_new_object();
+        if (!o || json_add(o, "error", json_object_new_string(buf)) < 0) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        return http_reply_json(r, status, o);
+}
+
+int http_reply_errno(HttpRequest *r, int error, const char *context) {
+        switch (error) {
+        case -ENOENT:
+                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "%s", context ?: "Not found");
+        case -E2BIG:
+        case -EFBIG:
+                return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "%s", context ?: "Too large");
+        case -EBUSY:
+        case -EAGAIN:
+                return http_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "%s", context ?: "Too many requests");
+        case -ETIMEDOUT:
+                return http_reply_error(r, MHD_HTTP_REQUEST_TIMEOUT, "%s", context ?: "Request timed out");
+        case -ESHUTDOWN:
+                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", context ?: "Server is shutting down");
+        default:
+                log_error_errno(error, "%s %s failed: %m", r->method, r->path);
+                return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
+        }
+}
+
+void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata) {
+        if (r->replied || r->suspended)
+                return;
+        r->suspended = true;
+        r->on_abort = on_abort;
+        r->abort_userdata = userdata;
+        MHD_suspend_connection(r->connection);
+}

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "http/http.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+struct HttpServer {
+        sd_event *event;
+        struct MHD_Daemon *mhd;
+        sd_event_source *io_source;
+        sd_event_source *timer_source;
+        sd_event_source *defer_source;
+        HttpServerConfig config;
+        int listen_fd;           /* owned only after quiescing */
+        bool quiesced;
+        unsigned n_requests;
+};
+
+static void http_server_rearm(HttpServer *s) {
+        MHD_UNSIGNED_LONG_LONG ms;
+
+        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
+                /* Relative, as MHD means it; an absolute time here makes the loop spin. */
+                (void) sd_event_source_set_time_relative(s->timer_source, ms * 1000);
+                (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
+}
+
+static void http_server_run(HttpServer *s) {
+        (void) MHD_run(s->mhd);
+        http_server_rearm(s);
+}
+
+static int on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        http_server_run(userdata);
+        return 0;
+}
+
+static int on_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        http_server_run(userdata);
+        return 0;
+}
+
+static int on_defer(sd_event_source *es, void *userdata) {
+        http_server_run(userdata);
+        return 0;
+}
+
+void http_server_kick(HttpServer *s) {
+        (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_ONESHOT);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+        char buf[512];
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        buf[strcspn(buf, "\n")] = 0;
+        log_debug("http: %s", buf);
+}
+
+static HttpRequest *request_free(HttpRequest *r) {
+        if (!r)
+                return NULL;
+        if (r->on_abort) {
+                HttpRequestAbortFn f = r->on_abort;
+                r->on_abort = NULL;
+                f(r, r->abort_userdata);
+        }
+        if (r->pending)
+                MHD_destroy_response(r->pending);
+        buffer_done(&r->body);
+        free(r->method);
+        free(r->path);
+        free(r->param);
+        free(r);
+        return NULL;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        HttpServer *s = cls;
+        HttpRequest *r = *con_cls;
+
+        if (!r)
+                return;
+        *con_cls = NULL;
+        request_free(r);
+        s->n_requests--;
+}
+
+static void fill_remote_addr(HttpRequest *r) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+        if (!sa)
+                return;
+        if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, r->remote_addr, sizeof(r->remote_addr));
+        else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, r->remote_addr, sizeof(r->remote_addr));
+}
+
+static enum MHD_Result queue_pending(HttpRequest *r) {
+        struct MHD_Response *resp = TAKE_PTR(r->pending);
+        enum MHD_Result m = MHD_queue_response(r->connection, r->pending_status, resp);
+        MHD_destroy_response(resp);
+        return m;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls) {
+        HttpServer *s = cls;
+        HttpRequest *r = *con_cls;
+        int k;
+
+        if (!r) {
+                const char *cl;
+                const Route *route = NULL;
+
+                r = calloc(1, sizeof(HttpRequest));
+                if (!r)
+                        return MHD_NO;
+                r->server = s;
+                r->connection = c;
+                r->method = strdup(method);
+                r->path = strdup(url);
+                *con_cls = r;
+                s->n_requests++;
+                if (!r->method || !r->path)
+                        return MHD_NO;
+                fill_remote_addr(r);
+
+                k = router_lookup(s->config.routes, s->config.n_routes, method, url, &route, &r->param);
+                r->route = route;
+                if (k < 0 || route->access != ROUTE_PUBLIC) {
+                        /* Unknown paths answer 404 only after authentication, as API.md says. */
+                        RouteAccess access = k < 0 ? ROUTE_ANY_KEY : route->access;
+                        if (s->config.authenticate(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                                                   access, s->config.auth_userdata) > 0)
+                                goto flush;
+                }
+                if (k == -ENOENT)
+                        http_reply_error(r, MHD_HTTP_NOT_FOUND, "Not found");
+                else if (k < 0)
+                        http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed");
+                else if ((cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length"))) {
+                        uint64_t v;
+                        if (safe_atou64(cl, &v) >= 0 && v > s->config.limits.max_body_bytes)
+                                http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large (limit %" PRIu64 " bytes)",
+                                                 s->config.limits.max_body_bytes);
+                }
+                goto flush;
+        }
+
+        if (*upload_data_size > 0) {
+                if (!r->replied && !r->body_too_large) {
+                        if (r->body.size + *upload_data_size > s->config.limits.max_body_bytes) {
+                                r->body_too_large = true;
+                                buffer_done(&r->body);
+                        } else if (buffer_append(&r->body, upload_data, *upload_data_size) < 0)
+                                return MHD_NO;
+                }
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+
+        if (r->body_too_large && !r->replied)
+                http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large (limit %" PRIu64 " bytes)",
+                                 s->config.limits.max_body_bytes);
+        else if (!r->dispatched && !r->replied) {
+                r->dispatched = true;
+                k = r->route->handler(r, s->config.userdata);
+                if (k < 0 && !r->replied && !r->suspended)
+                        http_reply_errno(r, k, NULL);
+                else if (!r->replied && !r->suspended && !(r->route->flags & ROUTE_UPGRADE))
+                        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
+        }
+
+flush:
+        if (r->pending && !r->suspended)
+                return queue_pending(r);
+        return MHD_YES;
+}
+
+int http_server_new(HttpServer **ret, sd_event *event, int listen_fd, const HttpServerConfig *config) {
+        _cleanup_(http_server_freep) HttpServer *s = NULL;
+        const union MHD_DaemonInfo *info;
+        int r;
+
+        s = calloc(1, sizeof(HttpServer));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->config = *config;
+        s->listen_fd = -EBADF;
+
+        s->mhd = MHD_start_daemon(
+                        MHD_USE_EPOLL | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+                        0, NULL, NULL, on_access, s,
+                        MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                        MHD_OPTION_CONNECTION_LIMIT, config->limits.max_connections,
+                        MHD_OPTION_PER_IP_CONNECTION_LIMIT, config->limits.max_connections_per_ip,
+                        MHD_OPTION_CONNECTION_TIMEOUT, config->limits.connection_timeout_sec,
+                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, config->limits.connection_memory,
+                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                        MHD_OPTION_END);
+        if (!s->mhd)
+                return log_error_errno(EIO, "Failed to start the HTTP engine (libmicrohttpd).");
+
+        info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return -EIO;
+        r = sd_event_add_io(event, &s->io_source, info->epoll_fd, EPOLLIN, on_io, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(event, &s->timer_source, CLOCK_MONOTONIC, 0, 1000, on_timer, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
+        r = sd_event_add_defer(event, &s->defer_source, on_defer, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_OFF);
+        http_server_rearm(s);
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+HttpServer *http_server_free(HttpServer *s) {
+        if (!s)
+                return NULL;
+        if (s->mhd)
+                MHD_stop_daemon(s->mhd);
+        sd_event_source_disable_unref(s->io_source);
+        sd_event_source_disable_unref(s->timer_source);
+        sd_event_source_disable_unref(s->defer_source);
+        safe_close(s->listen_fd);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+void http_server_quiesce(HttpServer *s) {
+        MHD_socket fd;
+
+        if (s->quiesced)
+                return;
+        s->quiesced = true;
+        fd = MHD_quiesce_daemon(s->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+                s->listen_fd = fd;
+        http_server_kick(s);
+}
+
+unsigned http_server_n_requests(HttpServer *s) {
+        return s->n_requests;
+}

@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox/cgroup.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+/* v1 controllers, in the order used; the first is where processes are listed. */
+enum { V1_MEMORY, V1_PIDS, V1_CPU, V1_CPUACCT, V1_FREEZER, _V1_MAX };
+static const char *const v1_names[_V1_MAX] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
+
+struct CgroupManager {
+        CgroupVersion version;
+        pid_t self_pid;
+        /* v2: [0] only. v1: one per controller. "<mount><own>/isol8" and ".../d<pid>" */
+        char *top[_V1_MAX];
+        char *base[_V1_MAX];
+        unsigned n;
+};
+
+struct Cgroup {
+        CgroupManager *manager;
+        char *path[_V1_MAX];
+        uint64_t cpu_base_usec;   /* v2 CPU time cannot be reset: remember where a run started */
+};
+
+static int write_file(const char *dir, const char *file, const char *value) {
+        _cleanup_free_ char *p = NULL;
+        _cleanup_close_ int fd = -EBADF;
+
+        if (asprintf(&p, "%s/%s", dir, file) < 0)
+                return -ENOMEM;
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        return loop_write(fd, value, strlen(value));
+}
+
+static int read_file(const char *dir, const char *file, char **ret) {
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, file) < 0)
+                return -ENOMEM;
+        return read_full_file(p, ret, 1 << 20, NULL);
+}
+
+static int read_u64(const char *dir, const char *file, uint64_t *ret) {
+        _cleanup_free_ char *s = NULL;
+        int r = read_file(dir, file, &s);
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\n")] = 0;
+        return safe_atou64(s, ret);
+}
+
+/* "key value" lines, as in memory.events, cpu.stat, memory.oom_control, pids.events. */
+static int read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret) {
+        _cleanup_free_ char *s = NULL;
+        size_t kl = strlen(key);
+        int r = read_file(dir, file, &s);
+        if (r < 0)
+                return r;
+        for (char *line = s; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
+                        return safe_atou64_prefix(line + kl + 1, ret);
+        }
+        return -ENOENT;
+}
+
+int cgroup_self_path(const char *self_cgroup, const char *controller, char **ret) {
+        const char *line = self_cgroup;
+
+        while (line && *line) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t) (nl - line) : strlen(line);
+                _cleanup_free_ char *l = strndup(line, len);
+                char *c1, *c2;
+
+                if (!l)
+                        return -ENOMEM;
+                c1 = strchr(l, ':');
+                c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (c1 && c2) {
+                        *c2 = 0;
+                        const char *ctrls = c1 + 1;
+                        bool match;
+                        if (isempty(controller))
+                                match = streq(l, "0") && isempty(ctrls);
+                        else {
+                                match = false;
+                                _cleanup_free_ char *copy = strdup(ctrls);
+                                char *save = NULL;
+                                if (!copy)
+                                        return -ENOMEM;
+                                for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                                        if (streq(t, controller))
+                                                match = true;
+                        }
+                        if (match) {
+                                *ret = strdup(c2 + 1);
+                                return *ret ? 0 : -ENOMEM;
+                        }
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        return -ENOENT;
+}
+
+/* The v1 mount of a controller: <root>/<controller>, or a co-mounted "<root>/cpu,cpuacct". */
+static int v1_mount(const char *root, const char *self_cgroup, const char *controller, char **ret) {
+        const char *line = self_cgroup;
+        _cleanup_free_ char *p = NULL;
+
+        if (asprintf(&p, "%s/%s", root, controller) < 0)
+                return -ENOMEM;
+        if (access(p, F_OK) >= 0) {
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
+        while (line && *line) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t) (nl - line) : strlen(line);
+                _cleanup_free_ char *l = strndup(line, len);
+                char *c1 = l ? strchr(l, ':') : NULL, *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (c1 && c2) {
+                        *c2 = 0;
+                        if (strstr(c1 + 1, controller)) {
+                                free(p);
+                                if (asprintf(&p, "%s/%s", root, c1 + 1) < 0)
+                                        return -ENOMEM;
+                                if (access(p, F_OK) >= 0) {
+                                        *ret = TAKE_PTR(p);
+                                        return 0;
+                                }
+                        }
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        return -ENOENT;
+}
+
+static int mkdir_one(const char *p) {
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int v2_enable_controllers(const char *dir) {
+        /* Not every host delegates every controller: enable what is there. */
+        static const char *const ctrls[] = { "+memory", "+pids", "+cpu" };
+        _cleanup_free_ char *avail = NULL;
+        int r = 0;
+
+        (void) read_file(dir, "cgroup.controllers", &avail);
+        for (size_t i = 0; i < ELEMENTSOF(ctrls); i++) {
+                if (avail && !strstr(avail, ctrls[i] + 1))
+                        continue;
+                int k = write_file(dir, "cgroup.subtree_control", ctrls[i]);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        return r;
+}
+
+static int v2_setup(CgroupManager *m, const char *root, const char *self_cgroup) {
+        _cleanup_free_ char *own = NULL, *own_dir = NULL, *procs = NULL, *subtree = NULL;
+        int r;
+
+        r = cgroup_self_path(self_cgroup, "", &own);
+        if (r < 0)
+                return log_error_errno(r, "cgroup: cannot find own cgroup (v2): %m");
+        if (streq(own, "/"))
+                return log_error_errno(EPERM, "cgroup: the daemon runs in the root cgroup; run it in a delegated "
+                                              "cgroup (Delegate=yes) so sandboxes are not created at the root");
+        if (asprintf(&own_dir, "%s%s", root, own) < 0)
+                return -ENOMEM;
+
+        /* No internal processes in v2: move ourselves to a leaf before enabling controllers. */
+        (void) read_file(own_dir, "cgroup.subtree_control", &subtree);
+        if (!subtree || !strstr(subtree, "memory")) {
+                _cleanup_free_ char *sup = NULL;
+                char pid[32];
+                if (asprintf(&sup, "%s/supervisor", own_dir) < 0)
+                        return -ENOMEM;
+                r = mkdir_one(sup);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot create %s: %m", sup);
+                snprintf(pid, sizeof(pid), "%d", (int) m->self_pid);
+                r = write_file(sup, "cgroup.procs", pid);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot move the daemon to %s: %m", sup);
+                r = v2_enable_controllers(own_dir);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot enable controllers in %s (is the cgroup delegated?): %m", own_dir);
+        }
+        if (asprintf(&m->top[0], "%s/isol8", own_dir) < 0 ||
+            asprintf(&m->base[0], "%s/d%d", m->top[0], (int) m->self_pid) < 0)
+                return -ENOMEM;
+        r = mkdir_one(m->top[0]);
+        if (r < 0)
+                return log_error_errno(r, "cgroup: cannot create %s: %m", m->top[0]);
+        (void) v2_enable_controllers(m->top[0]);
+        r = mkdir_one(m->base[0]);
+        if (r < 0)
+                return log_error_errno(r, "cgroup: cannot create %s: %m", m->base[0]);
+        (void) v2_enable_controllers(m->base[0]);
+        m->n = 1;
+        return 0;
+}
+
+static int v1_setup(CgroupManager *m, const char *root, const char *self_cgroup) {
+        for (unsigned i = 0; i < _V1_MAX; i++) {
+                _cleanup_free_ char *mnt = NULL, *own = NULL;
+                int r;
+
+                r = v1_mount(root, self_cgroup, v1_names[i], &mnt);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: the v1 %s controller is not mounted below %s: %m", v1_names[i], root);
+                r = cgroup_self_path(self_cgroup, v1_names[i], &own);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot find own %s cgroup: %m", v1_names[i]);
+                if (asprintf(&m->top[i], "%s%s%sisol8", mnt, own, endswith(own, "/") ? "" : "/") < 0 ||
+                    asprintf(&m->base[i], "%s/d%d", m->top[i], (int) m->self_pid) < 0)
+                        return -ENOMEM;
+                r = mkdir_one(m->top[i]);
+                if (r >= 0)
+                        r = mkdir_one(m->base[i]);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot create %s: %m", m->base[i]);
+        }
+        m->n = _V1_MAX;
+        return 0;
+}
+
+int cgroup_manager_new(CgroupManager **ret, const char *root, CgroupVersion version,
+                       const char *self_cgroup, pid_t self_pid) {
+        _cleanup_(cgroup_manager_freep) CgroupManager *m = NULL;
+        int r;
+
+        if (version == 0) {
+                struct statfs sfs;
+                _cleanup_free_ char *mem = NULL;
+                if (statfs(root, &sfs) < 0)
+                        return -errno;
+                if ((uint64_t) sfs.f_type == CGROUP2_SUPER_MAGIC)
+                        version = CGROUP_V2;
+                else if (asprintf(&mem, "%s/memory", root) >= 0 && access(mem, F_OK) >= 0)
+                        version = CGROUP_V1;
+                else
+                        return log_error_errno(EOPNOTSUPP, "cgroup: neither a unified hierarchy nor a v1 memory controller at %s", root);
+        }
+        m = calloc(1, sizeof(CgroupManager));
+        if (!m)
+                return -ENOMEM;
+        m->version = version;
+        m->self_pid = self_pid;
+        r = version == CGROUP_V2 ? v2_setup(m, root, self_cgroup) : v1_setup(m, root, self_cgroup);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+CgroupManager *cgroup_manager_free(CgroupManager *m) {
+        if (!m)
+                return NULL;
+        for (unsigned i = 0; i < _V1_MAX; i++) {
+                if (m->base[i])
+                        (void) rmdir(m->base[i]);
+                free(m->base[i]);
+                free(m->top[i]);
+        }
+        free(m);
+        return NULL;
+}
+
+CgroupVersion cgroup_manager_version(CgroupManager *m) {
+        return m->version;
+}
+
+const char *cgroup_manager_base(CgroupManager *m) {
+        return m->base[0];
+}
+
+static int kill_procs_in(const char *dir, pid_t except) {
+        _cleanup_free_ char *s = NULL;
+        int n = 0;
+
+        if (read_file(dir, "cgroup.procs", &s) < 0)
+                return 0;
+        for (char *save = NULL, *t = strtok_r(s, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+                uint64_t pid;
+                if (safe_atou64(t, &pid) < 0 || pid == 0 || (pid_t) pid == except)
+                        continue;
+                if (kill((pid_t) pid, SIGKILL) >= 0)
+                        n++;
+        }
+        return n;
+}
+
+static void wait_frozen(const char *dir, CgroupVersion v) {
+        /* Freezing is asynchronous; wait a bounded while for it to settle. */
+        for (int i = 0; i < 200; i++) {
+                _cleanup_free_ char *s = NULL;
+                if (v == CGROUP_V2) {
+                        uint64_t frozen;
+                        if (read_keyed(dir, "cgroup.events", "frozen", &frozen) < 0 || frozen == 1)
+                                return;
+                } else {
+                        if (read_file(dir, "freezer.state", &s) < 0 || startswith(s, "FROZEN"))
+                                return;
+                }
+                struct timespec ts = { 0, 100000 };
+                nanosleep(&ts, NULL);
+        }
+}
+
+static int kill_all_at(CgroupManager *m, char *const *path, pid_t except) {
+        const char *procs_dir = path[0];
+        const char *freezer = m->version == CGROUP_V2 ? path[0] : path[V1_FREEZER];
+        const char *ffile = m->version == CGROUP_V2 ? "cgroup.freeze" : "freezer.state";
+        int n = 0;
+
+        (void) write_file(freezer, ffile, m->version == CGROUP_V2 ? "1" : "FROZEN");
+        wait_frozen(freezer, m->version);
+        for (int round = 0; round < 8; round++) {
+                int k = kill_procs_in(procs_dir, except);
+                if (m->version == CGROUP_V1)
+                        for (unsigned i = 1; i < _V1_MAX; i++)
+                                k += kill_procs_in(path[i], except);
+                n += k;
+                if (k == 0)
+                        break;
+        }
+        (void) write_file(freezer, ffile, m->version == CGROUP_V2 ? "0" : "THAWED");
+        return n;
+}
+
+static int rmdir_tree(const char *dir) {
+        _cleanup_(closedirp_helper) DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *sub = NULL;
+                if (de->d_type != DT_DIR || streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (asprintf(&sub, "%s/%s", dir, de->d_name) < 0)
+                        return -ENOMEM;
+                (void) rmdir_tree(sub);
+        }
+        if (rmdir(dir) < 0 && errno != ENOENT) {
+                /* A fake tree in tests holds regular files: remove them too. */
+                if (errno == ENOTEMPTY) {
+                        rewinddir(d);
+                        while ((de = readdir(d)))
+                                if (de->d_type == DT_REG)
+                                        (void) unlinkat(dirfd(d), de->d_name, 0);
+                        if (rmdir(dir) >= 0)
+                                return 0;
+                }
+                return -errno;
+        }
+        return 0;
+}
+
+static void kill_tree(CgroupManager *m, const char *rel) {
+        char *paths[_V1_MAX] = {};
+        for (unsigned i = 0; i < m->n; i++)
+                if (asprintf(&paths[i], "%s/%s", m->top[i], rel) < 0)
+                        paths[i] = NULL;
+        /* Kill in every sandbox directory of the dead daemon, then remove them. */
+        for (unsigned i = 0; i < m->n; i++) {
+                _cleanup_(closedirp_helper) DIR *d = paths[i] ? opendir(paths[i]) : NULL;
+                struct dirent *de;
+                if (!d)
+                        continue;
+                while ((de = readdir(d))) {
+                        _cleanup_free_ char *sub = NULL;
+                        if (de->d_type != DT_DIR || de->d_name[0] == '.')
+                                continue;
+                        if (asprintf(&sub, "%s/%s", paths[i], de->d_name) < 0)
+                                continue;
+                        if (i == 0) {
+                                char *sp[_V1_MAX] = {};
+                                for (unsigned j = 0; j < m->n; j++)
+                                        if (asprintf(&sp[j], "%s/%s/%s", m->top[j], rel, de->d_name) < 0)
+                                                sp[j] = NULL;
+                                bool ok = true;
+                                for (unsigned j = 0; j < m->n; j++)
+                                        ok = ok && sp[j];
+                                if (ok)
+                                        (void) kill_all_at(m, sp, 0);
+                                for (unsigned j = 0; j < m->n; j++)
+                                        free(sp[j]);
+                        }
+                }
+        }
+        for (unsigned i = 0; i < m->n; i++) {
+                if (paths[i]) {
+                        /* Give the kernel a moment to empty the groups of the killed processes. */
+                        for (int tries = 0; tries < 100 && rmdir_tree(paths[i]) == -EBUSY; tries++) {
+                                struct timespec ts = { 0, 1000000 };
+                                nanosleep(&ts, NULL);
+                        }
+                }
+                free(paths[i]);
+        }
+}
+
+int cgroup_manager_reclaim(CgroupManager *m) {
+        _cleanup_(closedirp_helper) DIR *d = opendir(m->top[0]);
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                uint64_t pid;
+                char comm_path[64];
+                _cleanup_free_ char *comm = NULL;
+
+                if (de->d_type != DT_DIR || de->d_name[0] != 'd' || safe_atou64(de->d_name + 1, &pid) < 0)
+                        continue;
+                if ((pid_t) pid == m->self_pid)
+                        continue;
+                /* A live isol8 daemon owns it: leave it alone. */
+                snprintf(comm_path, sizeof(comm_path), "/proc/%" PRIu64 "/comm", pid);
+                if (read_one_line_file_at(AT_FDCWD, comm_path, &comm) >= 0 && streq(comm, "isol8"))
+                        continue;
+                log_info("cgroup: reclaiming sandboxes left by daemon %" PRIu64, pid);
+                kill_tree(m, de->d_name);
+                n++;
+        }
+        return n;
+}
+
+int cgroup_create(CgroupManager *m, const char *name, Cgroup **ret) {
+        _cleanup_(cgroup_destroyp) Cgroup *cg = NULL;
+
+        cg = calloc(1, sizeof(Cgroup));
+        if (!cg)
+                return -ENOMEM;
+        cg->manager = m;
+        for (unsigned i = 0; i < m->n; i++) {
+                int r;
+                if (asprintf(&cg->path[i], "%s/%s", m->base[i], name) < 0)
+                        return -ENOMEM;
+                r = mkdir_one(cg->path[i]);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot create %s: %m", cg->path[i]);
+        }
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+Cgroup *cgroup_destroy(Cgroup *cg) {
+        if (!cg)
+                return NULL;
+        if (cg->path[0])
+                (void) kill_all_at(cg->manager, cg->path, 0);
+        for (unsigned i = 0; i < cg->manager->n; i++) {
+                if (!cg->path[i])
+                        continue;
+                for (int tries = 0; tries < 200; tries++) {
+                        int r = rmdir_tree(cg->path[i]);
+                        if (r != -EBUSY)
+                                break;
+                        struct timespec ts = { 0, 500000 };
+                        nanosleep(&ts, NULL);
+                }
+                free(cg->path[i]);
+        }
+        free(cg);
+        return NULL;
+}
+
+int cgroup_attach(Cgroup *cg, pid_t pid) {
+        char s[32];
+        snprintf(s, sizeof(s), "%d", (int) pid);
+        for (unsigned i = 0; i < cg->manager->n; i++) {
+                int r = write_file(cg->path[i], "cgroup.procs", s);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot attach %d to %s: %m", (int) pid, cg->path[i]);
+        }
+        return 0;
+}
+
+int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
+        char buf[64];
+        int r;
+
+        if (cg->manager->version == CGROUP_V2) {
+                const char *p = cg->path[0];
+                if (memory > 0)
+                        snprintf(buf, sizeof(buf), "%" PRIu64, memory);
+                r = write_file(p, "memory.max", memory > 0 ? buf : "max");
+                if (r < 0)
+                        return r;
+                (void) write_file(p, "memory.swap.max", "0");
+                if (pids > 0)
+                        snprintf(buf, sizeof(buf), "%" PRIu64, pids);
+                r = write_file(p, "pids.max", pids > 0 ? buf : "max");
+                if (r < 0)
+                        return r;
+                if (cpu > 0)
+                        snprintf(buf, sizeof(buf), "%" PRIu64 " 100000", (uint64_t) (cpu * 100000));
+                return write_file(p, "cpu.max", cpu > 0 ? buf : "max 100000");
+        }
+
+        snprintf(buf, sizeof(buf), "%" PRId64, memory > 0 ? (int64_t) memory : (int64_t) -1);
+        /* The combined limit must never sit below the plain one: order the writes accordingly. */
+        (void) write_file(cg->path[V1_MEMORY], "memory.memsw.limit_in_bytes", "-1");
+        r = write_file(cg->path[V1_MEMORY], "memory.limit_in_bytes", buf);
+        if (r < 0)
+                return r;
+        (void) write_file(cg->path[V1_MEMORY], "memory.memsw.limit_in_bytes", buf);
+        (void) write_file(cg->path[V1_MEMORY], "memory.swappiness", "0");
+        if (pids > 0)
+                snprintf(buf, sizeof(buf), "%" PRIu64, pids);
+        r = write_file(cg->path[V1_PIDS], "pids.max", pids > 0 ? buf : "max");
+        if (r < 0)
+                return r;
+        (void) write_file(cg->path[V1_CPU], "cpu.cfs_period_us", "100000");
+        snprintf(buf, sizeof(buf), "%" PRId64, cpu > 0 ? (int64_t) (cpu * 100000) : (int64_t) -1);
+        return write_file(cg->path[V1_CPU], "cpu.cfs_quota_us", buf);
+}
+
+int cgroup_read_stats(Cgroup *cg, CgroupStats *ret) {
+        CgroupStats s = {};
+
+        if (cg->manager->version == CGROUP_V2) {
+                const char *p = cg->path[0];
+                uint64_t usage = 0;
+                (void) read_keyed(p, "cpu.stat", "usage_usec", &usage);
+                s.cpu_usec = usage >= cg->cpu_base_usec ? usage - cg->cpu_base_usec : 0;
+                (void) read_u64(p, "memory.current", &s.memory_bytes);
+                if (read_u64(p, "memory.peak", &s.memory_peak_bytes) < 0)
+                        s.memory_peak_bytes = s.memory_bytes;
+                (void) read_keyed(p, "memory.events", "oom_kill", &s.oom_kills);
+                (void) read_keyed(p, "pids.events", "max", &s.pids_max_events);
+        } else {
+                uint64_t ns = 0;
+                (void) read_u64(cg->path[V1_CPUACCT], "cpuacct.usage", &ns);
+                s.cpu_usec = ns / 1000;
+                (void) read_u64(cg->path[V1_MEMORY], "memory.usage_in_bytes", &s.memory_bytes);
+                (void) read_u64(cg->path[V1_MEMORY], "memory.max_usage_in_bytes", &s.memory_peak_bytes);
+                (void) read_keyed(cg->path[V1_MEMORY], "memory.oom_control", "oom_kill", &s.oom_kills);
+                (void) read_keyed(cg->path[V1_PIDS], "pids.events", "max", &s.pids_max_events);
+        }
+        *ret = s;
+        return 0;
+}
+
+void cgroup_reset_counters(Cgroup *cg) {
+        if (cg->manager->version == CGROUP_V2) {
+                uint64_t usage = 0;
+                (void) write_file(cg->path[0], "memory.peak", "reset");
+                (void) read_keyed(cg->path[0], "cpu.stat", "usage_usec", &usage);
+                cg->cpu_base_usec = usage;
+        } else {
+                (void) write_file(cg->path[V1_MEMORY], "memory.max_usage_in_bytes", "0");
+                (void) write_file(cg->path[V1_CPUACCT], "cpuacct.usage", "0");
+        }
+}
+
+int cgroup_kill_all(Cgroup *cg, pid_t except) {
+        return kill_all_at(cg->manager, cg->path, except);
+}
+
+int cgroup_count_procs(Cgroup *cg) {
+        _cleanup_free_ char *s = NULL;
+        int n = 0;
+        if (read_file(cg->path[0], "cgroup.procs", &s) < 0)
+                return 0;
+        for (char *p = s; *p; p++)
+                if (*p == '\n')
+                        n++;
+        return n;
+}

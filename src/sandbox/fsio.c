@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sandbox/fsio.h"
+#include "shared/util.h"
+
+static int openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) {
+        struct open_how how = {
+                .flags = (uint64_t) flags | O_CLOEXEC | O_NOCTTY,
+                .mode = (flags & O_CREAT) ? mode : 0,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+        };
+        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        return fd < 0 ? -errno : (int) fd;
+}
+
+/* Opens the top directory (/sandbox or /tmp) of a normalised path and returns the rest. */
+static int open_top(int root_fd, const char *path, const char **ret_rest) {
+        const char *rest;
+        const char *top;
+
+        if ((rest = startswith(path, "/sandbox")))
+                top = "sandbox";
+        else if ((rest = startswith(path, "/tmp")))
+                top = "tmp";
+        else
+                return -EINVAL;
+        if (*rest != 0 && *rest != '/')
+                return -EINVAL;
+        while (*rest == '/')
+                rest++;
+        *ret_rest = rest;
+        /* The top directory itself is a mount point in the sandbox: cross onto it only here. */
+        return RET_NERRNO(openat(root_fd, top, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+int sandbox_mkdir_p(int root_fd, const char *path, uid_t uid, gid_t gid) {
+        _cleanup_close_ int dir = -EBADF;
+        _cleanup_free_ char *copy = NULL;
+        const char *rest;
+        char *save = NULL;
+
+        dir = open_top(root_fd, path, &rest);
+        if (dir < 0)
+                return dir;
+        copy = strdup(rest);
+        if (!copy)
+                return -ENOMEM;
+        for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+                int next;
+                if (mkdirat(dir, t, 0755) >= 0) {
+                        int k = openat2_beneath(dir, t, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                        if (k >= 0)
+                                (void) fchownat(k, "", uid, gid, AT_EMPTY_PATH);
+                        next = k;
+                } else if (errno == EEXIST)
+                        next = openat2_beneath(dir, t, O_PATH | O_DIRECTORY, 0);
+                else
+                        return -errno;
+                if (next < 0)
+                        return next;
+                safe_close(dir);
+                dir = next;
+        }
+        return 0;
+}
+
+static int open_parent(int root_fd, const char *path, uid_t uid, gid_t gid, bool create, const char **ret_name) {
+        _cleanup_free_ char *parent = NULL;
+        _cleanup_close_ int top = -EBADF;
+        const char *slash = strrchr(path, '/');
+        const char *rest;
+        int r;
+
+        if (!slash || !slash[1])
+                return -EINVAL;
+        parent = strndup(path, (size_t) (slash - path));
+        if (!parent)
+                return -ENOMEM;
+        if (create && !streq(parent, "/sandbox") && !streq(parent, "/tmp")) {
+                r = sandbox_mkdir_p(root_fd, parent, uid, gid);
+                if (r < 0)
+                        return r;
+        }
+        top = open_top(root_fd, parent, &rest);
+        if (top < 0)
+                return top;
+        *ret_name = slash + 1;
+        if (!*rest)
+                return TAKE_FD(top);
+        return openat2_beneath(top, rest, O_PATH | O_DIRECTORY, 0);
+}
+
+int sandbox_write_file(int root_fd, const char *path, const void *data, size_t size, uid_t uid, gid_t gid, mode_t mode) {
+        _cleanup_close_ int dir = -EBADF, fd = -EBADF;
+        const char *name;
+        struct stat st;
+        int r;
+
+        dir = open_parent(root_fd, path, uid, gid, true, &name);
+        if (dir < 0)
+                return dir;
+        /* O_NOFOLLOW: a planted symlink is refused, not followed; O_NONBLOCK: a FIFO cannot hang us. */
+        fd = openat2_beneath(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK, mode);
+        if (fd == -ENXIO)
+                return -EPERM;  /* a FIFO without a reader */
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EPERM;
+        if (st.st_nlink > 1)
+                return -EPERM;  /* a hard link planted by the program: never write through it */
+        if (ftruncate(fd, 0) < 0)
+                return -errno;
+        r = loop_write(fd, data, size);
+        if (r < 0)
+                return r;
+        if (fchown(fd, uid, gid) < 0)
+                return -errno;
+        return 0;
+}
+
+int sandbox_read_file(int root_fd, const char *path, size_t max, void **ret, size_t *ret_size) {
+        _cleanup_close_ int dir = -EBADF, fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        const char *name;
+        struct stat st;
+        size_t done = 0;
+
+        dir = open_parent(root_fd, path, 0, 0, false, &name);
+        if (dir < 0)
+                return dir;
+        fd = openat2_beneath(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EPERM;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (done < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + done, (size_t) st.st_size - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                done += (size_t) n;
+        }
+        buf[done] = 0;
+        *ret_size = done;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}

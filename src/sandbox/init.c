@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: MIT */
+/* The init process of a sandbox: runs as root of its own user namespace and PID 1 of its own
+ * pid namespace. It builds the sandbox's file system once, then serves run requests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox/protocol.h"
+#include "sandbox/sandbox.h"
+#include "shared/util.h"
+
+static int init_sock = -1;
+
+static void send_msg(uint32_t type, int32_t value, const char *fmt, ...) _printf_(3, 4);
+static void send_msg(uint32_t type, int32_t value, const char *fmt, ...) {
+        InitMessage m = { .type = type, .value = value };
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(m.text, sizeof(m.text), fmt, ap);
+                va_end(ap);
+        }
+        while (send(init_sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+                ;
+}
+
+_Noreturn static void fail(int error, const char *what) {
+        send_msg(INIT_MSG_READY, error < 0 ? error : -error, "%s: %s", what, strerror(error < 0 ? -error : error));
+        _exit(1);
+}
+
+static unsigned long mount_flags_of(const char *path) {
+        struct statvfs sv;
+        unsigned long f = 0;
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        /* Keep the flags the kernel locks for a mount inherited into a user namespace. */
+        if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+        if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+        if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+        if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+        return f;
+}
+
+/* Read-only, nosuid, nodev bind of a host path at the same place below the new root. */
+static int bind_ro(const char *src, const char *dst, bool dir) {
+        if (dir) {
+                if (mkdir_p(dst, 0755) < 0)
+                        return -errno;
+        } else {
+                int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return -errno;
+                close(fd);
+        }
+        if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return -errno;
+        if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | mount_flags_of(src), NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+static int mount_tmpfs(const char *where, unsigned long flags, const char *base_opts, uint64_t size) {
+        char opts[128];
+        snprintf(opts, sizeof(opts), "%s,size=%llu", base_opts, (unsigned long long) size);
+        return RET_NERRNO(mount("tmpfs", where, "tmpfs", flags, opts));
+}
+
+static int mount_sandbox(uint64_t size) {
+        return mount_tmpfs("/sandbox", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000", size);
+}
+
+static int mount_tmp(uint64_t size) {
+        return mount_tmpfs("/tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", size);
+}
+
+static int mount_shm(void) {
+        return mount_tmpfs("/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", UINT64_C(64) << 20);
+}
+
+static int write_text(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int r;
+        if (fd < 0)
+                return -errno;
+        r = loop_write(fd, text, strlen(text));
+        close(fd);
+        return r;
+}
+
+static int setup_dev(void) {
+        static const char *const nodes[] = { "null", "zero", "full", "random", "urandom" };
+        int r;
+
+        if (mkdir("dev", 0755) < 0)
+                return -errno;
+        r = RET_NERRNO(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"));
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                char src[64], dst[64];
+                int fd;
+                snprintf(src, sizeof(src), "/dev/%s", nodes[i]);
+                snprintf(dst, sizeof(dst), "dev/%s", nodes[i]);
+                fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+                if (fd < 0)
+                        return -errno;
+                close(fd);
+                if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+                        return -errno;
+                if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC | mount_flags_of(src), NULL) < 0)
+                        return -errno;
+        }
+        if (symlink("/proc/self/fd", "dev/fd") < 0 || symlink("/proc/self/fd/0", "dev/stdin") < 0 ||
+            symlink("/proc/self/fd/1", "dev/stdout") < 0 || symlink("/proc/self/fd/2", "dev/stderr") < 0)
+                return -errno;
+        if (mkdir("dev/shm", 01777) < 0)
+                return -errno;
+        r = RET_NERRNO(mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=67108864"));
+        if (r < 0)
+                return r;
+        return RET_NERRNO(mount(NULL, "dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"));
+}
+
+static int setup_etc(void) {
+        static const char *const host_files[] = { "/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types" };
+        static const char *const host_dirs[] = { "/etc/ssl", "/etc/ca-certificates", "/etc/alternatives" };
+        int r;
+
+        if (mkdir("etc", 0755) < 0)
+                return -errno;
+        if ((r = write_text("etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                          "sandbox:x:1000:1000:sandbox:/sandbox:/bin/bash\n"
+                                          "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")) < 0 ||
+            (r = write_text("etc/group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n")) < 0 ||
+            (r = write_text("etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n")) < 0 ||
+            (r = write_text("etc/hostname", "sandbox\n")) < 0 ||
+            (r = write_text("etc/resolv.conf", "")) < 0 ||
+            (r = write_text("etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n")) < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(host_files); i++)
+                if (access(host_files[i], F_OK) >= 0 && (r = bind_ro(host_files[i], host_files[i] + 1, false)) < 0)
+                        return r;
+        for (size_t i = 0; i < ELEMENTSOF(host_dirs); i++)
+                if (access(host_dirs[i], F_OK) >= 0 && (r = bind_ro(host_dirs[i], host_dirs[i] + 1, true)) < 0)
+                        return r;
+        return 0;
+}
+
+static int loopback_up(void) {
+        struct ifreq ifr = {};
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                r = -errno;
+        else {
+                ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+                if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+                        r = -errno;
+        }
+        close(fd);
+        return r;
+}
+
+static void setup_root(const InitParams *p) {
+        static const char *const links[][2] = {
+                { "usr/bin", "bin" }, { "usr/sbin", "sbin" }, { "usr/lib", "lib" },
+                { "usr/lib64", "lib64" }, { "usr/lib32", "lib32" },
+        };
+        int r;
+
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                fail(errno, "make mounts private");
+        if (mount("tmpfs", p->root_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576") < 0)
+                fail(errno, "mount root tmpfs");
+        if (chdir(p->root_dir) < 0)
+                fail(errno, "enter root");
+        if ((r = bind_ro("/usr", "usr", true)) < 0)
+                fail(r, "bind /usr");
+        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                char host[64];
+                snprintf(host, sizeof(host), "/%s", links[i][1]);
+                if (access(host, F_OK) >= 0 && symlink(links[i][0], links[i][1]) < 0)
+                        fail(errno, "symlink");
+        }
+        for (const char *const *d = p->bind_dirs; d && *d; d++)
+                if ((r = bind_ro(*d, *d + 1, true)) < 0)
+                        fail(r, "bind runtime directory");
+        if ((r = setup_etc()) < 0)
+                fail(r, "populate /etc");
+        if (mkdir("proc", 0555) < 0)
+                fail(errno, "mkdir /proc");
+        /* Before pivot_root: once the old root is detached the kernel refuses a new proc. */
+        if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                fail(errno, "mount /proc");
+        if ((r = setup_dev()) < 0)
+                fail(r, "populate /dev");
+        if (mkdir("sandbox", 0755) < 0 || mkdir("tmp", 01777) < 0 || mkdir("root", 0700) < 0)
+                fail(errno, "mkdir");
+        if (mount_tmpfs("sandbox", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000", p->sandbox_bytes) < 0)
+                fail(errno, "mount /sandbox");
+        if (mount_tmpfs("tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", p->tmp_bytes) < 0)
+                fail(errno, "mount /tmp");
+
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                fail(errno, "pivot_root");
+        if (umount2(".", MNT_DETACH) < 0)
+                fail(errno, "detach old root");
+        if (chdir("/") < 0)
+                fail(errno, "chdir /");
+        if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+                fail(errno, "make root read-only");
+}
+
+static int set_root_readonly(bool ro) {
+        return RET_NERRNO(mount(NULL, "/", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), NULL));
+}
+
+static pid_t main_pid = 0;
+static bool root_ro = true;
+static uint64_t cur_sandbox_bytes, cur_tmp_bytes;
+
+/* Kills every process in the namespace but init, and reaps them. */
+static void kill_all(void) {
+        for (;;) {
+                int status;
+                pid_t p;
+                if (kill(-1, SIGKILL) < 0 && errno == ESRCH)
+                        break;
+                p = waitpid(-1, &status, 0);
+                if (p < 0 && errno == ECHILD)
+                        break;
+                if (p == main_pid) {
+                        /* reported by the caller */
+                }
+        }
+}
+
+static int reset_mounts(uint64_t sandbox_bytes, uint64_t tmp_bytes) {
+        int r;
+        if (umount2("/sandbox", MNT_DETACH) < 0 || umount2("/tmp", MNT_DETACH) < 0 || umount2("/dev/shm", MNT_DETACH) < 0)
+                return -errno;
+        if ((r = mount_sandbox(sandbox_bytes)) < 0 || (r = mount_tmp(tmp_bytes)) < 0 || (r = mount_shm()) < 0)
+                return r;
+        cur_sandbox_bytes = sandbox_bytes;
+        cur_tmp_bytes = tmp_bytes;
+        return 0;
+}
+
+static int resize(const char *where, uint64_t size, bool noexec) {
+        char opts[64];
+        snprintf(opts, sizeof(opts), "size=%llu", (unsigned long long) size);
+        return RET_NERRNO(mount(NULL, where, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (noexec ? MS_NOEXEC : 0), opts));
+}
+
+_Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **envp, int fds[3], const SeccompProgram *seccomp) {
+        struct rlimit rl;
+        sigset_t all;
+        int r;
+
+        /* Fresh SysV IPC for every run, so nothing carries over between runs of a reused sandbox. */
+        if (unshare(CLONE_NEWIPC) < 0)
+                goto fail_errno;
+        if (setsid() < 0)
+                goto fail_errno;
+        for (int i = 0; i < 3; i++)
+                if (dup2(fds[i], i) < 0)
+                        goto fail_errno;
+        if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
+                goto fail_errno;
+
+        rl = (struct rlimit) { 0, 0 };
+        (void) setrlimit(RLIMIT_CORE, &rl);
+        rl = (struct rlimit) { h->fsize_limit, h->fsize_limit };
+        (void) setrlimit(RLIMIT_FSIZE, &rl);
+        rl = (struct rlimit) { 1024, 1024 };
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+
+        for (int s = 1; s < _NSIG; s++)
+                (void) signal(s, SIG_DFL);
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+
+        if (setgroups(0, NULL) < 0 || setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0 ||
+            setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0)
+                goto fail_errno;
+        if (chdir(h->cwd) < 0) {
+                dprintf(2, "isol8: cannot enter working directory %s: %s\n", h->cwd, strerror(errno));
+                _exit(127);
+        }
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                goto fail_errno;
+        if (h->seccomp && (r = seccomp_program_install(seccomp)) < 0) {
+                errno = -r;
+                goto fail_errno;
+        }
+        execve(argv[0], argv, envp);
+        dprintf(2, "isol8: cannot execute %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+fail_errno:
+        dprintf(2, "isol8: sandbox setup failed: %s\n", strerror(errno));
+        _exit(127);
+}
+
+static void handle_run(int fds[4], const SeccompProgram *seccomp) {
+        _cleanup_free_ char *blob = NULL;
+        RunSpecHeader h;
+        char **argv = NULL, **envp = NULL;
+        struct stat st;
+        size_t off;
+        pid_t pid;
+        int r = 0;
+
+        if (main_pid > 0) {
+                send_msg(INIT_MSG_STARTED, -EBUSY, "a program is already running");
+                goto out;
+        }
+        if (fstat(fds[0], &st) < 0 || (size_t) st.st_size < sizeof(h) || st.st_size > (64 << 20)) {
+                send_msg(INIT_MSG_STARTED, -EINVAL, "bad run spec");
+                goto out;
+        }
+        blob = malloc((size_t) st.st_size + 1);
+        if (!blob || pread(fds[0], blob, (size_t) st.st_size, 0) != st.st_size) {
+                send_msg(INIT_MSG_STARTED, -EIO, "cannot read run spec");
+                goto out;
+        }
+        blob[st.st_size] = 0;
+        memcpy(&h, blob, sizeof(h));
+        h.cwd[sizeof(h.cwd) - 1] = 0;
+        argv = calloc(h.argc + 1, sizeof(char *));
+        envp = calloc(h.envc + 1, sizeof(char *));
+        if (!argv || !envp || h.argc == 0) {
+                send_msg(INIT_MSG_STARTED, -EINVAL, "bad run spec");
+                goto out;
+        }
+        off = sizeof(h);
+        for (uint32_t i = 0; i < h.argc + h.envc; i++) {
+                if (off >= (size_t) st.st_size) {
+                        send_msg(INIT_MSG_STARTED, -EINVAL, "truncated run spec");
+                        goto out;
+                }
+                if (i < h.argc)
+                        argv[i] = blob + off;
+                else
+                        envp[i - h.argc] = blob + off;
+                off += strlen(blob + off) + 1;
+        }
+
+        if (h.sandbox_bytes != cur_sandbox_bytes) {
+                r = resize("/sandbox", h.sandbox_bytes, false);
+                if (r >= 0)
+                        cur_sandbox_bytes = h.sandbox_bytes;
+        }
+        if (r >= 0 && h.tmp_bytes != cur_tmp_bytes) {
+                r = resize("/tmp", h.tmp_bytes, true);
+                if (r >= 0)
+                        cur_tmp_bytes = h.tmp_bytes;
+        }
+        if (r >= 0 && (bool) h.readonly_rootfs != root_ro) {
+                r = set_root_readonly(h.readonly_rootfs);
+                if (r >= 0)
+                        root_ro = h.readonly_rootfs;
+        }
+        if (r < 0) {
+                send_msg(INIT_MSG_STARTED, r, "cannot apply sandbox sizes: %s", strerror(-r));
+                goto out;
+        }
+
+        pid = fork();
+        if (pid < 0) {
+                send_msg(INIT_MSG_STARTED, -errno, "fork: %s", strerror(errno));
+                goto out;
+        }
+        if (pid == 0)
+                child_exec(&h, argv, envp, fds + 1, seccomp);
+        main_pid = pid;
+        send_msg(INIT_MSG_STARTED, pid, NULL);
+out:
+        free(argv);
+        free(envp);
+        for (int i = 0; i < 4; i++)
+                safe_close(fds[i]);
+}
+
+static void reap(void) {
+        for (;;) {
+                int status;
+                pid_t p = waitpid(-1, &status, WNOHANG);
+                if (p <= 0)
+                        return;
+                if (p == main_pid) {
+                        /* The run is over when its main process is: end whatever it left. */
+                        main_pid = 0;
+                        kill_all();
+                        send_msg(INIT_MSG_EXITED, status, NULL);
+                }
+        }
+}
+
+static int receive(InitMessage *m, int fds[4], size_t *n_fds) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { m, sizeof(*m) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+        ssize_t n;
+
+        *n_fds = 0;
+        n = recvmsg(init_sock, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        memcpy(fds, CMSG_DATA(c), MIN(k, (size_t) 4) * sizeof(int));
+                        *n_fds = MIN(k, (size_t) 4);
+                }
+        return n == sizeof(*m) ? 1 : 0;
+}
+
+_Noreturn void sandbox_init_main(const InitParams *p) {
+        sigset_t mask;
+        struct pollfd pfd[2];
+        char c;
+        int sfd, r;
+
+        init_sock = p->sock;
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        (void) prctl(PR_SET_NAME, "isol8-init");
+
+        /* Wait until the daemon has written our uid/gid maps and placed us in our cgroup. */
+        if (read(p->sync_fd, &c, 1) != 1)
+                _exit(1);
+        close(p->sync_fd);
+        if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
+                fail(errno, "become root of the user namespace");
+        /* The cgroup namespace is made after the move, so its root is the sandbox's cgroup. */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                fail(errno, "unshare cgroup namespace");
+        if (sethostname("sandbox", 7) < 0)
+                fail(errno, "sethostname");
+        if (!p->share_network && (r = loopback_up()) < 0)
+                fail(r, "bring up loopback");
+        setup_root(p);
+        cur_sandbox_bytes = p->sandbox_bytes;
+        cur_tmp_bytes = p->tmp_bytes;
+
+        /* Nothing of the daemon's stays open: not its listening socket, bus or journal. */
+        if (dup3(init_sock, 3, O_CLOEXEC) < 0)
+                fail(errno, "dup");
+        init_sock = 3;
+        r = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (r < 0)
+                fail(errno, "open /dev/null");
+        for (int i = 0; i < 3; i++)
+                dup2(r, i);
+        if (syscall(SYS_close_range, 4, ~0U, 0) < 0)
+                fail(errno, "close_range");
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0)
+                fail(errno, "signalfd");
+
+        send_msg(INIT_MSG_READY, 0, NULL);
+
+        pfd[0] = (struct pollfd) { .fd = init_sock, .events = POLLIN };
+        pfd[1] = (struct pollfd) { .fd = sfd, .events = POLLIN };
+        for (;;) {
+                InitMessage m;
+                int fds[4] = { -1, -1, -1, -1 };
+                size_t n_fds;
+
+                if (poll(pfd, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(1);
+                }
+                if (pfd[1].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof(si)) > 0)
+                                ;
+                        reap();
+                }
+                if (!pfd[0].revents)
+                        continue;
+                if (pfd[0].revents & (POLLHUP | POLLERR) && !(pfd[0].revents & POLLIN))
+                        _exit(0);
+                r = receive(&m, fds, &n_fds);
+                if (r < 0)
+                        _exit(0);
+                if (r == 0) {
+                        for (size_t i = 0; i < n_fds; i++)
+                                safe_close(fds[i]);
+                        continue;
+                }
+                switch (m.type) {
+                case INIT_MSG_RUN:
+                        if (n_fds != 4) {
+                                for (size_t i = 0; i < n_fds; i++)
+                                        safe_close(fds[i]);
+                                send_msg(INIT_MSG_STARTED, -EINVAL, "run request without its fds");
+                                break;
+                        }
+                        handle_run(fds, p->seccomp);
+                        break;
+                case INIT_MSG_KILL:
+                        if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
+                                break;
+                        break;
+                case INIT_MSG_SIGNAL:
+                        if (main_pid > 0 && m.value > 0 && m.value < _NSIG)
+                                (void) kill(main_pid, m.value);
+                        break;
+                case INIT_MSG_CLEAN:
+                        kill_all();
+                        main_pid = 0;
+                        r = reset_mounts(m.a, m.b);
+                        if (r >= 0 && !root_ro && set_root_readonly(true) >= 0)
+                                root_ro = true;
+                        send_msg(INIT_MSG_CLEANED, r, NULL);
+                        break;
+                default:
+                        for (size_t i = 0; i < n_fds; i++)
+                                safe_close(fds[i]);
+                        break;
+                }
+        }
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Messages between the daemon and a sandbox's init over a SOCK_SEQPACKET pair. Internal to
+ * src/sandbox/. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sandbox/seccomp.h"
+
+typedef enum InitMessageType {
+        INIT_MSG_READY = 1,    /* init -> daemon: value 0, or -errno with text */
+        INIT_MSG_RUN,          /* daemon -> init: fds [spec memfd, stdin, stdout, stderr] */
+        INIT_MSG_STARTED,      /* init -> daemon: value = pid in the sandbox */
+        INIT_MSG_EXITED,       /* init -> daemon: value = wait status */
+        INIT_MSG_KILL,         /* daemon -> init: kill every process but init */
+        INIT_MSG_SIGNAL,       /* daemon -> init: value = signal for the main process */
+        INIT_MSG_CLEAN,        /* daemon -> init: sizes of fresh /sandbox and /tmp */
+        INIT_MSG_CLEANED,      /* init -> daemon */
+} InitMessageType;
+
+typedef struct InitMessage {
+        uint32_t type;
+        int32_t value;
+        uint64_t a;
+        uint64_t b;
+        char text[200];
+} InitMessage;
+
+/* Header of the run spec written to a memfd; followed by argc + envc NUL-terminated strings. */
+typedef struct RunSpecHeader {
+        uint32_t argc;
+        uint32_t envc;
+        uint64_t fsize_limit;
+        uint64_t sandbox_bytes;
+        uint64_t tmp_bytes;
+        uint32_t readonly_rootfs;
+        uint32_t seccomp;
+        char cwd[1024];
+} RunSpecHeader;
+
+typedef struct InitParams {
+        int sock;                   /* control socket */
+        int sync_fd;                /* read end: the daemon writes one byte when maps and cgroup are set */
+        const char *root_dir;       /* empty directory to build the root in */
+        const char *const *bind_dirs; /* extra read-only directories (runtimes outside /usr) */
+        uint64_t sandbox_bytes;
+        uint64_t tmp_bytes;
+        bool share_network;
+        const SeccompProgram *seccomp;
+} InitParams;
+
+/* Runs in the cloned child; never returns. */
+_Noreturn void sandbox_init_main(const InitParams *p);

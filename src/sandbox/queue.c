@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "sandbox/queue.h"
+#include "shared/time-util.h"
+
+struct ExecQueueWaiter {
+        ExecQueue *queue;
+        ExecQueueFn cb;
+        void *userdata;
+        sd_event_source *timer;
+        ExecQueueWaiter *prev, *next;
+};
+
+struct ExecQueue {
+        sd_event *event;
+        unsigned max_concurrent;
+        unsigned max_queue;
+        uint64_t timeout_ms;
+        unsigned running;
+        unsigned pending;
+        ExecQueueWaiter *head, *tail;
+};
+
+int exec_queue_new(ExecQueue **ret, sd_event *event, unsigned max_concurrent, unsigned max_queue, uint64_t timeout_ms) {
+        ExecQueue *q = calloc(1, sizeof(ExecQueue));
+        if (!q)
+                return -ENOMEM;
+        q->event = sd_event_ref(event);
+        q->max_concurrent = max_concurrent;
+        q->max_queue = max_queue;
+        q->timeout_ms = timeout_ms;
+        *ret = q;
+        return 0;
+}
+
+static void unlink_waiter(ExecQueueWaiter *w) {
+        ExecQueue *q = w->queue;
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                q->head = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        else
+                q->tail = w->prev;
+        q->pending--;
+        sd_event_source_disable_unref(w->timer);
+}
+
+ExecQueue *exec_queue_free(ExecQueue *q) {
+        if (!q)
+                return NULL;
+        while (q->head) {
+                ExecQueueWaiter *w = q->head;
+                unlink_waiter(w);
+                w->cb(-ESHUTDOWN, w->userdata);
+                free(w);
+        }
+        sd_event_unref(q->event);
+        free(q);
+        return NULL;
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        ExecQueueWaiter *w = userdata;
+        unlink_waiter(w);
+        w->cb(-ETIMEDOUT, w->userdata);
+        free(w);
+        return 0;
+}
+
+int exec_queue_acquire(ExecQueue *q, ExecQueueFn cb, void *userdata, ExecQueueWaiter **ret) {
+        ExecQueueWaiter *w;
+        int r;
+
+        if (q->running < q->max_concurrent && !q->head) {
+                q->running++;
+                return 1;
+        }
+        if (q->pending >= q->max_queue)
+                return -EBUSY;
+        w = calloc(1, sizeof(ExecQueueWaiter));
+        if (!w)
+                return -ENOMEM;
+        w->queue = q;
+        w->cb = cb;
+        w->userdata = userdata;
+        r = sd_event_add_time_relative(q->event, &w->timer, CLOCK_MONOTONIC, q->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, w);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        w->prev = q->tail;
+        if (q->tail)
+                q->tail->next = w;
+        else
+                q->head = w;
+        q->tail = w;
+        q->pending++;
+        *ret = w;
+        return 0;
+}
+
+void exec_queue_cancel(ExecQueueWaiter *w) {
+        if (!w)
+                return;
+        unlink_waiter(w);
+        free(w);
+}
+
+void exec_queue_release(ExecQueue *q) {
+        ExecQueueWaiter *w = q->head;
+        if (!w) {
+                if (q->running > 0)
+                        q->running--;
+                return;
+        }
+        /* Hand the slot straight to the first waiter. */
+        unlink_waiter(w);
+        w->cb(0, w->userdata);
+        free(w);
+}
+
+unsigned exec_queue_running(ExecQueue *q) { return q->running; }
+unsigned exec_queue_pending(ExecQueue *q) { return q->pending; }
+unsigned exec_queue_max(ExecQueue *q) { return q->max_concurrent; }
+unsigned exec_queue_max_size(ExecQueue *q) { return q->max_queue; }
+uint64_t exec_queue_timeout_ms(ExecQueue *q) { return q->timeout_ms; }

@@ -1,0 +1,748 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox/fsio.h"
+#include "sandbox/run.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+
+#define INLINE_CODE_MAX (64 * 1024)
+#define KILL_GRACE_USEC (3 * USEC_PER_SEC)
+#define DRAIN_GRACE_USEC (2 * USEC_PER_SEC)
+
+typedef enum ExecState {
+        STATE_ACQUIRING,
+        STATE_RUNNING,
+        STATE_DONE,
+} ExecState;
+
+struct Execution {
+        ExecContext ctx;
+        ExecRequest *req;
+        ExecutionCallbacks cb;
+        void *userdata;
+        ExecState state;
+        ExecPhase phase;
+
+        Sandbox *sb;
+        bool sb_from_pool;
+        bool sb_dedicated;
+        PoolRequest *pool_req;
+
+        int out_fd[3];              /* [1] stdout, [2] stderr read ends */
+        sd_event_source *out_source[3];
+        int stdin_fd;
+        sd_event_source *stdin_source;
+        Buffer stdin_buf;
+        size_t stdin_off;
+        bool stdin_close_when_drained;
+
+        sd_event_source *timeout_source;
+        sd_event_source *grace_source;
+        sd_event_source *done_source;
+        bool started;
+        bool exited;
+        int wait_status;
+        uint64_t phase_start_usec;
+        uint64_t base_oom;
+        uint64_t base_pids;
+        bool kill_sent;
+
+        ExecResult result;
+};
+
+static void execution_finish(Execution *e);
+static void phase_check_complete(Execution *e);
+
+const ExecResult *execution_result(Execution *e) {
+        return &e->result;
+}
+
+const ExecRequest *execution_request(Execution *e) {
+        return e->req;
+}
+
+bool execution_is_done(Execution *e) {
+        return e->state == STATE_DONE;
+}
+
+static void close_stream(Execution *e, int i) {
+        e->out_source[i] = sd_event_source_disable_unref(e->out_source[i]);
+        e->out_fd[i] = safe_close(e->out_fd[i]);
+}
+
+static void close_stdin(Execution *e) {
+        e->stdin_source = sd_event_source_disable_unref(e->stdin_source);
+        e->stdin_fd = safe_close(e->stdin_fd);
+        buffer_done(&e->stdin_buf);
+        e->stdin_off = 0;
+}
+
+static void release_sandbox(Execution *e) {
+        Sandbox *sb = TAKE_PTR(e->sb);
+        if (!sb)
+                return;
+        sandbox_set_handler(sb, NULL, NULL);
+        if (e->sb_from_pool)
+                pool_release(e->ctx.pool, sb);
+        else if (e->sb_dedicated)
+                sandbox_free(sb);
+}
+
+Execution *execution_free(Execution *e) {
+        if (!e)
+                return NULL;
+        if (e->pool_req)
+                pool_request_cancel(e->pool_req);
+        if (e->sb && e->state == STATE_RUNNING)
+                (void) sandbox_kill(e->sb);
+        release_sandbox(e);
+        for (int i = 1; i <= 2; i++)
+                close_stream(e, i);
+        close_stdin(e);
+        sd_event_source_disable_unref(e->timeout_source);
+        sd_event_source_disable_unref(e->grace_source);
+        sd_event_source_disable_unref(e->done_source);
+        buffer_done(&e->result.out);
+        buffer_done(&e->result.err);
+        json_object_put(e->result.files);
+        exec_request_free(e->req);
+        free(e);
+        return NULL;
+}
+
+static int on_done_defer(sd_event_source *s, void *userdata) {
+        Execution *e = userdata;
+        e->done_source = sd_event_source_disable_unref(e->done_source);
+        if (e->cb.on_done)
+                e->cb.on_done(e, e->userdata);  /* may free e */
+        return 0;
+}
+
+static void fail(Execution *e, int error) {
+        if (e->state == STATE_DONE)
+                return;
+        e->result.error = error;
+        if (e->sb && e->state == STATE_RUNNING && e->started && !e->exited)
+                (void) sandbox_kill(e->sb);
+        execution_finish(e);
+}
+
+static void handle_output(Execution *e, int stream, const char *buf, size_t n) {
+        ExecResult *res = &e->result;
+        Buffer *b = stream == EXEC_STDOUT ? &res->out : &res->err;
+        uint64_t *total = stream == EXEC_STDOUT ? &res->out_total : &res->err_total;
+        uint64_t max = e->req->limits.max_output;
+        size_t keep = 0;
+
+        *total += n;
+        if (b->size < max)
+                keep = (size_t) MIN((uint64_t) n, max - b->size);
+        if (keep < n)
+                res->truncated = true;
+        if (keep > 0 && buffer_append(b, buf, keep) < 0)
+                keep = 0;
+        if (keep > 0 && e->cb.on_output)
+                e->cb.on_output(e, (ExecStream) stream, e->phase, buf, keep, e->userdata);
+}
+
+static int on_output_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Execution *e = userdata;
+        int stream = fd == e->out_fd[1] ? 1 : 2;
+        char buf[65536];
+
+        /* A bounded number of reads per wake-up keeps one chatty program from starving the
+         * loop; the source is level-triggered, so the rest comes on the next iteration. */
+        for (int i = 0; i < 16; i++) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        break;  /* treat a read error like EOF */
+                }
+                if (n == 0)
+                        break;
+                handle_output(e, stream, buf, (size_t) n);
+                if (e->state == STATE_DONE)
+                        return 0;
+                if (i == 15)
+                        return 0;
+        }
+        close_stream(e, stream);
+        phase_check_complete(e);
+        return 0;
+}
+
+static int on_stdin_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Execution *e = userdata;
+
+        while (e->stdin_off < e->stdin_buf.size) {
+                ssize_t n = write(fd, e->stdin_buf.data + e->stdin_off, e->stdin_buf.size - e->stdin_off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        /* The program closed its stdin: nothing more to deliver. */
+                        close_stdin(e);
+                        return 0;
+                }
+                e->stdin_off += (size_t) n;
+        }
+        buffer_done(&e->stdin_buf);
+        e->stdin_off = 0;
+        if (e->stdin_close_when_drained)
+                close_stdin(e);
+        else
+                (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
+        return 0;
+}
+
+int execution_write_stdin(Execution *e, const char *data, size_t len) {
+        int r;
+        if (e->stdin_fd < 0)
+                return -EPIPE;
+        if (len == 0) {
+                e->stdin_close_when_drained = true;
+                if (e->stdin_buf.size == e->stdin_off)
+                        close_stdin(e);
+                return 0;
+        }
+        if (e->stdin_buf.size - e->stdin_off + len > (16u << 20))
+                return -ENOBUFS;
+        r = buffer_append(&e->stdin_buf, data, len);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(e->stdin_source, SD_EVENT_ON);
+}
+
+int execution_signal(Execution *e, int sig) {
+        if (e->state != STATE_RUNNING || !e->sb || !e->started || e->exited)
+                return -ESRCH;
+        return sandbox_signal(e->sb, sig);
+}
+
+static int on_grace(sd_event_source *s, uint64_t usec, void *userdata) {
+        Execution *e = userdata;
+
+        e->grace_source = sd_event_source_disable_unref(e->grace_source);
+        if (!e->exited) {
+                /* The sandbox does not answer: give up on it. */
+                log_warning("execution %s: sandbox %s did not report the end of the program; discarding it",
+                            e->result.execution_id, e->sb ? sandbox_id(e->sb) : "?");
+                e->exited = true;
+                e->wait_status = SIGKILL;
+                if (e->sb && e->sb_from_pool) {
+                        Sandbox *sb = TAKE_PTR(e->sb);
+                        sandbox_free(sb);
+                }
+        }
+        for (int i = 1; i <= 2; i++)
+                close_stream(e, i);
+        phase_check_complete(e);
+        return 0;
+}
+
+static void arm_grace(Execution *e, uint64_t usec) {
+        e->grace_source = sd_event_source_disable_unref(e->grace_source);
+        (void) sd_event_add_time_relative(e->ctx.event, &e->grace_source, CLOCK_MONOTONIC, usec, 10000, on_grace, e);
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Execution *e = userdata;
+
+        e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
+        if (e->exited || !e->sb)
+                return 0;
+        e->result.timed_out = true;
+        e->kill_sent = true;
+        (void) sandbox_kill(e->sb);
+        arm_grace(e, KILL_GRACE_USEC);
+        return 0;
+}
+
+static int make_pipe(int p[2]) {
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        return fd_nonblock(p[0], true);
+}
+
+static char *env_entry(const char *k, const char *v) {
+        char *s;
+        return asprintf(&s, "%s=%s", k, v) < 0 ? NULL : s;
+}
+
+static int build_env(Execution *e, char ***ret) {
+        _cleanup_strv_free_ char **env = NULL;
+        static const char *const base[][2] = {
+                { "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+                { "HOME", "/sandbox" },
+                { "TMPDIR", "/tmp" },
+                { "LANG", "C.UTF-8" },
+                { "USER", "sandbox" },
+                { "HOSTNAME", "sandbox" },
+                { "PYTHONUNBUFFERED", "1" },
+                { "PYTHONDONTWRITEBYTECODE", "1" },
+                { "NO_COLOR", "1" },
+                { "DENO_DIR", "/tmp/.deno" },
+                { "DENO_NO_UPDATE_CHECK", "1" },
+                { "BUN_INSTALL_CACHE_DIR", "/tmp/.bun" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(base); i++)
+                if (strv_push(&env, env_entry(base[i][0], base[i][1])) < 0)
+                        return -ENOMEM;
+        for (char **s = e->req->env; s && *s; s++)
+                if (strv_push(&env, strdup(*s)) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(env);
+        return 0;
+}
+
+static bool use_inline(const ExecRequest *req) {
+        return req->code && req->n_files == 0 && !req->stdin_data && strlen(req->code) < INLINE_CODE_MAX;
+}
+
+static int build_argv(Execution *e, char ***ret) {
+        const ExecRequest *req = e->req;
+        const RuntimeInfo *info = runtime_info(req->runtime);
+        _cleanup_strv_free_ char **argv = NULL;
+
+        if (e->phase == EXEC_PHASE_SETUP || req->cmd) {
+                if (strv_push(&argv, strdup(e->ctx.runtimes->path[RUNTIME_BASH])) < 0 ||
+                    strv_push(&argv, strdup("-c")) < 0 ||
+                    strv_push(&argv, strdup(e->phase == EXEC_PHASE_SETUP ? req->setup_script : req->cmd)) < 0)
+                        return -ENOMEM;
+        } else {
+                if (strv_push(&argv, strdup(e->ctx.runtimes->path[req->runtime])) < 0)
+                        return -ENOMEM;
+                if (use_inline(req)) {
+                        for (const char *const *a = info->inline_args; *a; a++)
+                                if (strv_push(&argv, strdup(*a)) < 0)
+                                        return -ENOMEM;
+                        if (strv_push(&argv, strdup(req->code)) < 0)
+                                return -ENOMEM;
+                } else {
+                        for (const char *const *a = info->file_args; *a; a++)
+                                if (strv_push(&argv, strdup(*a)) < 0)
+                                        return -ENOMEM;
+                        char *path;
+                        if (asprintf(&path, "/sandbox/main%s", req->extension) < 0 || strv_push(&argv, path) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(argv);
+        return 0;
+}
+
+static int start_phase(Execution *e, ExecPhase phase) {
+        _cleanup_strv_free_ char **argv = NULL, **envp = NULL;
+        int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, in[2] = { -EBADF, -EBADF };
+        const ExecLimits *l = &e->req->limits;
+        RunSpec spec;
+        int r;
+
+        e->phase = phase;
+        e->started = e->exited = e->kill_sent = false;
+        r = build_argv(e, &argv);
+        if (r < 0)
+                return r;
+        r = build_env(e, &envp);
+        if (r < 0)
+                return r;
+        spec = (RunSpec) {
+                .argv = argv,
+                .envp = envp,
+                .cwd = phase == EXEC_PHASE_SETUP ? "/sandbox" : e->req->workdir,
+                .fsize_limit = MAX(l->sandbox_bytes, l->tmp_bytes),
+                .sandbox_bytes = l->sandbox_bytes,
+                .tmp_bytes = l->tmp_bytes,
+                .readonly_rootfs = l->readonly_rootfs,
+                .seccomp = l->seccomp,
+        };
+
+        if ((r = make_pipe(out)) < 0 || (r = make_pipe(err)) < 0)
+                goto fail;
+        /* Stdin: a pipe for the streaming routes and for request.stdin, else /dev/null. */
+        if (phase == EXEC_PHASE_CODE && (e->req->stdin_data || e->cb.on_output)) {
+                if (pipe2(in, O_CLOEXEC) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+                r = fd_nonblock(in[1], true);
+                if (r < 0)
+                        goto fail;
+        }
+        r = sandbox_run(e->sb, &spec, in[0] >= 0 ? in[0] : e->ctx.devnull_fd, out[1], err[1]);
+        if (r < 0)
+                goto fail;
+        out[1] = safe_close(out[1]);
+        err[1] = safe_close(err[1]);
+        in[0] = safe_close(in[0]);
+        e->out_fd[1] = out[0];
+        e->out_fd[2] = err[0];
+        r = sd_event_add_io(e->ctx.event, &e->out_source[1], out[0], EPOLLIN, on_output_ready, e);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(e->ctx.event, &e->out_source[2], err[0], EPOLLIN, on_output_ready, e);
+        if (r < 0)
+                return r;
+        if (in[1] >= 0) {
+                e->stdin_fd = in[1];
+                r = sd_event_add_io(e->ctx.event, &e->stdin_source, in[1], EPOLLOUT, on_stdin_ready, e);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
+                if (e->req->stdin_data) {
+                        r = execution_write_stdin(e, e->req->stdin_data, e->req->stdin_size);
+                        if (r >= 0 && !e->cb.on_output)
+                                r = execution_write_stdin(e, NULL, 0);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        e->phase_start_usec = now_usec(CLOCK_MONOTONIC);
+        e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
+        r = sd_event_add_time_relative(e->ctx.event, &e->timeout_source, CLOCK_MONOTONIC,
+                                       l->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, e);
+        return r;
+fail:
+        safe_close(out[0]);
+        safe_close(out[1]);
+        safe_close(err[0]);
+        safe_close(err[1]);
+        safe_close(in[0]);
+        safe_close(in[1]);
+        return r;
+}
+
+static int exit_code_of(int status, int *ret_signal) {
+        *ret_signal = 0;
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) {
+                *ret_signal = WTERMSIG(status);
+                return 128 + WTERMSIG(status);
+        }
+        return 128 + SIGKILL;
+}
+
+static void phase_check_complete(Execution *e) {
+        int code, sig;
+
+        if (e->state != STATE_RUNNING || !e->exited || e->out_fd[1] >= 0 || e->out_fd[2] >= 0)
+                return;
+        e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
+        e->grace_source = sd_event_source_disable_unref(e->grace_source);
+        close_stdin(e);
+        code = exit_code_of(e->wait_status, &sig);
+
+        if (e->phase == EXEC_PHASE_SETUP && !e->result.timed_out && code == 0) {
+                int r = start_phase(e, EXEC_PHASE_CODE);
+                if (r < 0)
+                        fail(e, r);
+                return;
+        }
+        e->result.exit_code = code;
+        e->result.signal = sig;
+        e->result.setup_failed = e->phase == EXEC_PHASE_SETUP;
+        e->result.duration_ms = (now_usec(CLOCK_MONOTONIC) - e->phase_start_usec) / USEC_PER_MSEC;
+        execution_finish(e);
+}
+
+static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
+        Execution *e = userdata;
+
+        switch (ev) {
+        case SANDBOX_STARTED:
+                if (value < 0) {
+                        fail(e, value);
+                        return;
+                }
+                e->started = true;
+                return;
+        case SANDBOX_EXITED:
+                e->exited = true;
+                e->wait_status = value;
+                /* Every process of the run is gone: the pipes reach EOF promptly. */
+                arm_grace(e, DRAIN_GRACE_USEC);
+                phase_check_complete(e);
+                return;
+        case SANDBOX_DIED:
+                e->exited = true;
+                e->wait_status = SIGKILL;
+                arm_grace(e, DRAIN_GRACE_USEC);
+                phase_check_complete(e);
+                return;
+        default:
+                return;
+        }
+}
+
+static int write_request_files(Execution *e) {
+        _cleanup_close_ int root = -EBADF;
+        const ExecRequest *req = e->req;
+        uid_t uid = sandbox_host_uid(e->sb);
+        int r;
+
+        if (req->n_files == 0 && use_inline(req) && streq(req->workdir, "/sandbox"))
+                return 0;
+        root = sandbox_open_root(e->sb);
+        if (root < 0)
+                return root;
+        if (!streq(req->workdir, "/sandbox")) {
+                r = sandbox_mkdir_p(root, req->workdir, uid, uid);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < req->n_files; i++) {
+                r = sandbox_write_file(root, req->files[i].path, req->files[i].content, req->files[i].size, uid, uid, 0644);
+                if (r < 0) {
+                        log_debug_errno(r, "execution %s: cannot write %s: %m", e->result.execution_id, req->files[i].path);
+                        return r;
+                }
+        }
+        if (req->code && !use_inline(req)) {
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "/sandbox/main%s", req->extension) < 0)
+                        return -ENOMEM;
+                r = sandbox_write_file(root, p, req->code, strlen(req->code), uid, uid, 0644);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void sandbox_acquired(Execution *e) {
+        CgroupStats st;
+        int r;
+
+        e->state = STATE_RUNNING;
+        sandbox_set_handler(e->sb, on_sandbox_event, e);
+        snprintf(e->result.container_id, sizeof(e->result.container_id), "%s", sandbox_id(e->sb));
+        /* The init process counts against the pids limit too. */
+        r = cgroup_set_limits(sandbox_cgroup(e->sb), e->req->limits.memory_bytes, e->req->limits.cpu, e->req->limits.pids + 1);
+        if (r < 0) {
+                fail(e, r);
+                return;
+        }
+        cgroup_reset_counters(sandbox_cgroup(e->sb));
+        if (cgroup_read_stats(sandbox_cgroup(e->sb), &st) >= 0) {
+                e->base_oom = st.oom_kills;
+                e->base_pids = st.pids_max_events;
+        }
+        r = write_request_files(e);
+        if (r < 0) {
+                fail(e, r);
+                return;
+        }
+        e->result.started_realtime_usec = now_usec(CLOCK_REALTIME);
+        r = start_phase(e, e->req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE);
+        if (r < 0)
+                fail(e, r);
+}
+
+static void on_pool_sandbox(Sandbox *sb, int error, void *userdata) {
+        Execution *e = userdata;
+        e->pool_req = NULL;
+        if (error < 0) {
+                fail(e, error);
+                return;
+        }
+        e->sb = sb;
+        e->sb_from_pool = true;
+        sandbox_acquired(e);
+}
+
+static void on_dedicated_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
+        Execution *e = userdata;
+        if (ev == SANDBOX_READY && value >= 0) {
+                sandbox_acquired(e);
+                return;
+        }
+        if (ev == SANDBOX_READY || ev == SANDBOX_DIED)
+                fail(e, value < 0 ? value : -ESRCH);
+}
+
+static void collect_files(Execution *e) {
+        _cleanup_close_ int root = -EBADF;
+        json_object *files;
+
+        if (!e->req->output_paths || !e->sb)
+                return;
+        root = sandbox_open_root(e->sb);
+        if (root < 0)
+                return;
+        files = json_object_new_object();
+        if (!files)
+                return;
+        for (char **p = e->req->output_paths; *p; p++) {
+                _cleanup_free_ void *data = NULL;
+                _cleanup_free_ char *b64 = NULL;
+                size_t size;
+                int r = sandbox_read_file(root, *p, e->ctx.max_file_bytes, &data, &size);
+                if (r < 0) {
+                        /* Missing, refused (a link out, a FIFO, a device) or too big: skipped. */
+                        log_debug_errno(r, "execution %s: output path %s skipped: %m", e->result.execution_id, *p);
+                        continue;
+                }
+                b64 = base64_encode(data, size);
+                if (b64)
+                        json_object_object_add(files, *p, json_object_new_string(b64));
+        }
+        e->result.files = files;
+}
+
+static void execution_finish(Execution *e) {
+        ExecResult *res = &e->result;
+
+        if (e->state == STATE_DONE)
+                return;
+        e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
+        e->grace_source = sd_event_source_disable_unref(e->grace_source);
+        for (int i = 1; i <= 2; i++)
+                close_stream(e, i);
+        close_stdin(e);
+        if (e->pool_req) {
+                pool_request_cancel(e->pool_req);
+                e->pool_req = NULL;
+        }
+        if (e->sb && e->state == STATE_RUNNING) {
+                CgroupStats st;
+                if (cgroup_read_stats(sandbox_cgroup(e->sb), &st) >= 0) {
+                        uint64_t wall = MAX(res->duration_ms, (uint64_t) 1) * 1000;
+                        res->oom_killed = st.oom_kills > e->base_oom;
+                        res->pids_limited = st.pids_max_events > e->base_pids;
+                        res->cpu_percent = (double) st.cpu_usec * 100.0 / (double) wall;
+                        res->memory_mb = (double) st.memory_bytes / (1024.0 * 1024.0);
+                        res->peak_memory_mb = (double) st.memory_peak_bytes / (1024.0 * 1024.0);
+                }
+                sandbox_net_bytes(e->sb, &res->net_in, &res->net_out);
+                if (res->error == 0 && !res->setup_failed)
+                        collect_files(e);
+        }
+        release_sandbox(e);
+        e->state = STATE_DONE;
+        (void) sd_event_add_defer(e->ctx.event, &e->done_source, on_done_defer, e);
+}
+
+void execution_cancel(Execution *e) {
+        if (e->state == STATE_DONE)
+                return;
+        e->result.cancelled = true;
+        if (e->state == STATE_ACQUIRING) {
+                fail(e, -ECANCELED);
+                return;
+        }
+        if (e->sb && !e->exited) {
+                e->kill_sent = true;
+                (void) sandbox_kill(e->sb);
+                arm_grace(e, KILL_GRACE_USEC);
+        }
+}
+
+int execution_start(const ExecContext *ctx, ExecRequest *req, Sandbox *sb, const ExecutionCallbacks *cb,
+                    void *userdata, Execution **ret) {
+        Execution *e;
+        int r;
+
+        e = calloc(1, sizeof(Execution));
+        if (!e) {
+                exec_request_free(req);
+                return -ENOMEM;
+        }
+        e->ctx = *ctx;
+        e->req = req;
+        e->cb = *cb;
+        e->userdata = userdata;
+        e->state = STATE_ACQUIRING;
+        e->out_fd[0] = e->out_fd[1] = e->out_fd[2] = -EBADF;
+        e->stdin_fd = -EBADF;
+        r = uuid4(e->result.execution_id);
+        if (r < 0) {
+                execution_free(e);
+                return r;
+        }
+        *ret = e;
+
+        if (sb) {
+                e->sb = sb;
+                sandbox_acquired(e);
+                return 0;
+        }
+        if (req->limits.network == NETWORK_HOST) {
+                SandboxOptions o = { .share_network = true, .sandbox_bytes = req->limits.sandbox_bytes, .tmp_bytes = req->limits.tmp_bytes };
+                r = sandbox_new(ctx->engine, &o, on_dedicated_event, e, &e->sb);
+                if (r < 0) {
+                        fail(e, r);
+                        return 0;
+                }
+                e->sb_dedicated = true;
+                return 0;
+        }
+        r = pool_acquire(ctx->pool, on_pool_sandbox, e, &sb, &e->pool_req);
+        if (r < 0) {
+                fail(e, r);
+                return 0;
+        }
+        if (r > 0) {
+                e->sb = sb;
+                e->sb_from_pool = true;
+                sandbox_acquired(e);
+        }
+        return 0;
+}
+
+static void trim_trailing_ws(Buffer *b) {
+        while (b->size > 0 && strchr(" \t\r\n\v\f", b->data[b->size - 1]))
+                b->data[--b->size] = 0;
+}
+
+char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream stream) {
+        const Buffer *raw = stream == EXEC_STDOUT ? &res->out : &res->err;
+        uint64_t total = stream == EXEC_STDOUT ? res->out_total : res->err_total;
+        _cleanup_free_ char *masked = NULL, *clean = NULL;
+        size_t len = raw->size;
+        const char *src = raw->data ?: "";
+        Buffer b = {};
+        int r = 0;
+
+        if (req->secrets) {
+                masked = mask_secrets(src, len, req->secrets, &len);
+                if (!masked)
+                        return NULL;
+                src = masked;
+        }
+        clean = utf8_sanitize(src, len, &len);
+        if (!clean)
+                return NULL;
+        r = buffer_append(&b, clean, len);
+        trim_trailing_ws(&b);
+        if (r >= 0 && total > req->limits.max_output) {
+                char marker[128];
+                snprintf(marker, sizeof(marker), "\n\n--- OUTPUT TRUNCATED (%" PRIu64 " bytes, limit: %" PRIu64 ") ---",
+                         total, req->limits.max_output);
+                r = buffer_append(&b, marker, strlen(marker));
+        }
+        if (r >= 0 && stream == EXEC_STDERR && res->timed_out)
+                r = buffer_append(&b, "\n--- EXECUTION TIMED OUT ---", strlen("\n--- EXECUTION TIMED OUT ---"));
+        if (r >= 0 && stream == EXEC_STDERR && res->setup_failed) {
+                char marker[96];
+                snprintf(marker, sizeof(marker), "%sSetup script failed (exit code %d)", b.size > 0 ? "\n" : "", res->exit_code);
+                r = buffer_append(&b, marker, strlen(marker));
+        }
+        if (r < 0) {
+                buffer_done(&b);
+                return NULL;
+        }
+        return buffer_steal_string(&b);
+}

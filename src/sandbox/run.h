@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "sandbox/pool.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/spec.h"
+#include "shared/util.h"
+
+/* One execution of an ExecRequest: takes a sandbox (from the pool, or a session's), writes the
+ * request's files, runs the setup script and the program under the limits, collects output,
+ * files and usage, and gives the sandbox back. Everything is driven by the event loop. */
+
+typedef struct Execution Execution;
+
+typedef enum ExecStream {
+        EXEC_STDOUT = 1,
+        EXEC_STDERR = 2,
+} ExecStream;
+
+typedef enum ExecPhase {
+        EXEC_PHASE_SETUP,
+        EXEC_PHASE_CODE,
+} ExecPhase;
+
+typedef struct ExecResult {
+        Buffer out;                 /* kept output, raw bytes (capped at max_output) */
+        Buffer err;
+        uint64_t out_total;
+        uint64_t err_total;
+        int exit_code;
+        int signal;                 /* 0 unless killed by a signal */
+        bool timed_out;
+        bool oom_killed;
+        bool pids_limited;
+        bool truncated;
+        bool setup_failed;
+        bool cancelled;
+        int error;                  /* < 0: the engine failed; no program result */
+        uint64_t duration_ms;
+        char execution_id[37];
+        char container_id[48];
+        uint64_t started_realtime_usec;
+        json_object *files;         /* {path: base64} for outputPaths, or NULL */
+        double cpu_percent;
+        double memory_mb;
+        double peak_memory_mb;
+        uint64_t net_in;
+        uint64_t net_out;
+} ExecResult;
+
+typedef struct ExecutionCallbacks {
+        /* Live output (optional): data as the program writes it, already capped. */
+        void (*on_output)(Execution *e, ExecStream stream, ExecPhase phase, const char *data, size_t len, void *userdata);
+        /* The run is over; execution_result() holds the outcome. */
+        void (*on_done)(Execution *e, void *userdata);
+} ExecutionCallbacks;
+
+typedef struct ExecContext {
+        sd_event *event;
+        SandboxEngine *engine;
+        Pool *pool;
+        const Runtimes *runtimes;
+        int devnull_fd;
+        uint64_t max_file_bytes;    /* cap for one outputPaths file */
+} ExecContext;
+
+/* Starts an execution. With sb == NULL a sandbox comes from the pool (or a dedicated one for
+ * network "host"); otherwise sb is used and stays the caller's (a session's). Takes req. */
+int execution_start(const ExecContext *ctx, ExecRequest *req, Sandbox *sb, const ExecutionCallbacks *cb,
+                    void *userdata, Execution **ret);
+Execution *execution_free(Execution *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Execution *, execution_free);
+/* Ends the run early (client gone, server stopping); on_done still follows. */
+void execution_cancel(Execution *e);
+/* Writes to the program's stdin; len 0 closes it. */
+int execution_write_stdin(Execution *e, const char *data, size_t len);
+int execution_signal(Execution *e, int sig);
+const ExecResult *execution_result(Execution *e);
+const ExecRequest *execution_request(Execution *e);
+bool execution_is_done(Execution *e);
+
+/* Output text of a stream for a result: secrets masked, invalid UTF-8 replaced, trailing
+ * whitespace trimmed, and the truncation / timeout markers of API.md appended. */
+char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream stream);

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox/protocol.h"
+#include "sandbox/sandbox.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+struct SandboxEngine {
+        sd_event *event;
+        CgroupManager *cgroups;
+        SeccompProgram seccomp;
+        char *state_dir;
+        char *root_dir;
+        char **bind_dirs;
+        uint32_t uid_base;
+        uint8_t slots[SANDBOX_SLOTS_MAX];
+        unsigned n_live;
+        uint64_t next_id;
+};
+
+struct Sandbox {
+        SandboxEngine *engine;
+        char id[48];
+        unsigned slot;
+        pid_t pid;
+        int sock;
+        sd_event_source *io_source;
+        sd_event_source *child_source;
+        Cgroup *cgroup;
+        SandboxHandler handler;
+        void *userdata;
+        bool ready;
+        bool dead;
+        bool share_network;
+        unsigned runs;
+};
+
+int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngineConfig *config) {
+        _cleanup_(sandbox_engine_freep) SandboxEngine *e = NULL;
+        _cleanup_free_ char *self_cgroup = NULL;
+        int r;
+
+        e = calloc(1, sizeof(SandboxEngine));
+        if (!e)
+                return -ENOMEM;
+        e->event = sd_event_ref(event);
+        e->uid_base = config->uid_base;
+        e->state_dir = strdup(config->state_dir);
+        if (!e->state_dir || asprintf(&e->root_dir, "%s/root", config->state_dir) < 0)
+                return -ENOMEM;
+        r = mkdir_p(e->root_dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "sandbox: cannot create %s: %m", e->root_dir);
+
+        for (int i = 0; i < _RUNTIME_MAX; i++) {
+                bool dup = false;
+                if (!config->runtimes->extra_dir[i])
+                        continue;
+                for (char **d = e->bind_dirs; d && *d; d++)
+                        dup = dup || streq(*d, config->runtimes->extra_dir[i]);
+                if (!dup && strv_push(&e->bind_dirs, strdup(config->runtimes->extra_dir[i])) < 0)
+                        return -ENOMEM;
+        }
+
+        r = seccomp_program_build(&e->seccomp);
+        if (r < 0)
+                return log_error_errno(r, "sandbox: cannot build the seccomp filter: %m");
+
+        r = read_full_file("/proc/self/cgroup", &self_cgroup, 65536, NULL);
+        if (r < 0)
+                return r;
+        r = cgroup_manager_new(&e->cgroups, config->cgroup_root, 0, self_cgroup, getpid());
+        if (r < 0)
+                return r;
+        r = cgroup_manager_reclaim(e->cgroups);
+        if (r > 0)
+                log_info("sandbox: reclaimed what %d earlier daemon(s) left behind", r);
+
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+SandboxEngine *sandbox_engine_free(SandboxEngine *e) {
+        if (!e)
+                return NULL;
+        cgroup_manager_free(e->cgroups);
+        seccomp_program_done(&e->seccomp);
+        strv_free(e->bind_dirs);
+        free(e->root_dir);
+        free(e->state_dir);
+        sd_event_unref(e->event);
+        free(e);
+        return NULL;
+}
+
+unsigned sandbox_engine_n_live(SandboxEngine *e) {
+        return e->n_live;
+}
+
+CgroupManager *sandbox_engine_cgroups(SandboxEngine *e) {
+        return e->cgroups;
+}
+
+static void sandbox_emit(Sandbox *sb, SandboxEvent ev, int value) {
+        if (sb->handler)
+                sb->handler(sb, ev, value, sb->userdata);
+}
+
+static void sandbox_mark_dead(Sandbox *sb) {
+        if (sb->dead)
+                return;
+        sb->dead = true;
+        sb->ready = false;
+        sd_event_source_disable_unref(sb->io_source);
+        sb->io_source = NULL;
+        sandbox_emit(sb, SANDBOX_DIED, 0);
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Sandbox *sb = userdata;
+        sb->child_source = sd_event_source_disable_unref(sb->child_source);
+        sb->pid = 0;
+        log_debug("sandbox %s: init exited (code %d, status %d)", sb->id, si->si_code, si->si_status);
+        sandbox_mark_dead(sb);
+        return 0;
+}
+
+static int on_message(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Sandbox *sb = userdata;
+        InitMessage m;
+        ssize_t n;
+
+        n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                sandbox_mark_dead(sb);
+                return 0;
+        }
+        if (n == 0) {
+                sandbox_mark_dead(sb);
+                return 0;
+        }
+        if (n != sizeof(m))
+                return 0;
+        m.text[sizeof(m.text) - 1] = 0;
+        switch (m.type) {
+        case INIT_MSG_READY:
+                if (m.value < 0) {
+                        log_error("sandbox %s: setup failed: %s", sb->id, m.text);
+                        sandbox_emit(sb, SANDBOX_READY, m.value);
+                        return 0;
+                }
+                sb->ready = true;
+                sandbox_emit(sb, SANDBOX_READY, 0);
+                break;
+        case INIT_MSG_STARTED:
+                if (m.value < 0)
+                        log_warning("sandbox %s: run refused: %s", sb->id, m.text);
+                sandbox_emit(sb, SANDBOX_STARTED, m.value);
+                break;
+        case INIT_MSG_EXITED:
+                sandbox_emit(sb, SANDBOX_EXITED, m.value);
+                break;
+        case INIT_MSG_CLEANED:
+                sb->ready = m.value >= 0;
+                sandbox_emit(sb, SANDBOX_CLEANED, m.value);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+static int write_map(pid_t pid, const char *file, uint32_t base) {
+        char path[64], map[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        snprintf(map, sizeof(map), "0 %u %u\n", base, SANDBOX_UID_RANGE);
+        return write_string_file(path, map);
+}
+
+int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler handler, void *userdata, Sandbox **ret) {
+        _cleanup_(sandbox_freep) Sandbox *sb = NULL;
+        _cleanup_close_ int sync_r = -EBADF, sync_w = -EBADF;
+        int sv[2], syncp[2];
+        unsigned long flags;
+        pid_t pid;
+        char c = 1;
+        int r;
+
+        sb = calloc(1, sizeof(Sandbox));
+        if (!sb)
+                return -ENOMEM;
+        sb->engine = e;
+        sb->sock = -EBADF;
+        sb->slot = UINT32_MAX;
+        sb->handler = handler;
+        sb->userdata = userdata;
+        sb->share_network = opts->share_network;
+        for (unsigned i = 0; i < SANDBOX_SLOTS_MAX; i++)
+                if (!e->slots[i]) {
+                        e->slots[i] = 1;
+                        sb->slot = i;
+                        break;
+                }
+        if (sb->slot == UINT32_MAX)
+                return -EBUSY;
+        e->n_live++;
+        snprintf(sb->id, sizeof(sb->id), "sb-%u-%" PRIu64, sb->slot, ++e->next_id);
+
+        r = cgroup_create(e->cgroups, sb->id, &sb->cgroup);
+        if (r < 0)
+                return r;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        sb->sock = sv[0];
+        if (pipe2(syncp, O_CLOEXEC) < 0) {
+                safe_close(sv[1]);
+                return -errno;
+        }
+        sync_r = syncp[0];
+        sync_w = syncp[1];
+
+        flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+        if (!opts->share_network)
+                flags |= CLONE_NEWNET;
+        pid = (pid_t) syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid < 0) {
+                r = -errno;
+                safe_close(sv[1]);
+                return log_error_errno(r, "sandbox: clone failed: %m");
+        }
+        if (pid == 0) {
+                InitParams p = {
+                        .sock = sv[1],
+                        .sync_fd = sync_r,
+                        .root_dir = e->root_dir,
+                        .bind_dirs = (const char *const *) e->bind_dirs,
+                        .sandbox_bytes = opts->sandbox_bytes,
+                        .tmp_bytes = opts->tmp_bytes,
+                        .share_network = opts->share_network,
+                        .seccomp = &e->seccomp,
+                };
+                sandbox_init_main(&p);
+        }
+        safe_close(sv[1]);
+        sync_r = safe_close(sync_r);
+        sb->pid = pid;
+
+        r = write_map(pid, "uid_map", e->uid_base + sb->slot * SANDBOX_UID_RANGE);
+        if (r >= 0)
+                r = write_map(pid, "gid_map", e->uid_base + sb->slot * SANDBOX_UID_RANGE);
+        if (r < 0)
+                return log_error_errno(r, "sandbox: cannot write the id maps: %m");
+        r = cgroup_attach(sb->cgroup, pid);
+        if (r < 0)
+                return r;
+        if (write(sync_w, &c, 1) != 1)
+                return -errno;
+
+        r = sd_event_add_io(e->event, &sb->io_source, sb->sock, EPOLLIN, on_message, sb);
+        if (r < 0)
+                return r;
+        r = sd_event_add_child(e->event, &sb->child_source, pid, WEXITED, on_child, sb);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(sb);
+        return 0;
+}
+
+Sandbox *sandbox_free(Sandbox *sb) {
+        if (!sb)
+                return NULL;
+        sd_event_source_disable_unref(sb->io_source);
+        sd_event_source_disable_unref(sb->child_source);
+        if (sb->pid > 0) {
+                /* Killing init ends the whole pid namespace. */
+                (void) kill(sb->pid, SIGKILL);
+                (void) waitpid(sb->pid, NULL, 0);
+        }
+        safe_close(sb->sock);
+        cgroup_destroy(sb->cgroup);
+        if (sb->slot != UINT32_MAX) {
+                sb->engine->slots[sb->slot] = 0;
+                sb->engine->n_live--;
+        }
+        free(sb);
+        return NULL;
+}
+
+void sandbox_set_handler(Sandbox *sb, SandboxHandler handler, void *userdata) {
+        sb->handler = handler;
+        sb->userdata = userdata;
+}
+
+const char *sandbox_id(Sandbox *sb) {
+        return sb->id;
+}
+
+bool sandbox_is_ready(Sandbox *sb) {
+        return sb->ready && !sb->dead;
+}
+
+bool sandbox_is_dead(Sandbox *sb) {
+        return sb->dead;
+}
+
+bool sandbox_shares_network(Sandbox *sb) {
+        return sb->share_network;
+}
+
+unsigned sandbox_runs(Sandbox *sb) {
+        return sb->runs;
+}
+
+Cgroup *sandbox_cgroup(Sandbox *sb) {
+        return sb->cgroup;
+}
+
+pid_t sandbox_init_pid(Sandbox *sb) {
+        return sb->pid;
+}
+
+uid_t sandbox_host_uid(Sandbox *sb) {
+        return sb->engine->uid_base + sb->slot * SANDBOX_UID_RANGE + SANDBOX_UID;
+}
+
+static int send_message(Sandbox *sb, const InitMessage *m, const int *fds, size_t n_fds) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control = {};
+        struct iovec iov = { (void *) m, sizeof(*m) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (sb->dead || sb->sock < 0)
+                return -ESRCH;
+        if (n_fds > 0) {
+                struct cmsghdr *c;
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        if (sendmsg(sb->sock, &mh, MSG_NOSIGNAL) < 0)
+                return -errno;
+        return 0;
+}
+
+int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_err) {
+        _cleanup_close_ int memfd = -EBADF;
+        RunSpecHeader h = {
+                .argc = (uint32_t) strv_length(spec->argv),
+                .envc = (uint32_t) strv_length(spec->envp),
+                .fsize_limit = spec->fsize_limit,
+                .sandbox_bytes = spec->sandbox_bytes,
+                .tmp_bytes = spec->tmp_bytes,
+                .readonly_rootfs = spec->readonly_rootfs,
+                .seccomp = spec->seccomp,
+        };
+        InitMessage m = { .type = INIT_MSG_RUN };
+        Buffer b = {};
+        int fds[4];
+        int r;
+
+        if (!sandbox_is_ready(sb))
+                return -ESRCH;
+        if (strlen(spec->cwd) >= sizeof(h.cwd))
+                return -ENAMETOOLONG;
+        strcpy(h.cwd, spec->cwd);
+        r = buffer_append(&b, &h, sizeof(h));
+        for (char **s = spec->argv; r >= 0 && *s; s++)
+                r = buffer_append(&b, *s, strlen(*s) + 1);
+        for (char **s = spec->envp; r >= 0 && s && *s; s++)
+                r = buffer_append(&b, *s, strlen(*s) + 1);
+        if (r < 0) {
+                buffer_done(&b);
+                return r;
+        }
+        memfd = memfd_create("isol8-run", MFD_CLOEXEC);
+        if (memfd < 0) {
+                buffer_done(&b);
+                return -errno;
+        }
+        r = loop_write(memfd, b.data, b.size);
+        buffer_done(&b);
+        if (r < 0)
+                return r;
+        fds[0] = memfd;
+        fds[1] = fd_in;
+        fds[2] = fd_out;
+        fds[3] = fd_err;
+        r = send_message(sb, &m, fds, 4);
+        if (r < 0)
+                return r;
+        sb->runs++;
+        return 0;
+}
+
+int sandbox_kill(Sandbox *sb) {
+        InitMessage m = { .type = INIT_MSG_KILL };
+        int r = send_message(sb, &m, NULL, 0);
+        /* Belt and braces: the cgroup holds every process of the sandbox, wherever it hides. */
+        if (sb->cgroup)
+                (void) cgroup_kill_all(sb->cgroup, sb->pid);
+        return r;
+}
+
+int sandbox_signal(Sandbox *sb, int sig) {
+        InitMessage m = { .type = INIT_MSG_SIGNAL, .value = sig };
+        return send_message(sb, &m, NULL, 0);
+}
+
+int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes) {
+        InitMessage m = { .type = INIT_MSG_CLEAN, .a = sandbox_bytes, .b = tmp_bytes };
+        sb->ready = false;
+        cgroup_reset_counters(sb->cgroup);
+        return send_message(sb, &m, NULL, 0);
+}
+
+int sandbox_open_root(Sandbox *sb) {
+        char path[64];
+        int fd;
+        if (sb->pid <= 0 || sb->dead)
+                return -ESRCH;
+        snprintf(path, sizeof(path), "/proc/%d/root", (int) sb->pid);
+        fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+void sandbox_net_bytes(Sandbox *sb, uint64_t *in, uint64_t *out) {
+        _cleanup_free_ char *s = NULL;
+        char path[64];
+
+        *in = *out = 0;
+        if (sb->share_network || sb->pid <= 0)
+                return;
+        snprintf(path, sizeof(path), "/proc/%d/net/dev", (int) sb->pid);
+        if (read_full_file(path, &s, 1 << 16, NULL) < 0)
+                return;
+        for (char *save = NULL, *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char name[32];
+                unsigned long long rx, tx, d[7];
+                if (sscanf(line, " %31[^:]: %llu %llu %llu %llu %llu %llu %llu %llu %llu", name, &rx,
+                           &d[0], &d[1], &d[2], &d[3], &d[4], &d[5], &d[6], &tx) != 10)
+                        continue;
+                if (streq(name, "lo"))
+                        continue;
+                *in += rx;
+                *out += tx;
+        }
+}

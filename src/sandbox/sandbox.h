@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "sandbox/cgroup.h"
+#include "sandbox/runtime.h"
+#include "sandbox/seccomp.h"
+#include "shared/macro.h"
+
+/* A sandbox is a long-lived init process inside fresh user, mount, pid, net, ipc, uts and
+ * cgroup namespaces, with its root, /proc, /dev, /sandbox and /tmp already mounted and its
+ * cgroup in place. Running a program in it is a message to that init, which forks, drops
+ * privileges, applies no_new_privs and seccomp, and execs: the expensive work happens once. */
+
+typedef struct SandboxEngine SandboxEngine;
+typedef struct Sandbox Sandbox;
+
+#define SANDBOX_UID 1000
+#define SANDBOX_UID_RANGE 65536
+#define SANDBOX_SLOTS_MAX 1024
+
+typedef struct SandboxEngineConfig {
+        const char *state_dir;          /* e.g. /run/isol8 */
+        uint32_t uid_base;              /* host uid of slot 0's sandbox root */
+        const char *cgroup_root;        /* /sys/fs/cgroup */
+        const Runtimes *runtimes;
+} SandboxEngineConfig;
+
+int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngineConfig *config);
+SandboxEngine *sandbox_engine_free(SandboxEngine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SandboxEngine *, sandbox_engine_free);
+unsigned sandbox_engine_n_live(SandboxEngine *e);
+CgroupManager *sandbox_engine_cgroups(SandboxEngine *e);
+
+typedef enum SandboxEvent {
+        SANDBOX_READY,      /* set up; value = 0 or a negative errno if setup failed */
+        SANDBOX_STARTED,    /* the program runs */
+        SANDBOX_EXITED,     /* the program ended, value = wait status; all its processes are gone */
+        SANDBOX_CLEANED,    /* reset after a run, ready to be reused */
+        SANDBOX_DIED,       /* the init process is gone (killed, OOM): the sandbox is unusable */
+} SandboxEvent;
+
+typedef void (*SandboxHandler)(Sandbox *sb, SandboxEvent ev, int value, void *userdata);
+
+typedef struct SandboxOptions {
+        bool share_network;         /* network "host": no network namespace */
+        uint64_t sandbox_bytes;
+        uint64_t tmp_bytes;
+} SandboxOptions;
+
+int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler handler, void *userdata, Sandbox **ret);
+/* Kills everything in it and releases its cgroup and slot. */
+Sandbox *sandbox_free(Sandbox *sb);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Sandbox *, sandbox_free);
+void sandbox_set_handler(Sandbox *sb, SandboxHandler handler, void *userdata);
+
+const char *sandbox_id(Sandbox *sb);
+bool sandbox_is_ready(Sandbox *sb);
+bool sandbox_shares_network(Sandbox *sb);
+bool sandbox_is_dead(Sandbox *sb);
+unsigned sandbox_runs(Sandbox *sb);
+Cgroup *sandbox_cgroup(Sandbox *sb);
+pid_t sandbox_init_pid(Sandbox *sb);
+
+typedef struct RunSpec {
+        char **argv;
+        char **envp;
+        const char *cwd;
+        uint64_t fsize_limit;
+        uint64_t sandbox_bytes;
+        uint64_t tmp_bytes;
+        bool readonly_rootfs;
+        bool seccomp;
+} RunSpec;
+
+/* Starts a program with the given stdin/stdout/stderr (the fds are duplicated). */
+int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_err);
+/* Kills every process of the running program (the sandbox itself stays). */
+int sandbox_kill(Sandbox *sb);
+/* Delivers a signal to the running program's main process. */
+int sandbox_signal(Sandbox *sb, int sig);
+/* Resets a used sandbox: every process killed, fresh /sandbox, /tmp and /dev/shm. */
+int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes);
+/* An O_PATH fd for the sandbox's root directory, as seen from the host. */
+int sandbox_open_root(Sandbox *sb);
+/* host uid/gid of the sandbox user, for files the daemon writes into it. */
+uid_t sandbox_host_uid(Sandbox *sb);
+/* Network bytes of the sandbox's own interfaces (lo excluded). */
+void sandbox_net_bytes(Sandbox *sb, uint64_t *in, uint64_t *out);

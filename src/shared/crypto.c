@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <systemd/sd-id128.h>
+
+#include "shared/crypto.h"
+#include "shared/macro.h"
+
+int random_bytes(void *p, size_t n) {
+        uint8_t *b = p;
+        while (n > 0) {
+                ssize_t k = getrandom(b, n, 0);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                b += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+void sha256_hex(const void *p, size_t n, char ret[SHA256_HEX_LEN + 1]) {
+        uint8_t md[SHA256_DIGEST_LENGTH];
+        SHA256(p, n, md);
+        for (size_t i = 0; i < sizeof(md); i++)
+                sprintf(ret + 2 * i, "%02x", md[i]);
+        ret[SHA256_HEX_LEN] = 0;
+}
+
+void sha1_raw(const void *p, size_t n, uint8_t ret[20]) {
+        SHA1(p, n, ret);
+}
+
+bool secret_equal(const char *a, const char *b) {
+        uint8_t da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+        /* Hash first so the comparison is over fixed-length data whatever the inputs' lengths. */
+        SHA256((const uint8_t *) a, strlen(a), da);
+        SHA256((const uint8_t *) b, strlen(b), db);
+        return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
+}
+
+char *base64_encode(const void *p, size_t n) {
+        size_t len = 4 * ((n + 2) / 3);
+        char *s = malloc(len + 1);
+        if (!s)
+                return NULL;
+        if (n > INT32_MAX) {
+                free(s);
+                return NULL;
+        }
+        EVP_EncodeBlock((unsigned char *) s, p, (int) n);
+        s[len] = 0;
+        return s;
+}
+
+int base64_decode(const char *s, size_t len, void **ret, size_t *ret_size) {
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t pad = 0;
+        int k;
+
+        if (len % 4 != 0 || len > INT32_MAX)
+                return -EINVAL;
+        out = malloc(len / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        if (len == 0) {
+                *ret_size = 0;
+                *ret = TAKE_PTR(out);
+                return 0;
+        }
+        k = EVP_DecodeBlock(out, (const unsigned char *) s, (int) len);
+        if (k < 0)
+                return -EINVAL;
+        if (s[len - 1] == '=')
+                pad++;
+        if (s[len - 2] == '=')
+                pad++;
+        *ret_size = (size_t) k - pad;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int uuid4(char ret[37]) {
+        sd_id128_t id;
+        int r = sd_id128_randomize(&id);
+        if (r < 0)
+                return r;
+        snprintf(ret, 37, SD_ID128_UUID_FORMAT_STR, SD_ID128_FORMAT_VAL(id));
+        return 0;
+}
