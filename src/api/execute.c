@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,13 @@ static void on_request_gone(HttpRequest *r, void *userdata) {
                 call_free(c);
 }
 
+/* A number with two decimals, printed as such (not 86.579999999999998). */
+static json_object *json_double2(double d) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%.2f", d);
+        return json_object_new_double_s(strtod(buf, NULL), buf);
+}
+
 json_object *api_result_json(const ExecResult *res, const ExecRequest *req);
 json_object *api_result_json(const ExecResult *res, const ExecRequest *req) {
         _cleanup_free_ char *out = exec_result_text(res, req, EXEC_STDOUT);
@@ -85,9 +93,9 @@ json_object *api_result_json(const ExecResult *res, const ExecRequest *req) {
         json_add(o, "containerId", json_object_new_string(res->container_id));
         if (res->files)
                 json_add(o, "files", json_object_get(res->files));
-        json_add(ru, "cpuPercent", json_object_new_double((double) (int64_t) (res->cpu_percent * 100) / 100));
-        json_add(ru, "memoryMB", json_object_new_double((double) (int64_t) (res->memory_mb * 100) / 100));
-        json_add(ru, "peakMemoryMB", json_object_new_double((double) (int64_t) (res->peak_memory_mb * 100) / 100));
+        json_add(ru, "cpuPercent", json_double2(res->cpu_percent));
+        json_add(ru, "memoryMB", json_double2(res->memory_mb));
+        json_add(ru, "peakMemoryMB", json_double2(res->peak_memory_mb));
         json_add(ru, "networkBytesIn", json_object_new_int64((int64_t) res->net_in));
         json_add(ru, "networkBytesOut", json_object_new_int64((int64_t) res->net_out));
         json_add(o, "resourceUsage", ru);

@@ -205,13 +205,13 @@ int http_server_new(HttpServer **ret, sd_event *event, int listen_fd, const Http
         s->mhd = MHD_start_daemon(
                         MHD_USE_EPOLL | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
                         0, NULL, NULL, on_access, s,
+                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                         MHD_OPTION_LISTEN_SOCKET, listen_fd,
                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                         MHD_OPTION_CONNECTION_LIMIT, config->limits.max_connections,
                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, config->limits.max_connections_per_ip,
                         MHD_OPTION_CONNECTION_TIMEOUT, config->limits.connection_timeout_sec,
                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, config->limits.connection_memory,
-                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                         MHD_OPTION_END);
         if (!s->mhd)
                 return log_error_errno(EIO, "Failed to start the HTTP engine (libmicrohttpd).");

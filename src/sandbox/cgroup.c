@@ -94,6 +94,7 @@ int cgroup_self_path(const char *self_cgroup, const char *controller, char **ret
                 c1 = strchr(l, ':');
                 c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (c1 && c2) {
+                        *c1 = 0;
                         *c2 = 0;
                         const char *ctrls = c1 + 1;
                         bool match;
@@ -151,6 +152,8 @@ static int v1_mount(const char *root, const char *self_cgroup, const char *contr
         }
         return -ENOENT;
 }
+
+static int rmdir_tree(const char *dir);
 
 static int mkdir_one(const char *p) {
         if (mkdir(p, 0755) < 0 && errno != EEXIST)
@@ -279,7 +282,7 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
                 return NULL;
         for (unsigned i = 0; i < _V1_MAX; i++) {
                 if (m->base[i])
-                        (void) rmdir(m->base[i]);
+                        (void) rmdir_tree(m->base[i]);
                 free(m->base[i]);
                 free(m->top[i]);
         }

@@ -4,6 +4,7 @@
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,9 +12,30 @@
 #include "sandbox/fsio.h"
 #include "shared/util.h"
 
+/* File operations inside a sandbox run with the file system ids of its user: what is created
+ * belongs to that user (the tmpfs refuses ids its user namespace cannot map), and access is
+ * checked exactly as for the sandboxed program, without the daemon's privileges. */
+typedef struct FsIds {
+        uid_t uid;
+        gid_t gid;
+} FsIds;
+
+static FsIds fsids_enter(uid_t uid, gid_t gid) {
+        FsIds old = { (uid_t) setfsuid((uid_t) -1), (gid_t) setfsgid((gid_t) -1) };
+        (void) setfsgid(gid);
+        (void) setfsuid(uid);
+        return old;
+}
+
+static void fsids_leave(FsIds *old) {
+        (void) setfsuid(old->uid);
+        (void) setfsgid(old->gid);
+}
+
 static int openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) {
         struct open_how how = {
-                .flags = (uint64_t) flags | O_CLOEXEC | O_NOCTTY,
+                /* openat2 refuses flags that mean nothing with O_PATH */
+                .flags = (uint64_t) flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY),
                 .mode = (flags & O_CREAT) ? mode : 0,
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         };
@@ -41,7 +63,7 @@ static int open_top(int root_fd, const char *path, const char **ret_rest) {
         return RET_NERRNO(openat(root_fd, top, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 }
 
-int sandbox_mkdir_p(int root_fd, const char *path, uid_t uid, gid_t gid) {
+static int mkdir_p_at(int root_fd, const char *path) {
         _cleanup_close_ int dir = -EBADF;
         _cleanup_free_ char *copy = NULL;
         const char *rest;
@@ -55,12 +77,9 @@ int sandbox_mkdir_p(int root_fd, const char *path, uid_t uid, gid_t gid) {
                 return -ENOMEM;
         for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
                 int next;
-                if (mkdirat(dir, t, 0755) >= 0) {
-                        int k = openat2_beneath(dir, t, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
-                        if (k >= 0)
-                                (void) fchownat(k, "", uid, gid, AT_EMPTY_PATH);
-                        next = k;
-                } else if (errno == EEXIST)
+                if (mkdirat(dir, t, 0755) >= 0)
+                        next = openat2_beneath(dir, t, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                else if (errno == EEXIST)
                         next = openat2_beneath(dir, t, O_PATH | O_DIRECTORY, 0);
                 else
                         return -errno;
@@ -72,7 +91,7 @@ int sandbox_mkdir_p(int root_fd, const char *path, uid_t uid, gid_t gid) {
         return 0;
 }
 
-static int open_parent(int root_fd, const char *path, uid_t uid, gid_t gid, bool create, const char **ret_name) {
+static int open_parent(int root_fd, const char *path, bool create, const char **ret_name) {
         _cleanup_free_ char *parent = NULL;
         _cleanup_close_ int top = -EBADF;
         const char *slash = strrchr(path, '/');
@@ -85,7 +104,7 @@ static int open_parent(int root_fd, const char *path, uid_t uid, gid_t gid, bool
         if (!parent)
                 return -ENOMEM;
         if (create && !streq(parent, "/sandbox") && !streq(parent, "/tmp")) {
-                r = sandbox_mkdir_p(root_fd, parent, uid, gid);
+                r = mkdir_p_at(root_fd, parent);
                 if (r < 0)
                         return r;
         }
@@ -98,13 +117,13 @@ static int open_parent(int root_fd, const char *path, uid_t uid, gid_t gid, bool
         return openat2_beneath(top, rest, O_PATH | O_DIRECTORY, 0);
 }
 
-int sandbox_write_file(int root_fd, const char *path, const void *data, size_t size, uid_t uid, gid_t gid, mode_t mode) {
+static int write_file(int root_fd, const char *path, const void *data, size_t size, mode_t mode) {
         _cleanup_close_ int dir = -EBADF, fd = -EBADF;
         const char *name;
         struct stat st;
         int r;
 
-        dir = open_parent(root_fd, path, uid, gid, true, &name);
+        dir = open_parent(root_fd, path, true, &name);
         if (dir < 0)
                 return dir;
         /* O_NOFOLLOW: a planted symlink is refused, not followed; O_NONBLOCK: a FIFO cannot hang us. */
@@ -124,19 +143,17 @@ int sandbox_write_file(int root_fd, const char *path, const void *data, size_t s
         r = loop_write(fd, data, size);
         if (r < 0)
                 return r;
-        if (fchown(fd, uid, gid) < 0)
-                return -errno;
         return 0;
 }
 
-int sandbox_read_file(int root_fd, const char *path, size_t max, void **ret, size_t *ret_size) {
+static int read_file(int root_fd, const char *path, size_t max, void **ret, size_t *ret_size) {
         _cleanup_close_ int dir = -EBADF, fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         const char *name;
         struct stat st;
         size_t done = 0;
 
-        dir = open_parent(root_fd, path, 0, 0, false, &name);
+        dir = open_parent(root_fd, path, false, &name);
         if (dir < 0)
                 return dir;
         fd = openat2_beneath(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
@@ -166,4 +183,25 @@ int sandbox_read_file(int root_fd, const char *path, size_t max, void **ret, siz
         *ret_size = done;
         *ret = TAKE_PTR(buf);
         return 0;
+}
+
+int sandbox_mkdir_p(int root_fd, const char *path, uid_t uid, gid_t gid) {
+        FsIds old = fsids_enter(uid, gid);
+        int r = mkdir_p_at(root_fd, path);
+        fsids_leave(&old);
+        return r;
+}
+
+int sandbox_write_file(int root_fd, const char *path, const void *data, size_t size, uid_t uid, gid_t gid, mode_t mode) {
+        FsIds old = fsids_enter(uid, gid);
+        int r = write_file(root_fd, path, data, size, mode);
+        fsids_leave(&old);
+        return r;
+}
+
+int sandbox_read_file(int root_fd, const char *path, size_t max, uid_t uid, gid_t gid, void **ret, size_t *ret_size) {
+        FsIds old = fsids_enter(uid, gid);
+        int r = read_file(root_fd, path, max, ret, ret_size);
+        fsids_leave(&old);
+        return r;
 }

@@ -589,7 +589,8 @@ static void collect_files(Execution *e) {
                 _cleanup_free_ void *data = NULL;
                 _cleanup_free_ char *b64 = NULL;
                 size_t size;
-                int r = sandbox_read_file(root, *p, e->ctx.max_file_bytes, &data, &size);
+                uid_t uid = sandbox_host_uid(e->sb);
+                int r = sandbox_read_file(root, *p, e->ctx.max_file_bytes, uid, uid, &data, &size);
                 if (r < 0) {
                         /* Missing, refused (a link out, a FIFO, a device) or too big: skipped. */
                         log_debug_errno(r, "execution %s: output path %s skipped: %m", e->result.execution_id, *p);

@@ -6,22 +6,29 @@
 #include "shared/json-util.h"
 
 int json_parse_limited(const char *buf, size_t len, int max_depth, json_object **ret) {
+        _cleanup_free_ char *copy = NULL;
         json_tokener *tok;
         json_object *o;
         enum json_tokener_error err;
         size_t consumed;
 
-        if (len > INT32_MAX)
+        if (len >= INT32_MAX)
                 return -E2BIG;
+        if (memchr(buf, 0, len))
+                return -EBADMSG;  /* JSON text never holds a raw NUL */
+        if (buf[len] != 0) {
+                /* The tokener needs the terminating NUL to finish a bare top-level number. */
+                copy = strndup(buf, len);
+                if (!copy)
+                        return -ENOMEM;
+                buf = copy;
+        }
         tok = json_tokener_new_ex(max_depth);
         if (!tok)
                 return -ENOMEM;
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-        o = json_tokener_parse_ex(tok, buf, (int) len);
+        o = json_tokener_parse_ex(tok, buf, (int) len + 1);
         err = json_tokener_get_error(tok);
-        if (!o && err == json_tokener_continue)
-                /* Flush a trailing number or the like: ask for more with an empty chunk. */
-                o = json_tokener_parse_ex(tok, "", 1), err = json_tokener_get_error(tok);
         consumed = json_tokener_get_parse_end(tok);
         json_tokener_free(tok);
 

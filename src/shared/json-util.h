@@ -16,8 +16,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_putp_helper);
 
 #define JSON_DEPTH_MAX 32
 
-/* Parses exactly one JSON value from buf (which need not be NUL-terminated), rejecting trailing
- * garbage and nesting deeper than max_depth. -EBADMSG on bad JSON, -ELOOP when too deep. */
+/* Parses exactly one JSON value from the len bytes at buf (buf[len] must be readable; a NUL
+ * there saves a copy), rejecting trailing garbage and nesting deeper than max_depth. -EBADMSG on bad JSON, -ELOOP when too deep. */
 int json_parse_limited(const char *buf, size_t len, int max_depth, json_object **ret);
 
 /* Type-checked getters. Return -ENOENT if absent (or JSON null), -EINVAL on a wrong type. */
