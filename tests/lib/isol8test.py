@@ -1,0 +1,298 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for the integration and security tests: start the real isol8 binary, talk HTTP to it
+with the standard library, and report unittest results as TAP for meson."""
+
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ISOL8 = os.path.abspath(os.environ.get("ISOL8_BIN", os.path.join(os.path.dirname(__file__), "../../build/src/isol8")))
+MASTER = "test-master-key-0123456789"
+UID_BASE = 1000000
+UID_SPAN = 1024 * 65536
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def sandbox_processes():
+    """pids of processes running with a sandbox uid (the uid range the daemon maps)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        uid = int(line.split()[1])
+                        if UID_BASE <= uid < UID_BASE + UID_SPAN:
+                            found.append(int(d))
+                        break
+        except OSError:
+            pass
+    return found
+
+
+def own_cgroup_dirs(pid):
+    """Sandbox cgroup directories a daemon with this pid created (v1 and v2)."""
+    dirs = []
+    with open("/proc/self/cgroup") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        for c in (ctrls.split(",") if ctrls else []):
+            base = f"/sys/fs/cgroup/{ctrls}{path.rstrip('/')}/isol8/d{pid}"
+            if not os.path.isdir(f"/sys/fs/cgroup/{ctrls}"):
+                base = f"/sys/fs/cgroup/{c}{path.rstrip('/')}/isol8/d{pid}"
+            if os.path.exists(base):
+                dirs.append(base)
+    return dirs
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+class Daemon:
+    """One isol8 serve process on a loopback port."""
+
+    def __init__(self, config=None, key=MASTER, args=(), env=None, activation=False, port=None):
+        self.dir = tempfile.TemporaryDirectory(prefix="isol8-test-")
+        self.config = config
+        self.key = key
+        self.args = list(args)
+        self.env = env
+        self.activation = activation
+        self.port = port or free_port()
+        self.proc = None
+        self.stdout_lines = []
+
+    def command(self):
+        cmd = [ISOL8, "serve", "--host", "127.0.0.1"]
+        if self.config is not None:
+            path = os.path.join(self.dir.name, "isol8.config.json")
+            with open(path, "w") as f:
+                f.write(self.config if isinstance(self.config, str) else json.dumps(self.config))
+            cmd += ["--config", path]
+        if self.key is not None:
+            cmd += ["--key", self.key]
+        if not self.activation:
+            cmd += ["--port", str(self.port)]
+        cmd += self.args
+        if self.activation:
+            cmd = ["systemd-socket-activate", "-l", f"127.0.0.1:{self.port}",
+                   "--fdname=http"] + cmd
+        return cmd
+
+    def start(self, wait=True):
+        env = dict(os.environ)
+        env.pop("ISOL8_API_KEY", None)
+        env.pop("ISOL8_PORT", None)
+        env.pop("PORT", None)
+        env.pop("NOTIFY_SOCKET", None)
+        if self.env:
+            env.update(self.env)
+        self.stderr = open(os.path.join(self.dir.name, "stderr.log"), "w+")
+        self.proc = subprocess.Popen(self.command(), cwd=self.dir.name, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        if self.activation:
+            # The socket is there at once; the daemon starts on the first connection.
+            while time.time() < deadline:
+                try:
+                    if self.get("/health", key=None).status == 200:
+                        return
+                except OSError:
+                    time.sleep(0.05)
+            raise AssertionError("daemon under socket activation never answered: " + self.stderr_text())
+        line = self.read_line(timeout)
+        if not line or "listening on" not in line:
+            raise AssertionError(f"daemon did not start: {line!r} {self.stderr_text()}")
+        self.start_line = line
+
+    def read_line(self, timeout=15):
+        deadline = time.time() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while time.time() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                c = os.read(fd, 1)
+                if not c:
+                    break
+                if c == b"\n":
+                    line = buf.decode()
+                    self.stdout_lines.append(line)
+                    return line
+                buf += c
+            elif self.proc.poll() is not None:
+                break
+        return buf.decode() if buf else None
+
+    def stderr_text(self):
+        try:
+            self.stderr.flush()
+            with open(self.stderr.name) as f:
+                return f.read()
+        except Exception:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError("daemon did not stop within %ss" % timeout)
+        finally:
+            self.proc.stdout.close()
+        return rc
+
+    def pid(self):
+        return self.proc.pid
+
+    def request(self, method, path, body=None, key="master", headers=None, raw=None, timeout=60):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = dict(headers or {})
+        if key == "master":
+            key = self.key
+        if key is not None:
+            h["Authorization"] = f"Bearer {key}"
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=h)
+        resp = conn.getresponse()
+        out = Response(resp.status, dict(resp.getheaders()), resp.read().decode("utf-8"))
+        conn.close()
+        return out
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def execute(self, request, options=None, expect=200, **kw):
+        body = {"request": request}
+        if options is not None:
+            body["options"] = options
+        r = self.post("/execute", body, **kw)
+        if expect is not None and r.status != expect:
+            raise AssertionError(f"expected {expect}, got {r}")
+        return r.json()
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A test class with one daemon for all its tests (started once: it is the expensive part)."""
+
+    config = None
+    daemon_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = Daemon(config=cls.config, args=cls.daemon_args).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        pid = cls.daemon.pid()
+        rc = cls.daemon.stop()
+        assert rc == 0, f"daemon exit code {rc}: {cls.daemon.stderr_text()[-2000:]}"
+        assert_nothing_left(pid)
+
+    def run_code(self, code, runtime="bash", options=None, **fields):
+        req = dict(fields)
+        req["code"] = code
+        req["runtime"] = runtime
+        return self.daemon.execute(req, options)
+
+    def assert_healthy(self):
+        r = self.daemon.get("/health", key=None)
+        self.assertEqual(r.status, 200)
+        res = self.run_code("echo still-fine")
+        self.assertEqual(res["stdout"], "still-fine")
+        self.assertEqual(res["exitCode"], 0)
+
+
+def assert_nothing_left(pid, timeout=5):
+    deadline = time.time() + timeout
+    while True:
+        procs = sandbox_processes()
+        dirs = own_cgroup_dirs(pid)
+        if not procs and not dirs:
+            return
+        if time.time() > deadline:
+            raise AssertionError(f"left behind: processes {procs}, cgroups {dirs}")
+        time.sleep(0.05)
+
+
+class TapResult(unittest.TestResult):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _line(self, ok, test, extra=""):
+        self.n += 1
+        name = test.id().split(".", 1)[-1]
+        print(f"{'ok' if ok else 'not ok'} {self.n} - {name}{extra}", flush=True)
+
+    def addSuccess(self, test):
+        self._line(True, test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line(False, test)
+        for l in self._exc_info_to_string(err, test).splitlines():
+            print("# " + l)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line(False, test)
+        for l in self._exc_info_to_string(err, test).splitlines():
+            print("# " + l)
+
+    def addSkip(self, test, reason):
+        self._line(True, test, f" # SKIP {reason}")
+
+
+def main():
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
+    result = TapResult()
+    try:
+        suite.run(result)
+    finally:
+        print(f"1..{result.n}", flush=True)
+    sys.exit(0 if result.wasSuccessful() else 1)
