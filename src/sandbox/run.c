@@ -363,7 +363,7 @@ static int start_phase(Execution *e, ExecPhase phase) {
                 .argv = argv,
                 .envp = envp,
                 .cwd = phase == EXEC_PHASE_SETUP ? "/sandbox" : e->req->workdir,
-                .fsize_limit = MAX(l->sandbox_bytes, l->tmp_bytes),
+                .fsize_limit = MAX(l->sandbox_bytes, l->tmp_bytes) + (UINT64_C(1) << 20), /* ENOSPC comes first */
                 .sandbox_bytes = l->sandbox_bytes,
                 .tmp_bytes = l->tmp_bytes,
                 .readonly_rootfs = l->readonly_rootfs,

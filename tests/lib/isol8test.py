@@ -296,3 +296,19 @@ def main():
     finally:
         print(f"1..{result.n}", flush=True)
     sys.exit(0 if result.wasSuccessful() else 1)
+
+
+def sandbox_user_processes():
+    """pids of processes running as a sandbox's unprivileged user (not the sandbox inits)."""
+    return [p for p in sandbox_processes() if _uid_of(p) is not None and (_uid_of(p) - UID_BASE) % 65536 != 0]
+
+
+def _uid_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
