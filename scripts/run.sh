@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs, builds and starts isol8 with its embedded defaults (SQLite once DB auth is on,
+# port 3000). The master key is $ISOL8_API_KEY, or a new random one printed below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+./scripts/build.sh
+if [ -z "${ISOL8_API_KEY:-}" ]; then
+        ISOL8_API_KEY="$(openssl rand -hex 32)"
+        echo "Generated master key: $ISOL8_API_KEY"
+fi
+export ISOL8_API_KEY
+exec ./build/src/isol8 serve "$@"

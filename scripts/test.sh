@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test: unit, integration and security suites on the normal
+# build, then unit and integration suites again under AddressSanitizer+UBSan. Ends with one
+# line "N passed, N failed, N skipped" counted from meson's JUnit logs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh || exit 1
+./scripts/build.sh --asan || exit 1
+
+status=0
+meson test -C build --print-errorlogs --no-rebuild --num-processes 2 || status=1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-asan --print-errorlogs --no-rebuild --num-processes 2 --suite unit --suite integration || status=1
+
+/usr/bin/python3 - build/meson-logs/testlog.junit.xml build-asan/meson-logs/testlog.junit.xml <<'PY' || status=1
+import sys
+import xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as e:
+        print(f"cannot read {path}: {e}", file=sys.stderr)
+        failed += 1
+        continue
+    for case in root.iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+        elif case.find("skipped") is not None:
+            skipped += 1
+        else:
+            passed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed or passed == 0 else 0)
+PY
+exit $status
