@@ -36,6 +36,12 @@ struct Cgroup {
         CgroupManager *manager;
         char *path[_V1_MAX];
         uint64_t cpu_base_usec;   /* v2 CPU time cannot be reset: remember where a run started */
+        bool limits_set;          /* the limits below are what the files hold */
+        uint64_t memory;
+        double cpu;
+        uint64_t pids;
+        uint64_t last_oom_kills;
+        uint64_t last_pids_max_events;
 };
 
 static int write_file(const char *dir, const char *file, const char *value) {
@@ -154,6 +160,7 @@ static int v1_mount(const char *root, const char *self_cgroup, const char *contr
 }
 
 static int rmdir_tree(const char *dir);
+static int cgroup_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
 
 static int mkdir_one(const char *p) {
         if (mkdir(p, 0755) < 0 && errno != EEXIST)
@@ -504,6 +511,23 @@ int cgroup_attach(Cgroup *cg, pid_t pid) {
 }
 
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
+        int r;
+
+        /* Most runs use the same limits as the one before: spare the writes then. */
+        if (cg->limits_set && cg->memory == memory && cg->cpu == cpu && cg->pids == pids)
+                return 0;
+        cg->limits_set = false;
+        r = cgroup_write_limits(cg, memory, cpu, pids);
+        if (r < 0)
+                return r;
+        cg->limits_set = true;
+        cg->memory = memory;
+        cg->cpu = cpu;
+        cg->pids = pids;
+        return 0;
+}
+
+static int cgroup_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
         char buf[64];
         int r;
 
@@ -565,8 +589,15 @@ int cgroup_read_stats(Cgroup *cg, CgroupStats *ret) {
                 (void) read_keyed(cg->path[V1_MEMORY], "memory.oom_control", "oom_kill", &s.oom_kills);
                 (void) read_keyed(cg->path[V1_PIDS], "pids.events", "max", &s.pids_max_events);
         }
+        cg->last_oom_kills = s.oom_kills;
+        cg->last_pids_max_events = s.pids_max_events;
         *ret = s;
         return 0;
+}
+
+void cgroup_event_baseline(Cgroup *cg, uint64_t *ret_oom_kills, uint64_t *ret_pids_max_events) {
+        *ret_oom_kills = cg->last_oom_kills;
+        *ret_pids_max_events = cg->last_pids_max_events;
 }
 
 void cgroup_reset_counters(Cgroup *cg) {

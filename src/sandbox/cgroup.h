@@ -49,6 +49,8 @@ int cgroup_attach(Cgroup *cg, pid_t pid);
 /* memory in bytes (0: unlimited), cpu as a fraction of CPUs (<= 0: unlimited), pids (0: unlimited). */
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
 int cgroup_read_stats(Cgroup *cg, CgroupStats *ret);
+/* OOM kills and refused forks counted up to the last cgroup_read_stats() (0 for a new group). */
+void cgroup_event_baseline(Cgroup *cg, uint64_t *ret_oom_kills, uint64_t *ret_pids_max_events);
 /* Resets what can be reset between two runs (peak memory, CPU time on v1). */
 void cgroup_reset_counters(Cgroup *cg);
 /* Freezes the group, SIGKILLs every process in it except `except` (0: none), thaws it. Returns

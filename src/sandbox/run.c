@@ -523,7 +523,6 @@ static int write_request_files(Execution *e) {
 }
 
 static void sandbox_acquired(Execution *e) {
-        CgroupStats st;
         int r;
 
         e->state = STATE_RUNNING;
@@ -536,10 +535,9 @@ static void sandbox_acquired(Execution *e) {
                 return;
         }
         cgroup_reset_counters(sandbox_cgroup(e->sb));
-        if (cgroup_read_stats(sandbox_cgroup(e->sb), &st) >= 0) {
-                e->base_oom = st.oom_kills;
-                e->base_pids = st.pids_max_events;
-        }
+        /* Event counters only move while a program runs: the last run's final figures are
+         * this run's baseline, so nothing needs reading here. */
+        cgroup_event_baseline(sandbox_cgroup(e->sb), &e->base_oom, &e->base_pids);
         r = write_request_files(e);
         if (r < 0) {
                 fail(e, r);

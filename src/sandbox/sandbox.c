@@ -432,7 +432,6 @@ int sandbox_signal(Sandbox *sb, int sig) {
 int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes) {
         InitMessage m = { .type = INIT_MSG_CLEAN, .a = sandbox_bytes, .b = tmp_bytes };
         sb->ready = false;
-        cgroup_reset_counters(sb->cgroup);
         return send_message(sb, &m, NULL, 0);
 }
 
