@@ -48,7 +48,7 @@ static void call_free(ApiCall *c) {
 }
 
 unsigned api_n_calls(ApiContext *ctx) {
-        unsigned n = 0;
+        unsigned n = api_n_streams(ctx);
         for (ApiCall *c = ctx->calls; c; c = c->next)
                 n++;
         return n;
@@ -228,6 +228,7 @@ int api_execute(HttpRequest *r, void *userdata) {
 }
 
 void api_cancel_all(ApiContext *ctx) {
+        api_cancel_streams(ctx);
         for (ApiCall *c = ctx->calls, *next; c; c = next) {
                 next = c->next;
                 if (c->exec)
@@ -244,6 +245,8 @@ void api_cancel_all(ApiContext *ctx) {
 static const Route routes[] = {
         { "GET",  "/health",         ROUTE_PUBLIC,  api_health, 0 },
         { "POST", "/execute",        ROUTE_ANY_KEY, api_execute, 0 },
+        { "POST", "/execute/stream", ROUTE_ANY_KEY, api_execute_stream, 0 },
+        { "GET",  "/execute/ws",     ROUTE_ANY_KEY, api_execute_ws, ROUTE_UPGRADE },
         { "GET",  "/queue/status",   ROUTE_ANY_KEY, api_queue_status, 0 },
 };
 

@@ -87,6 +87,7 @@ static const ConfigKey config_keys[] = {
         { "http.connectionTimeoutSec",      CT_U64,    F(http_connection_timeout_sec) },
         { "http.maxConnections",            CT_U64,    F(http_max_connections) },
         { "http.maxHeaderBytes",            CT_U64,    F(http_max_header_bytes) },
+        { "http.sseKeepaliveMs",            CT_U64,    F(sse_keepalive_ms) },
         { "sandbox",                        CT_OBJECT, 0 },
         { "sandbox.uidBase",                CT_U64,    F(sandbox_uid_base) },
         { "sandbox.stateDir",               CT_STRING, F(sandbox_state_dir) },
@@ -141,6 +142,7 @@ void config_init(Config *c) {
                 .http_connection_timeout_sec = 60,
                 .http_max_connections = 1000,
                 .http_max_header_bytes = 65536,
+                .sse_keepalive_ms = 15000,
                 .sandbox_uid_base = 1000000,
                 .sandbox_state_dir = xstrdup("/run/isol8"),
         };

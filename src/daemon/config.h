@@ -45,6 +45,7 @@ typedef struct Config {
         uint64_t http_connection_timeout_sec;
         uint64_t http_max_connections;
         uint64_t http_max_header_bytes;
+        uint64_t sse_keepalive_ms;
         /* sandbox engine */
         uint64_t sandbox_uid_base;
         char *sandbox_state_dir;

@@ -181,6 +181,7 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                         .runtimes = &s->runtimes,
                 },
                 .queue = s->queue,
+                .sse_keepalive_usec = MAX(s->config.sse_keepalive_ms, (uint64_t) 100) * USEC_PER_MSEC,
         };
 
         routes = api_routes(&n_routes);

@@ -454,7 +454,6 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
         int sfd, r;
 
         init_sock = p->sock;
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) prctl(PR_SET_NAME, "isol8-init");
 
         /* Wait until the daemon has written our uid/gid maps and placed us in our cgroup. */
@@ -463,6 +462,9 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
         close(p->sync_fd);
         if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
                 fail(errno, "become root of the user namespace");
+        /* After the credential change, which clears it: if the daemon dies, so does the sandbox. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                fail(errno, "PR_SET_PDEATHSIG");
         /* The cgroup namespace is made after the move, so its root is the sandbox's cgroup. */
         if (unshare(CLONE_NEWCGROUP) < 0)
                 fail(errno, "unshare cgroup namespace");

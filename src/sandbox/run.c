@@ -55,11 +55,14 @@ struct Execution {
         uint64_t base_oom;
         uint64_t base_pids;
         bool kill_sent;
+        bool output_paused;
+        bool discard_output;
 
         ExecResult result;
 };
 
 static void execution_finish(Execution *e);
+static void arm_grace(Execution *e, uint64_t usec);
 static void phase_check_complete(Execution *e);
 
 const ExecResult *execution_result(Execution *e) {
@@ -144,6 +147,8 @@ static void handle_output(Execution *e, int stream, const char *buf, size_t n) {
         size_t keep = 0;
 
         *total += n;
+        if (e->discard_output)
+                return;  /* cancelled: drain the pipes, keep nothing */
         if (b->size < max)
                 keep = (size_t) MIN((uint64_t) n, max - b->size);
         if (keep < n)
@@ -226,6 +231,13 @@ int execution_write_stdin(Execution *e, const char *data, size_t len) {
         return sd_event_source_set_enabled(e->stdin_source, SD_EVENT_ON);
 }
 
+void execution_pause_output(Execution *e, bool pause) {
+        e->output_paused = pause;
+        for (int i = 1; i <= 2; i++)
+                if (e->out_source[i])
+                        (void) sd_event_source_set_enabled(e->out_source[i], pause ? SD_EVENT_OFF : SD_EVENT_ON);
+}
+
 int execution_signal(Execution *e, int sig) {
         if (e->state != STATE_RUNNING || !e->sb || !e->started || e->exited)
                 return -ESRCH;
@@ -236,6 +248,11 @@ static int on_grace(sd_event_source *s, uint64_t usec, void *userdata) {
         Execution *e = userdata;
 
         e->grace_source = sd_event_source_disable_unref(e->grace_source);
+        if (e->exited && e->output_paused && !e->discard_output) {
+                /* Output waits in the pipes for a slow reader: not stuck, just slow. */
+                arm_grace(e, DRAIN_GRACE_USEC);
+                return 0;
+        }
         if (!e->exited) {
                 /* The sandbox does not answer: give up on it. */
                 log_warning("execution %s: sandbox %s did not report the end of the program; discarding it",
@@ -373,7 +390,7 @@ static int start_phase(Execution *e, ExecPhase phase) {
         if ((r = make_pipe(out)) < 0 || (r = make_pipe(err)) < 0)
                 goto fail;
         /* Stdin: a pipe for the streaming routes and for request.stdin, else /dev/null. */
-        if (phase == EXEC_PHASE_CODE && (e->req->stdin_data || e->cb.on_output)) {
+        if (phase == EXEC_PHASE_CODE && (e->req->stdin_data || e->cb.interactive_stdin)) {
                 if (pipe2(in, O_CLOEXEC) < 0) {
                         r = -errno;
                         goto fail;
@@ -396,6 +413,8 @@ static int start_phase(Execution *e, ExecPhase phase) {
         r = sd_event_add_io(e->ctx.event, &e->out_source[2], err[0], EPOLLIN, on_output_ready, e);
         if (r < 0)
                 return r;
+        if (e->output_paused)
+                execution_pause_output(e, true);
         if (in[1] >= 0) {
                 e->stdin_fd = in[1];
                 r = sd_event_add_io(e->ctx.event, &e->stdin_source, in[1], EPOLLOUT, on_stdin_ready, e);
@@ -404,7 +423,7 @@ static int start_phase(Execution *e, ExecPhase phase) {
                 (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
                 if (e->req->stdin_data) {
                         r = execution_write_stdin(e, e->req->stdin_data, e->req->stdin_size);
-                        if (r >= 0 && !e->cb.on_output)
+                        if (r >= 0 && !e->cb.interactive_stdin)
                                 r = execution_write_stdin(e, NULL, 0);
                         if (r < 0)
                                 return r;
@@ -638,6 +657,9 @@ void execution_cancel(Execution *e) {
         if (e->state == STATE_DONE)
                 return;
         e->result.cancelled = true;
+        /* Nobody reads the output any more: drain it so the run can end. */
+        e->discard_output = true;
+        execution_pause_output(e, false);
         if (e->state == STATE_ACQUIRING) {
                 fail(e, -ECANCELED);
                 return;

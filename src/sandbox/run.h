@@ -58,6 +58,9 @@ typedef struct ExecutionCallbacks {
         void (*on_output)(Execution *e, ExecStream stream, ExecPhase phase, const char *data, size_t len, void *userdata);
         /* The run is over; execution_result() holds the outcome. */
         void (*on_done)(Execution *e, void *userdata);
+        /* stdin stays open for execution_write_stdin() (WebSocket); otherwise it gets
+         * request.stdin and then end-of-file. */
+        bool interactive_stdin;
 } ExecutionCallbacks;
 
 typedef struct ExecContext {
@@ -80,6 +83,9 @@ void execution_cancel(Execution *e);
 /* Writes to the program's stdin; len 0 closes it. */
 int execution_write_stdin(Execution *e, const char *data, size_t len);
 int execution_signal(Execution *e, int sig);
+/* Stops reading the program's output (it blocks once its pipe is full) until resumed: how a
+ * slow streaming client slows the program down instead of growing our buffers. */
+void execution_pause_output(Execution *e, bool pause);
 const ExecResult *execution_result(Execution *e);
 const ExecRequest *execution_request(Execution *e);
 bool execution_is_done(Execution *e);

@@ -30,6 +30,7 @@ struct SandboxEngine {
         uint8_t slots[SANDBOX_SLOTS_MAX];
         unsigned n_live;
         uint64_t next_id;
+        Sandbox *live;          /* every sandbox not yet freed */
 };
 
 struct Sandbox {
@@ -47,6 +48,7 @@ struct Sandbox {
         bool dead;
         bool share_network;
         unsigned runs;
+        Sandbox *prev, *next;
 };
 
 int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngineConfig *config) {
@@ -94,9 +96,31 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
         return 0;
 }
 
+/* Ends a sandbox's processes and removes its cgroup; the object stays valid (and dead). */
+static void sandbox_teardown(Sandbox *sb) {
+        sb->io_source = sd_event_source_disable_unref(sb->io_source);
+        sb->child_source = sd_event_source_disable_unref(sb->child_source);
+        if (sb->pid > 0) {
+                /* Killing init ends the whole pid namespace. */
+                (void) kill(sb->pid, SIGKILL);
+                (void) waitpid(sb->pid, NULL, 0);
+                sb->pid = 0;
+        }
+        sb->sock = safe_close(sb->sock);
+        sb->cgroup = cgroup_destroy(sb->cgroup);
+        sb->dead = true;
+        sb->ready = false;
+}
+
 SandboxEngine *sandbox_engine_free(SandboxEngine *e) {
         if (!e)
                 return NULL;
+        /* Whatever is still alive (a run that did not finish before exit) must not outlive us:
+         * no process, no zombie, no cgroup left. */
+        for (Sandbox *sb = e->live; sb; sb = sb->next) {
+                log_warning("sandbox %s: still in use at exit; killing it", sb->id);
+                sandbox_teardown(sb);
+        }
         cgroup_manager_free(e->cgroups);
         seccomp_program_done(&e->seccomp);
         strv_free(e->bind_dirs);
@@ -220,6 +244,10 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         if (sb->slot == UINT32_MAX)
                 return -EBUSY;
         e->n_live++;
+        sb->next = e->live;
+        if (e->live)
+                e->live->prev = sb;
+        e->live = sb;
         snprintf(sb->id, sizeof(sb->id), "sb-%u-%" PRIu64, sb->slot, ++e->next_id);
 
         r = cgroup_create(e->cgroups, sb->id, &sb->cgroup);
@@ -286,18 +314,17 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
 Sandbox *sandbox_free(Sandbox *sb) {
         if (!sb)
                 return NULL;
-        sd_event_source_disable_unref(sb->io_source);
-        sd_event_source_disable_unref(sb->child_source);
-        if (sb->pid > 0) {
-                /* Killing init ends the whole pid namespace. */
-                (void) kill(sb->pid, SIGKILL);
-                (void) waitpid(sb->pid, NULL, 0);
-        }
-        safe_close(sb->sock);
-        cgroup_destroy(sb->cgroup);
+        sandbox_teardown(sb);
         if (sb->slot != UINT32_MAX) {
-                sb->engine->slots[sb->slot] = 0;
-                sb->engine->n_live--;
+                SandboxEngine *e = sb->engine;
+                e->slots[sb->slot] = 0;
+                e->n_live--;
+                if (sb->prev)
+                        sb->prev->next = sb->next;
+                else if (e->live == sb)
+                        e->live = sb->next;
+                if (sb->next)
+                        sb->next->prev = sb->prev;
         }
         free(sb);
         return NULL;

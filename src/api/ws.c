@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /execute/ws: a WebSocket (RFC 6455) over libmicrohttpd's upgrade. After the 101 the
+ * socket is ours: frames are read and written from sd-event io sources. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/stream-run.h"
+#include "http/websocket.h"
+#include "shared/json-util.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+
+#define WS_MAX_MESSAGE (1u << 20)
+#define WS_HIGH_WATER (1u << 20)
+#define WS_LOW_WATER (256u << 10)
+#define WS_CLOSE_WAIT_USEC (2 * USEC_PER_SEC)
+
+typedef struct WsConn {
+        ApiContext *ctx;
+        HttpServer *server;
+        struct MHD_UpgradeResponseHandle *urh;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *close_timer;
+        Buffer in;
+        Buffer out;
+        size_t out_off;
+        WsMessage msg;
+        StreamRun *run;
+        bool run_done;
+        bool started;
+        bool close_sent;
+        bool peer_gone;
+        bool released;
+} WsConn;
+
+static void ws_release(WsConn *c);
+
+static void update_events(WsConn *c) {
+        uint32_t ev = EPOLLIN | EPOLLRDHUP;
+        if (c->out.size > c->out_off)
+                ev |= EPOLLOUT;
+        if (c->io)
+                (void) sd_event_source_set_io_events(c->io, ev);
+}
+
+static void ws_flush(WsConn *c) {
+        while (c->out.size > c->out_off) {
+                ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.size - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                c->peer_gone = true;
+                        break;
+                }
+                c->out_off += (size_t) n;
+        }
+        if (c->out_off == c->out.size) {
+                c->out.size = 0;
+                c->out_off = 0;
+        }
+        if (c->run && c->out.size - c->out_off < WS_LOW_WATER)
+                stream_run_pause(c->run, false);
+        update_events(c);
+}
+
+static void ws_send(WsConn *c, uint8_t opcode, const char *data, size_t len) {
+        if (c->close_sent || c->peer_gone)
+                return;
+        if (ws_append_frame(&c->out, opcode, data, len) < 0)
+                return;
+        if (c->run && c->out.size - c->out_off > WS_HIGH_WATER)
+                stream_run_pause(c->run, true);
+        ws_flush(c);
+}
+
+static void ws_send_event(WsConn *c, const char *type, const char *data) {
+        json_object *o = json_object_new_object();
+        size_t len;
+        const char *s;
+        if (!o)
+                return;
+        json_add(o, "type", json_object_new_string(type));
+        json_add(o, "data", json_object_new_string(data));
+        s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        ws_send(c, WS_OP_TEXT, s, len);
+        json_object_put(o);
+}
+
+static int on_close_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        WsConn *c = userdata;
+        c->peer_gone = true;
+        ws_release(c);
+        return 0;
+}
+
+static void ws_close(WsConn *c, uint16_t code, const char *reason) {
+        if (c->close_sent)
+                return;
+        if (!c->peer_gone && ws_append_close(&c->out, code, reason) >= 0)
+                ws_flush(c);
+        c->close_sent = true;
+        /* Wait a moment for the peer's close frame, as RFC 6455 asks, then drop the connection. */
+        if (!c->close_timer)
+                (void) sd_event_add_time_relative(c->ctx->event, &c->close_timer, CLOCK_MONOTONIC, WS_CLOSE_WAIT_USEC, 10000,
+                                                  on_close_timer, c);
+        if (c->peer_gone)
+                ws_release(c);
+}
+
+static void ws_free(WsConn *c) {
+        stream_run_free(c->run);
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->close_timer);
+        buffer_done(&c->in);
+        buffer_done(&c->out);
+        ws_message_reset(&c->msg);
+        free(c);
+}
+
+/* Gives the socket back to MHD to close; the connection object goes once the run is over too. */
+static void ws_release(WsConn *c) {
+        if (!c->released) {
+                c->released = true;
+                c->io = sd_event_source_disable_unref(c->io);
+                c->close_timer = sd_event_source_disable_unref(c->close_timer);
+                if (c->run && !c->run_done)
+                        stream_run_cancel(c->run);
+                MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+                /* In external-loop mode MHD must run once more to finish the close. */
+                http_server_kick(c->server);
+        }
+        if (c->run_done || !c->run)
+                ws_free(c);
+}
+
+static void ws_event(void *userdata, const char *json, size_t len) {
+        WsConn *c = userdata;
+        if (!c->released)
+                ws_send(c, WS_OP_TEXT, json, len);
+}
+
+static void ws_done(void *userdata) {
+        WsConn *c = userdata;
+        c->run_done = true;
+        if (c->released) {
+                ws_free(c);
+                return;
+        }
+        ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
+}
+
+static int parse_signal(const char *s) {
+        if (streq(s, "SIGINT"))
+                return SIGINT;
+        if (streq(s, "SIGTERM"))
+                return SIGTERM;
+        if (streq(s, "SIGKILL"))
+                return SIGKILL;
+        return -EINVAL;
+}
+
+static void handle_message(WsConn *c, const char *text, size_t len) {
+        static const StreamSinkOps ops = { .event = ws_event, .done = ws_done };
+        _cleanup_json_ json_object *o = NULL;
+        const char *type, *s;
+        char buf[256];
+        int r;
+
+        if (json_parse_limited(text, len, JSON_DEPTH_MAX, &o) < 0 || !json_object_is_type(o, json_type_object)) {
+                ws_send_event(c, "error", "Invalid JSON message");
+                ws_close(c, WS_CLOSE_UNSUPPORTED, "Invalid JSON message");
+                return;
+        }
+        if (json_get_string(o, "type", &type) < 0) {
+                ws_send_event(c, "error", "Message has no \"type\"");
+                return;
+        }
+        if (streq(type, "execute")) {
+                _cleanup_(exec_request_freep) ExecRequest *req = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                if (c->started) {
+                        ws_send_event(c, "error", "Only one execution per connection");
+                        return;
+                }
+                if (c->ctx->shutting_down) {
+                        ws_send_event(c, "error", "Server is shutting down");
+                        ws_close(c, WS_CLOSE_GOING_AWAY, "Server is shutting down");
+                        return;
+                }
+                r = exec_request_parse(o, &c->ctx->policy, &req, &error);
+                if (r >= 0 && req->session_id) {
+                        r = -EINVAL;
+                        free(error);
+                        error = strdup("sessionId is not supported by this server yet");
+                }
+                if (r < 0) {
+                        ws_send_event(c, "error", r == -EINVAL && error ? error : "Invalid request");
+                        ws_close(c, WS_CLOSE_POLICY, "Invalid request");
+                        return;
+                }
+                c->started = true;
+                r = stream_run_start(c->ctx, TAKE_PTR(req), true, &ops, c, &c->run);
+                if (r < 0) {
+                        ws_send_event(c, "error", r == -EBUSY ? "Too many requests — queue is full" : "Sandbox failure");
+                        ws_close(c, WS_CLOSE_TRY_AGAIN, "Try again later");
+                }
+                return;
+        }
+        if (streq(type, "stdin")) {
+                bool eof = false;
+                size_t dl = 0;
+                json_object *d;
+                s = "";
+                if (json_object_object_get_ex(o, "data", &d) && json_object_is_type(d, json_type_string)) {
+                        s = json_object_get_string(d);
+                        dl = (size_t) json_object_get_string_len(d);
+                }
+                (void) json_get_bool(o, "eof", &eof);
+                if (!c->run || stream_run_stdin(c->run, s, dl, eof) < 0)
+                        ws_send_event(c, "error", "No running program to take stdin");
+                return;
+        }
+        if (streq(type, "signal")) {
+                int sig = json_get_string(o, "signal", &s) >= 0 ? parse_signal(s) : -EINVAL;
+                if (sig < 0) {
+                        ws_send_event(c, "error", "Unknown signal (expected SIGINT, SIGTERM or SIGKILL)");
+                        return;
+                }
+                if (!c->run || stream_run_signal(c->run, sig) < 0)
+                        ws_send_event(c, "error", "No running program to signal");
+                return;
+        }
+        snprintf(buf, sizeof(buf), "Unknown message type: %.200s", type);
+        ws_send_event(c, "error", buf);
+}
+
+static void handle_input(WsConn *c) {
+        size_t off = 0;
+
+        while (!c->released && off < c->in.size) {
+                WsFrame f;
+                ssize_t k = ws_parse_frame((uint8_t *) c->in.data + off, c->in.size - off, WS_MAX_MESSAGE, &f);
+                if (k == 0)
+                        break;
+                if (k == -EMSGSIZE) {
+                        ws_close(c, WS_CLOSE_TOO_BIG, "Message too big");
+                        return;
+                }
+                if (k < 0 || !f.masked) {
+                        ws_close(c, WS_CLOSE_PROTOCOL_ERROR, f.masked || k < 0 ? "Protocol error" : "Client frames must be masked");
+                        return;
+                }
+                off += (size_t) k;
+                switch (f.opcode) {
+                case WS_OP_PING:
+                        ws_send(c, WS_OP_PONG, (const char *) f.payload, f.length);
+                        break;
+                case WS_OP_PONG:
+                        break;
+                case WS_OP_CLOSE:
+                        if (!c->close_sent) {
+                                uint16_t code = f.length >= 2 ? (uint16_t) ((f.payload[0] << 8) | f.payload[1]) : WS_CLOSE_NORMAL;
+                                (void) code;
+                                ws_close(c, WS_CLOSE_NORMAL, "Bye");
+                        }
+                        c->peer_gone = true;
+                        ws_release(c);
+                        return;
+                default: {
+                        int r;
+                        if (c->close_sent)
+                                break;
+                        r = ws_message_feed(&c->msg, &f, WS_MAX_MESSAGE);
+                        if (r == -EMSGSIZE) {
+                                ws_close(c, WS_CLOSE_TOO_BIG, "Message too big");
+                                return;
+                        }
+                        if (r < 0) {
+                                ws_close(c, WS_CLOSE_PROTOCOL_ERROR, "Protocol error");
+                                return;
+                        }
+                        if (r == 0)
+                                break;
+                        if (c->msg.opcode == WS_OP_BINARY) {
+                                ws_message_reset(&c->msg);
+                                ws_send_event(c, "error", "Invalid JSON message");
+                                ws_close(c, WS_CLOSE_UNSUPPORTED, "Binary messages are not supported");
+                                return;
+                        }
+                        {
+                                Buffer m = c->msg.data;
+                                c->msg.data = (Buffer) {};
+                                c->msg.opcode = 0;
+                                handle_message(c, m.data ?: "", m.size);
+                                buffer_done(&m);
+                        }
+                        break;
+                }
+                }
+        }
+        if (off > 0 && !c->released) {
+                memmove(c->in.data, c->in.data + off, c->in.size - off);
+                c->in.size -= off;
+        }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        WsConn *c = userdata;
+
+        if (revents & EPOLLOUT)
+                ws_flush(c);
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                char buf[65536];
+                ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n <= 0) {
+                        /* The client vanished: cancel the run and free its sandbox. */
+                        c->peer_gone = true;
+                        ws_release(c);
+                        return 0;
+                }
+                if (c->in.size + (size_t) n > WS_MAX_MESSAGE + 64) {
+                        ws_close(c, WS_CLOSE_TOO_BIG, "Message too big");
+                        return 0;
+                }
+                (void) buffer_append(&c->in, buf, (size_t) n);
+                handle_input(c);
+        }
+        if (c->peer_gone && !c->released)
+                ws_release(c);
+        return 0;
+}
+
+static void on_upgraded(void *cls, struct MHD_Connection *connection, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        WsConn *c = cls;
+
+        c->fd = sock;
+        c->urh = urh;
+        (void) fd_nonblock(sock, true);
+        if (extra_in_size > 0)
+                (void) buffer_append(&c->in, extra_in, extra_in_size);
+        if (sd_event_add_io(c->ctx->event, &c->io, sock, EPOLLIN | EPOLLRDHUP, on_io, c) < 0) {
+                ws_release(c);
+                return;
+        }
+        if (c->in.size > 0)
+                handle_input(c);
+}
+
+static bool header_has_token(const char *v, const char *token) {
+        size_t tl = strlen(token);
+        for (const char *p = v; p && *p;) {
+                p += strspn(p, " \t,");
+                size_t n = strcspn(p, ",");
+                size_t m = n;
+                while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+                        m--;
+                if (m == tl && strncasecmp(p, token, tl) == 0)
+                        return true;
+                p += n;
+        }
+        return false;
+}
+
+int api_execute_ws(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        const char *upgrade = http_request_header(r, "Upgrade");
+        const char *connection = http_request_header(r, "Connection");
+        const char *version = http_request_header(r, "Sec-WebSocket-Version");
+        const char *key = http_request_header(r, "Sec-WebSocket-Key");
+        struct MHD_Response *resp;
+        char accept[29];
+        WsConn *c;
+
+        if (!upgrade || strcasecmp(upgrade, "websocket") != 0 || !connection || !header_has_token(connection, "upgrade"))
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Expected a WebSocket upgrade");
+        if (!version || !streq(version, "13")) {
+                resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
+                if (!resp)
+                        return -ENOMEM;
+                MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
+                return http_reply_response(r, MHD_HTTP_UPGRADE_REQUIRED, resp);
+        }
+        if (!key || ws_accept_key(key, accept) < 0)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing or invalid Sec-WebSocket-Key");
+        if (ctx->shutting_down)
+                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down");
+
+        c = calloc(1, sizeof(WsConn));
+        if (!c)
+                return -ENOMEM;
+        c->ctx = ctx;
+        c->server = r->server;
+        c->fd = -EBADF;
+        resp = MHD_create_response_for_upgrade(on_upgraded, c);
+        if (!resp) {
+                free(c);
+                return -ENOMEM;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+        MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+        return http_reply_response(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+}
