@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 status=0
 meson test -C build --print-errorlogs --no-rebuild --num-processes 2 || status=1
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:quarantine_size_mb=16 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --no-rebuild --num-processes 2 --suite unit --suite integration || status=1
 
 /usr/bin/python3 - build/meson-logs/testlog.junit.xml build-asan/meson-logs/testlog.junit.xml <<'PY' || status=1

@@ -8,6 +8,7 @@
 #include "sandbox/queue.h"
 #include "sandbox/run.h"
 #include "sandbox/spec.h"
+#include "session/session.h"
 
 /* What the route handlers may use; filled by the daemon, which owns every part. */
 typedef struct ApiContext {
@@ -19,22 +20,26 @@ typedef struct ApiContext {
         bool shutting_down;
         uint64_t total_executions;
         unsigned active_executions;
-        /* Requests with work outstanding, so shutdown can cancel them. */
-        struct ApiCall *calls;
-        struct StreamRun *streams;
+        SessionRegistry *sessions;
+        /* Runs under way (buffered and streamed), so shutdown can cancel them. */
+        struct ApiRun *runs;
 } ApiContext;
 
 const Route *api_routes(size_t *ret_n);
 
-/* Cancels every outstanding execution (shutdown); their replies follow from the loop. */
+/* Cancels every run under way (shutdown); their replies follow from the loop. */
 void api_cancel_all(ApiContext *ctx);
-unsigned api_n_calls(ApiContext *ctx);
-/* Streamed runs (SSE and WebSocket) under way. */
-void api_cancel_streams(ApiContext *ctx);
-unsigned api_n_streams(ApiContext *ctx);
+unsigned api_n_runs(ApiContext *ctx);
 
 int api_health(HttpRequest *r, void *userdata);
 int api_execute(HttpRequest *r, void *userdata);
 int api_queue_status(HttpRequest *r, void *userdata);
 int api_execute_stream(HttpRequest *r, void *userdata);
 int api_execute_ws(HttpRequest *r, void *userdata);
+int api_sessions_list(HttpRequest *r, void *userdata);
+int api_session_delete(HttpRequest *r, void *userdata);
+int api_file_put(HttpRequest *r, void *userdata);
+int api_file_get(HttpRequest *r, void *userdata);
+int api_cleanup(HttpRequest *r, void *userdata);
+/* Parses and validates an execution envelope; replies 400 itself (returns > 0) on bad input. */
+int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret);

@@ -6,62 +6,10 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/run.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
-
-typedef struct ApiCall {
-        ApiContext *ctx;
-        HttpRequest *r;
-        ExecRequest *req;          /* until the execution takes it */
-        Execution *exec;
-        ExecQueueWaiter *waiter;
-        bool has_slot;
-        struct ApiCall *prev, *next;
-} ApiCall;
-
-static void call_link(ApiCall *c) {
-        ApiContext *ctx = c->ctx;
-        c->next = ctx->calls;
-        if (ctx->calls)
-                ctx->calls->prev = c;
-        ctx->calls = c;
-}
-
-static void call_free(ApiCall *c) {
-        ApiContext *ctx = c->ctx;
-        if (c->prev)
-                c->prev->next = c->next;
-        else if (ctx->calls == c)
-                ctx->calls = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        exec_queue_cancel(c->waiter);
-        if (c->exec) {
-                execution_free(c->exec);
-                ctx->active_executions--;
-        }
-        if (c->has_slot)
-                exec_queue_release(ctx->queue);
-        exec_request_free(c->req);
-        free(c);
-}
-
-unsigned api_n_calls(ApiContext *ctx) {
-        unsigned n = api_n_streams(ctx);
-        for (ApiCall *c = ctx->calls; c; c = c->next)
-                n++;
-        return n;
-}
-
-static void on_request_gone(HttpRequest *r, void *userdata) {
-        ApiCall *c = userdata;
-        c->r = NULL;
-        if (c->exec && !execution_is_done(c->exec))
-                execution_cancel(c->exec);   /* on_done frees the call */
-        else if (!c->exec)
-                call_free(c);
-}
 
 /* A number with two decimals, printed as such (not 86.579999999999998). */
 static json_object *json_double2(double d) {
@@ -70,8 +18,7 @@ static json_object *json_double2(double d) {
         return json_object_new_double_s(strtod(buf, NULL), buf);
 }
 
-json_object *api_result_json(const ExecResult *res, const ExecRequest *req);
-json_object *api_result_json(const ExecResult *res, const ExecRequest *req) {
+static json_object *result_json(const ExecResult *res, const ExecRequest *req) {
         _cleanup_free_ char *out = exec_result_text(res, req, EXEC_STDOUT);
         _cleanup_free_ char *err = exec_result_text(res, req, EXEC_STDERR);
         json_object *o = json_object_new_object(), *ru = json_object_new_object();
@@ -107,7 +54,8 @@ json_object *api_result_json(const ExecResult *res, const ExecRequest *req) {
         return o;
 }
 
-static void reply_engine_error(HttpRequest *r, int error) {
+/* What the engine's own failures mean for the client. */
+static void reply_engine_error(HttpRequest *r, int error, const char *message) {
         switch (error) {
         case -EXDEV:
         case -ELOOP:
@@ -123,131 +71,97 @@ static void reply_engine_error(HttpRequest *r, int error) {
         case -EDQUOT:
                 http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request.files do not fit in the sandbox");
                 return;
-        case -ESHUTDOWN:
-        case -ECANCELED:
-                http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down");
-                return;
         default:
-                log_error_errno(error, "execution failed in the sandbox engine: %m");
-                http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Sandbox failure: %s", strerror(-error));
+                if (api_run_error_status(error) == MHD_HTTP_INTERNAL_SERVER_ERROR)
+                        log_error_errno(error, "execution failed in the sandbox engine: %m");
+                http_reply_error(r, api_run_error_status(error), "%s", message ?: "Execution failed");
                 return;
         }
 }
 
-static void on_exec_done(Execution *e, void *userdata) {
-        ApiCall *c = userdata;
-        const ExecResult *res = execution_result(e);
+typedef struct BufferedCall {
+        HttpRequest *r;
+        ApiRun *run;
+} BufferedCall;
 
-        c->ctx->total_executions++;
+static void buffered_done(void *userdata, int error, const char *message, const ExecResult *res, const ExecRequest *req) {
+        BufferedCall *c = userdata;
+
         if (c->r) {
-                if (res->error < 0)
-                        reply_engine_error(c->r, res->error);
+                if (error < 0)
+                        reply_engine_error(c->r, error, message);
+                else if (res->error < 0)
+                        reply_engine_error(c->r, res->error, NULL);
                 else {
-                        json_object *o = api_result_json(res, execution_request(e));
+                        json_object *o = result_json(res, req);
                         if (o)
                                 http_reply_json(c->r, MHD_HTTP_OK, o);
                         else
                                 http_reply_error(c->r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
                 }
         }
-        call_free(c);
+        api_run_free(c->run);
+        free(c);
 }
 
-static void call_start(ApiCall *c) {
-        static const ExecutionCallbacks cb = { .on_done = on_exec_done };
-        int k;
-
-        c->has_slot = true;
-        k = execution_start(&c->ctx->exec, TAKE_PTR(c->req), NULL, &cb, c, &c->exec);
-        if (k < 0) {
-                if (c->r)
-                        http_reply_errno(c->r, k, NULL);
-                call_free(c);
-                return;
-        }
-        c->ctx->active_executions++;
+static void buffered_request_gone(HttpRequest *r, void *userdata) {
+        BufferedCall *c = userdata;
+        c->r = NULL;
+        api_run_cancel(c->run);   /* done follows and frees */
 }
 
-static void on_queue(int error, void *userdata) {
-        ApiCall *c = userdata;
-        c->waiter = NULL;
-        if (error < 0) {
-                if (c->r) {
-                        if (error == -ETIMEDOUT)
-                                http_reply_error(c->r, MHD_HTTP_REQUEST_TIMEOUT, "Timed out waiting for an execution slot");
-                        else
-                                http_reply_errno(c->r, error, NULL);
-                }
-                call_free(c);
-                return;
-        }
-        call_start(c);
-}
-
-int api_execute(HttpRequest *r, void *userdata) {
-        ApiContext *ctx = userdata;
+int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret) {
         _cleanup_json_ json_object *body = NULL;
-        _cleanup_(exec_request_freep) ExecRequest *req = NULL;
         _cleanup_free_ char *error = NULL;
-        ApiCall *c;
         int k;
 
         if (ctx->shutting_down)
-                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down");
+                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down"), 1;
         if (http_request_body_json(r, false, &body) > 0)
-                return 0;
-        k = exec_request_parse(body, &ctx->policy, &req, &error);
+                return 1;
+        k = exec_request_parse(body, &ctx->policy, ret, &error);
         if (k == -EINVAL)
-                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", error ?: "Invalid request");
-        if (k < 0)
-                return k;
-        if (req->session_id)
-                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "sessionId is not supported by this server yet");
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", error ?: "Invalid request"), 1;
+        return k;
+}
 
-        c = calloc(1, sizeof(ApiCall));
-        if (!c)
+int api_execute(HttpRequest *r, void *userdata) {
+        static const ApiRunOps ops = { .done = buffered_done };
+        ApiContext *ctx = userdata;
+        _cleanup_free_ char *error = NULL;
+        ExecRequest *req = NULL;
+        BufferedCall *c;
+        int k;
+
+        k = api_parse_exec_request(r, ctx, &req);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        c = calloc(1, sizeof(BufferedCall));
+        if (!c) {
+                exec_request_free(req);
                 return -ENOMEM;
-        c->ctx = ctx;
+        }
         c->r = r;
-        c->req = TAKE_PTR(req);
-        call_link(c);
-
-        k = exec_queue_acquire(ctx->queue, on_queue, c, &c->waiter);
-        if (k == -EBUSY) {
-                call_free(c);
-                return http_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests — queue is full");
-        }
+        k = api_run_start(ctx, &r->auth, req, false, &ops, c, &c->run, &error);
         if (k < 0) {
-                call_free(c);
-                return k;
+                free(c);
+                return http_reply_error(r, api_run_error_status(k), "%s", error ?: strerror(-k));
         }
-        http_request_suspend(r, on_request_gone, c);
-        if (k > 0)
-                call_start(c);
+        http_request_suspend(r, buffered_request_gone, c);
         return 0;
 }
 
-void api_cancel_all(ApiContext *ctx) {
-        api_cancel_streams(ctx);
-        for (ApiCall *c = ctx->calls, *next; c; c = next) {
-                next = c->next;
-                if (c->exec)
-                        execution_cancel(c->exec);
-                else if (c->waiter) {
-                        exec_queue_cancel(TAKE_PTR(c->waiter));
-                        if (c->r)
-                                http_reply_error(c->r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down");
-                        call_free(c);
-                }
-        }
-}
-
 static const Route routes[] = {
-        { "GET",  "/health",         ROUTE_PUBLIC,  api_health, 0 },
-        { "POST", "/execute",        ROUTE_ANY_KEY, api_execute, 0 },
-        { "POST", "/execute/stream", ROUTE_ANY_KEY, api_execute_stream, 0 },
-        { "GET",  "/execute/ws",     ROUTE_ANY_KEY, api_execute_ws, ROUTE_UPGRADE },
-        { "GET",  "/queue/status",   ROUTE_ANY_KEY, api_queue_status, 0 },
+        { "GET",    "/health",         ROUTE_PUBLIC,  api_health, 0 },
+        { "POST",   "/execute",        ROUTE_ANY_KEY, api_execute, 0 },
+        { "POST",   "/execute/stream", ROUTE_ANY_KEY, api_execute_stream, 0 },
+        { "GET",    "/execute/ws",     ROUTE_ANY_KEY, api_execute_ws, ROUTE_UPGRADE },
+        { "GET",    "/sessions",       ROUTE_ANY_KEY, api_sessions_list, 0 },
+        { "DELETE", "/session/:id",    ROUTE_ANY_KEY, api_session_delete, 0 },
+        { "POST",   "/file",           ROUTE_ANY_KEY, api_file_put, 0 },
+        { "GET",    "/file",           ROUTE_ANY_KEY, api_file_get, 0 },
+        { "POST",   "/cleanup",        ROUTE_MASTER,  api_cleanup, 0 },
+        { "GET",    "/queue/status",   ROUTE_ANY_KEY, api_queue_status, 0 },
 };
 
 const Route *api_routes(size_t *ret_n) {

@@ -8,7 +8,7 @@
 #include <sys/epoll.h>
 
 #include "api/api.h"
-#include "api/stream-run.h"
+#include "api/run.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
@@ -20,7 +20,7 @@ typedef struct SseCall {
         ApiContext *ctx;
         HttpRequest *r;                 /* NULL once MHD finished the request */
         struct MHD_Connection *connection;
-        StreamRun *run;
+        ApiRun *run;
         Buffer out;
         size_t off;
         bool run_done;
@@ -34,7 +34,7 @@ typedef struct SseCall {
 static void sse_maybe_free(SseCall *c) {
         if (!c->run_done || !c->response_gone)
                 return;
-        stream_run_free(c->run);
+        api_run_free(c->run);
         sd_event_source_disable_unref(c->keepalive);
         sd_event_source_disable_unref(c->hup);
         buffer_done(&c->out);
@@ -73,11 +73,11 @@ static void sse_event(void *userdata, const char *json, size_t len) {
                 return;
         (void) sd_event_source_set_time_relative(c->keepalive, c->ctx->sse_keepalive_usec);
         if (pending(c) > SSE_HIGH_WATER)
-                stream_run_pause(c->run, true);
+                api_run_pause(c->run, true);
         wake(c);
 }
 
-static void sse_done(void *userdata) {
+static void sse_done(void *userdata, int error, const char *message, const ExecResult *res, const ExecRequest *req) {
         SseCall *c = userdata;
         c->run_done = true;
         wake(c);
@@ -89,7 +89,7 @@ static int on_hup(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         /* The client hung up while we had nothing to say: end the run now, and let MHD see it. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         if (c->run)
-                stream_run_cancel(c->run);
+                api_run_cancel(c->run);
         wake(c);
         return 0;
 }
@@ -111,7 +111,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                         c->off = 0;
                 }
                 if (pending(c) < SSE_LOW_WATER)
-                        stream_run_pause(c->run, false);
+                        api_run_pause(c->run, false);
                 return (ssize_t) n;
         }
         if (c->run_done)
@@ -129,7 +129,7 @@ static void sse_response_free(void *cls) {
         c->response_gone = true;
         c->connection = NULL;
         if (c->run && !c->run_done)
-                stream_run_cancel(c->run);
+                api_run_cancel(c->run);
         sse_maybe_free(c);
 }
 
@@ -141,47 +141,35 @@ static void sse_request_gone(HttpRequest *r, void *userdata) {
         if (c->hup)
                 (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
         if (c->run && !c->run_done)
-                stream_run_cancel(c->run);
+                api_run_cancel(c->run);
 }
 
 int api_execute_stream(HttpRequest *r, void *userdata) {
-        static const StreamSinkOps ops = { .event = sse_event, .done = sse_done };
+        static const ApiRunOps ops = { .event = sse_event, .done = sse_done };
         ApiContext *ctx = userdata;
-        _cleanup_json_ json_object *body = NULL;
-        _cleanup_(exec_request_freep) ExecRequest *req = NULL;
         _cleanup_free_ char *error = NULL;
+        ExecRequest *req = NULL;
         const union MHD_ConnectionInfo *ci;
         struct MHD_Response *resp;
         SseCall *c;
         int k;
 
-        if (ctx->shutting_down)
-                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down");
-        if (http_request_body_json(r, false, &body) > 0)
-                return 0;
-        k = exec_request_parse(body, &ctx->policy, &req, &error);
-        if (k == -EINVAL)
-                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", error ?: "Invalid request");
-        if (k < 0)
-                return k;
-        if (req->session_id)
-                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "sessionId is not supported by this server yet");
-
+        k = api_parse_exec_request(r, ctx, &req);
+        if (k != 0)
+                return k < 0 ? k : 0;
         c = calloc(1, sizeof(SseCall));
-        if (!c)
+        if (!c) {
+                exec_request_free(req);
                 return -ENOMEM;
+        }
         c->ctx = ctx;
         c->r = r;
         c->connection = r->connection;
         c->fd = -EBADF;
-        k = stream_run_start(ctx, TAKE_PTR(req), false, &ops, c, &c->run);
-        if (k == -EBUSY) {
-                free(c);
-                return http_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests — queue is full");
-        }
+        k = api_run_start(ctx, &r->auth, req, false, &ops, c, &c->run, &error);
         if (k < 0) {
                 free(c);
-                return k;
+                return http_reply_error(r, api_run_error_status(k), "%s", error ?: strerror(-k));
         }
         (void) sd_event_add_time_relative(ctx->event, &c->keepalive, CLOCK_MONOTONIC, ctx->sse_keepalive_usec, 10000,
                                           on_keepalive, c);
@@ -191,7 +179,7 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
 
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, c, sse_response_free);
         if (!resp) {
-                stream_run_cancel(c->run);
+                api_run_cancel(c->run);
                 c->response_gone = true;
                 return -ENOMEM;
         }

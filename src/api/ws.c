@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "api/stream-run.h"
+#include "api/run.h"
 #include "http/websocket.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
@@ -30,16 +30,18 @@ typedef struct WsConn {
         int fd;
         sd_event_source *io;
         sd_event_source *close_timer;
+        sd_event_source *free_defer;
         Buffer in;
         Buffer out;
         size_t out_off;
         WsMessage msg;
-        StreamRun *run;
+        ApiRun *run;
         bool run_done;
         bool started;
         bool close_sent;
         bool peer_gone;
         bool released;
+        AuthInfo who;               /* from the upgrade request */
 } WsConn;
 
 static void ws_release(WsConn *c);
@@ -69,7 +71,7 @@ static void ws_flush(WsConn *c) {
                 c->out_off = 0;
         }
         if (c->run && c->out.size - c->out_off < WS_LOW_WATER)
-                stream_run_pause(c->run, false);
+                api_run_pause(c->run, false);
         update_events(c);
 }
 
@@ -79,7 +81,7 @@ static void ws_send(WsConn *c, uint8_t opcode, const char *data, size_t len) {
         if (ws_append_frame(&c->out, opcode, data, len) < 0)
                 return;
         if (c->run && c->out.size - c->out_off > WS_HIGH_WATER)
-                stream_run_pause(c->run, true);
+                api_run_pause(c->run, true);
         ws_flush(c);
 }
 
@@ -118,13 +120,25 @@ static void ws_close(WsConn *c, uint16_t code, const char *reason) {
 }
 
 static void ws_free(WsConn *c) {
-        stream_run_free(c->run);
+        api_run_free(c->run);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->close_timer);
+        sd_event_source_disable_unref(c->free_defer);
         buffer_done(&c->in);
         buffer_done(&c->out);
         ws_message_reset(&c->msg);
         free(c);
+}
+
+static int on_free_defer(sd_event_source *s, void *userdata) {
+        ws_free(userdata);
+        return 0;
+}
+
+/* Frees the connection from the loop, never from inside one of its own callbacks. */
+static void ws_free_later(WsConn *c) {
+        if (!c->free_defer)
+                (void) sd_event_add_defer(c->ctx->event, &c->free_defer, on_free_defer, c);
 }
 
 /* Gives the socket back to MHD to close; the connection object goes once the run is over too. */
@@ -134,13 +148,13 @@ static void ws_release(WsConn *c) {
                 c->io = sd_event_source_disable_unref(c->io);
                 c->close_timer = sd_event_source_disable_unref(c->close_timer);
                 if (c->run && !c->run_done)
-                        stream_run_cancel(c->run);
+                        api_run_cancel(c->run);
                 MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
                 /* In external-loop mode MHD must run once more to finish the close. */
                 http_server_kick(c->server);
         }
         if (c->run_done || !c->run)
-                ws_free(c);
+                ws_free_later(c);
 }
 
 static void ws_event(void *userdata, const char *json, size_t len) {
@@ -149,11 +163,11 @@ static void ws_event(void *userdata, const char *json, size_t len) {
                 ws_send(c, WS_OP_TEXT, json, len);
 }
 
-static void ws_done(void *userdata) {
+static void ws_done(void *userdata, int error, const char *message, const ExecResult *res, const ExecRequest *req) {
         WsConn *c = userdata;
         c->run_done = true;
         if (c->released) {
-                ws_free(c);
+                ws_free_later(c);
                 return;
         }
         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
@@ -170,7 +184,7 @@ static int parse_signal(const char *s) {
 }
 
 static void handle_message(WsConn *c, const char *text, size_t len) {
-        static const StreamSinkOps ops = { .event = ws_event, .done = ws_done };
+        static const ApiRunOps ops = { .event = ws_event, .done = ws_done };
         _cleanup_json_ json_object *o = NULL;
         const char *type, *s;
         char buf[256];
@@ -199,21 +213,18 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         return;
                 }
                 r = exec_request_parse(o, &c->ctx->policy, &req, &error);
-                if (r >= 0 && req->session_id) {
-                        r = -EINVAL;
-                        free(error);
-                        error = strdup("sessionId is not supported by this server yet");
-                }
                 if (r < 0) {
                         ws_send_event(c, "error", r == -EINVAL && error ? error : "Invalid request");
                         ws_close(c, WS_CLOSE_POLICY, "Invalid request");
                         return;
                 }
                 c->started = true;
-                r = stream_run_start(c->ctx, TAKE_PTR(req), true, &ops, c, &c->run);
+                free(error);
+                error = NULL;
+                r = api_run_start(c->ctx, &c->who, TAKE_PTR(req), true, &ops, c, &c->run, &error);
                 if (r < 0) {
-                        ws_send_event(c, "error", r == -EBUSY ? "Too many requests — queue is full" : "Sandbox failure");
-                        ws_close(c, WS_CLOSE_TRY_AGAIN, "Try again later");
+                        ws_send_event(c, "error", error ?: "Execution failed");
+                        ws_close(c, r == -EBUSY || r == -EUSERS ? WS_CLOSE_TRY_AGAIN : WS_CLOSE_POLICY, "Request refused");
                 }
                 return;
         }
@@ -227,7 +238,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         dl = (size_t) json_object_get_string_len(d);
                 }
                 (void) json_get_bool(o, "eof", &eof);
-                if (!c->run || stream_run_stdin(c->run, s, dl, eof) < 0)
+                if (!c->run || api_run_stdin(c->run, s, dl, eof) < 0)
                         ws_send_event(c, "error", "No running program to take stdin");
                 return;
         }
@@ -237,7 +248,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_send_event(c, "error", "Unknown signal (expected SIGINT, SIGTERM or SIGKILL)");
                         return;
                 }
-                if (!c->run || stream_run_signal(c->run, sig) < 0)
+                if (!c->run || api_run_signal(c->run, sig) < 0)
                         ws_send_event(c, "error", "No running program to signal");
                 return;
         }
@@ -404,6 +415,7 @@ int api_execute_ws(HttpRequest *r, void *userdata) {
                 return -ENOMEM;
         c->ctx = ctx;
         c->server = r->server;
+        c->who = r->auth;
         c->fd = -EBADF;
         resp = MHD_create_response_for_upgrade(on_upgraded, c);
         if (!resp) {

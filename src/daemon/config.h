@@ -20,6 +20,8 @@ typedef struct Config {
         bool cleanup_auto_prune;
         uint64_t cleanup_max_age_ms;
         uint64_t cleanup_interval_ms;
+        uint64_t sessions_max_total;
+        uint64_t sessions_max_per_tenant;
         PoolStrategy pool_strategy;
         uint64_t pool_clean;
         uint64_t pool_dirty;

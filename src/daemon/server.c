@@ -28,6 +28,7 @@ struct Server {
         SandboxEngine *engine;
         Pool *pool;
         ExecQueue *queue;
+        SessionRegistry *sessions;
         HttpServer *http;
         ApiContext api;
         char *master_key;
@@ -65,6 +66,7 @@ Server *server_free(Server *s) {
         sd_event_source_disable_unref(s->sig_int);
         sd_event_source_disable_unref(s->drain_timer);
         http_server_free(s->http);
+        session_registry_free(s->sessions);
         pool_free(s->pool);
         exec_queue_free(s->queue);
         sandbox_engine_free(s->engine);
@@ -80,7 +82,7 @@ Server *server_free(Server *s) {
 static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
-        if ((api_n_calls(&s->api) == 0 && http_server_n_requests(s->http) == 0) || now_usec(CLOCK_MONOTONIC) >= s->drain_deadline)
+        if ((api_n_runs(&s->api) == 0 && http_server_n_requests(s->http) == 0) || now_usec(CLOCK_MONOTONIC) >= s->drain_deadline)
                 return sd_event_exit(s->event, 0);
         return sd_event_source_set_time_relative(es, 20 * USEC_PER_MSEC) < 0 ? 0 :
                sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
@@ -163,6 +165,17 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         if (r < 0)
                 return r;
 
+        SessionLimits sl = {
+                .max_total = (unsigned) s->config.sessions_max_total,
+                .max_per_tenant = (unsigned) s->config.sessions_max_per_tenant,
+                .auto_prune = s->config.cleanup_auto_prune,
+                .max_idle_usec = s->config.cleanup_max_age_ms * USEC_PER_MSEC,
+                .sweep_interval_usec = MAX(s->config.cleanup_interval_ms, (uint64_t) 10) * USEC_PER_MSEC,
+        };
+        r = session_registry_new(&s->sessions, s->event, s->engine, s->pool, &sl);
+        if (r < 0)
+                return r;
+
         s->api = (ApiContext) {
                 .event = s->event,
                 .exec = {
@@ -181,6 +194,7 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                         .runtimes = &s->runtimes,
                 },
                 .queue = s->queue,
+                .sessions = s->sessions,
                 .sse_keepalive_usec = MAX(s->config.sse_keepalive_ms, (uint64_t) 100) * USEC_PER_MSEC,
         };
 

@@ -143,20 +143,26 @@ static void handle_output(Execution *e, int stream, const char *buf, size_t n) {
         ExecResult *res = &e->result;
         Buffer *b = stream == EXEC_STDOUT ? &res->out : &res->err;
         uint64_t *total = stream == EXEC_STDOUT ? &res->out_total : &res->err_total;
+        uint64_t *kept = stream == EXEC_STDOUT ? &res->out_kept : &res->err_kept;
         uint64_t max = e->req->limits.max_output;
         size_t keep = 0;
 
         *total += n;
         if (e->discard_output)
                 return;  /* cancelled: drain the pipes, keep nothing */
-        if (b->size < max)
-                keep = (size_t) MIN((uint64_t) n, max - b->size);
+        if (*kept < max)
+                keep = (size_t) MIN((uint64_t) n, max - *kept);
         if (keep < n)
                 res->truncated = true;
-        if (keep > 0 && buffer_append(b, buf, keep) < 0)
-                keep = 0;
-        if (keep > 0 && e->cb.on_output)
+        if (keep == 0)
+                return;
+        *kept += keep;
+        if (e->cb.on_output) {
+                /* Streamed: the transport has it; nothing is kept here. */
                 e->cb.on_output(e, (ExecStream) stream, e->phase, buf, keep, e->userdata);
+                return;
+        }
+        (void) buffer_append(b, buf, keep);
 }
 
 static int on_output_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

@@ -30,8 +30,10 @@ typedef enum ExecPhase {
 typedef struct ExecResult {
         Buffer out;                 /* kept output, raw bytes (capped at max_output) */
         Buffer err;
-        uint64_t out_total;
+        uint64_t out_total;         /* bytes the program wrote */
         uint64_t err_total;
+        uint64_t out_kept;          /* bytes kept or streamed (at most max_output) */
+        uint64_t err_kept;
         int exit_code;
         int signal;                 /* 0 unless killed by a signal */
         bool timed_out;

@@ -156,7 +156,7 @@ class Sse(DaemonTestCase):
         with open(f"/proc/{self.daemon.pid()}/status") as f:
             during = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
         s.close()
-        self.assertLess(during - before, 24 * 1024)
+        self.assertLess(during - before, 32 * 1024)
 
 
 def ws_url(d):

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions and their files: GET /sessions, DELETE /session/:id, POST /file, GET /file,
+ * POST /cleanup. */
+#include <errno.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "sandbox/fsio.h"
+#include "shared/crypto.h"
+#include "shared/json-util.h"
+#include "shared/log.h"
+
+int api_sessions_list(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        json_object *o = json_object_new_object(), *list = session_list_json(ctx->sessions, &r->auth);
+
+        if (!o || !list) {
+                json_object_put(o);
+                json_object_put(list);
+                return -ENOMEM;
+        }
+        json_add(o, "sessions", list);
+        return http_reply_json(r, MHD_HTTP_OK, o);
+}
+
+static int reply_ok(HttpRequest *r, const char *extra_key, json_object *extra) {
+        json_object *o = json_object_new_object();
+        if (!o) {
+                json_object_put(extra);
+                return -ENOMEM;
+        }
+        json_add(o, "ok", json_object_new_boolean(true));
+        if (extra_key)
+                json_add(o, extra_key, extra);
+        return http_reply_json(r, MHD_HTTP_OK, o);
+}
+
+int api_session_delete(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        /* Idempotent: an unknown id (or another tenant's) answers the same and changes nothing. */
+        if (r->param && session_id_valid(r->param))
+                (void) session_destroy(ctx->sessions, &r->auth, r->param);
+        return reply_ok(r, NULL, NULL);
+}
+
+/* Refusals of the file layer in words a client can act on. */
+static int reply_file_error(HttpRequest *r, int error, const char *path) {
+        switch (error) {
+        case -ENOENT:
+                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "File not found: %s", path);
+        case -EFBIG:
+        case -ENOSPC:
+        case -EDQUOT:
+                return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "File too large: %s", path);
+        case -EXDEV:
+        case -ELOOP:
+        case -EPERM:
+        case -EACCES:
+        case -ENOTDIR:
+        case -EISDIR:
+        case -EINVAL:
+        case -ENXIO:
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Refusing %s: not a regular file inside the sandbox (%s)", path,
+                                        strerror(-error));
+        default:
+                log_warning_errno(error, "file transfer for %s failed: %m", path);
+                return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "File transfer failed");
+        }
+}
+
+static int session_root(ApiContext *ctx, HttpRequest *r, const char *id, Session **ret_session) {
+        Session *s;
+        if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s))
+                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found"), 1;
+        *ret_session = s;
+        return 0;
+}
+
+int api_file_put(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        _cleanup_json_ json_object *body = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ void *data = NULL;
+        _cleanup_close_ int root = -EBADF;
+        const char *id = NULL, *p = NULL, *content = NULL;
+        json_object *cv;
+        Session *s;
+        size_t size;
+        uid_t uid;
+        int k;
+
+        if (http_request_body_json(r, false, &body) > 0)
+                return 0;
+        if (!json_object_is_type(body, json_type_object) || json_get_string(body, "sessionId", &id) < 0 ||
+            json_get_string(body, "path", &p) < 0 || json_get_string(body, "content", &content) < 0)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Expected {\"sessionId\", \"path\", \"content\": base64}");
+        if (sandbox_path_normalize(p, true, &path) < 0)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
+        json_object_object_get_ex(body, "content", &cv);
+        if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
+        if (session_root(ctx, r, id, &s) > 0)
+                return 0;
+        root = sandbox_open_root(session_sandbox(s));
+        if (root < 0)
+                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found");
+        uid = sandbox_host_uid(session_sandbox(s));
+        k = sandbox_write_file(root, path, data, size, uid, uid, 0644);
+        session_touch(s);
+        if (k < 0)
+                return reply_file_error(r, k, path);
+        return reply_ok(r, NULL, NULL);
+}
+
+int api_file_get(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        const char *id = http_request_query(r, "sessionId"), *p = http_request_query(r, "path");
+        _cleanup_free_ char *path = NULL, *b64 = NULL;
+        _cleanup_free_ void *data = NULL;
+        _cleanup_close_ int root = -EBADF;
+        json_object *o;
+        Session *s;
+        size_t size;
+        uid_t uid;
+        int k;
+
+        if (isempty(id) || isempty(p))
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing sessionId or path");
+        if (sandbox_path_normalize(p, true, &path) < 0)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
+        if (session_root(ctx, r, id, &s) > 0)
+                return 0;
+        root = sandbox_open_root(session_sandbox(s));
+        if (root < 0)
+                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found");
+        uid = sandbox_host_uid(session_sandbox(s));
+        /* base64 grows by a third: keep the answer within the body limit. */
+        k = sandbox_read_file(root, path, ctx->exec.max_file_bytes / 4 * 3, uid, uid, &data, &size);
+        session_touch(s);
+        if (k < 0)
+                return reply_file_error(r, k, path);
+        b64 = base64_encode(data, size);
+        o = json_object_new_object();
+        if (!b64 || !o) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        json_add(o, "content", json_object_new_string(b64));
+        return http_reply_json(r, MHD_HTTP_OK, o);
+}
+
+int api_cleanup(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        json_object *counts = json_object_new_object();
+        unsigned sessions, sandboxes;
+
+        if (!counts)
+                return -ENOMEM;
+        sessions = session_destroy_all(ctx->sessions);
+        sandboxes = pool_flush(ctx->exec.pool);
+        json_add(counts, "sessions", json_object_new_int64(sessions));
+        json_add(counts, "sandboxes", json_object_new_int64(sandboxes));
+        log_info("cleanup: destroyed %u session(s) and %u idle sandbox(es)", sessions, sandboxes);
+        pool_replenish(ctx->exec.pool);
+        return reply_ok(r, "destroyed", counts);
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "auth/auth.h"
+#include "sandbox/pool.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/spec.h"
+#include "shared/macro.h"
+
+/* Persistent sessions: a sandbox kept between runs under a client-chosen id, bound to the
+ * runtime of its first run and to the tenant that created it. Runs in one session are
+ * serialised; idle sessions are pruned. */
+
+typedef struct SessionRegistry SessionRegistry;
+typedef struct Session Session;
+typedef struct SessionUse SessionUse;
+
+typedef struct SessionLimits {
+        unsigned max_total;
+        unsigned max_per_tenant;
+        bool auto_prune;
+        uint64_t max_idle_usec;
+        uint64_t sweep_interval_usec;
+} SessionLimits;
+
+int session_registry_new(SessionRegistry **ret, sd_event *event, SandboxEngine *engine, Pool *pool, const SessionLimits *limits);
+SessionRegistry *session_registry_free(SessionRegistry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SessionRegistry *, session_registry_free);
+
+/* Valid ids: 1-128 characters of [A-Za-z0-9._:-]. */
+bool session_id_valid(const char *id);
+
+/* Called when the session is free and its sandbox ready (sb), or failed (error < 0). */
+typedef void (*SessionReadyFn)(Sandbox *sb, int error, void *userdata);
+
+/* Takes a turn in the session req->session_id (creating it on first use). req's limits are
+ * replaced by the session's for an existing session. Returns 0 and calls cb later, or:
+ * -ENOENT another tenant's session, -EXDEV runtime switch (message in *ret_error), -EBUSY a
+ * session limit is reached (message), -EINVAL bad id. */
+int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, SessionReadyFn cb, void *userdata,
+                SessionUse **ret, char **ret_error);
+/* The run is over (or never started): the next run of the session may go. */
+void session_use_done(SessionUse *u);
+
+/* Finds a session the caller may see; -ENOENT otherwise. */
+int session_lookup(SessionRegistry *r, const AuthInfo *who, const char *id, Session **ret);
+/* Marks a file access. */
+void session_touch(Session *s);
+Sandbox *session_sandbox(Session *s);
+bool session_busy(Session *s);
+
+/* Destroys a session (killing what runs in it). Returns 1 if it existed for the caller. */
+int session_destroy(SessionRegistry *r, const AuthInfo *who, const char *id);
+unsigned session_destroy_all(SessionRegistry *r);
+/* Prunes sessions idle longer than the limit; returns how many. */
+unsigned session_prune(SessionRegistry *r);
+unsigned session_count(SessionRegistry *r);
+/* [{"id","isActive","lastAccessedAt","createdAt","runtime","tenantId","executions"}] for the caller. */
+json_object *session_list_json(SessionRegistry *r, const AuthInfo *who);
