@@ -173,6 +173,10 @@ class Sessions(DaemonTestCase):
         self.assertIn('"data":"from-buffered\\n"', out)
 
 
+    def test_other_tenant_gets_404(self):
+        self.skipTest("needs DB-backed keys with tenants (the DB keys issue)")
+
+
 class Pruning(DaemonTestCase):
     config = {"cleanup": {"autoPrune": True, "maxContainerAgeMs": 500, "intervalMs": 200}}
 
