@@ -9,6 +9,7 @@
 #include "sandbox/run.h"
 #include "sandbox/spec.h"
 #include "session/session.h"
+#include "auth/keystore.h"
 
 /* What the route handlers may use; filled by the daemon, which owns every part. */
 typedef struct ApiContext {
@@ -21,6 +22,8 @@ typedef struct ApiContext {
         uint64_t total_executions;
         unsigned active_executions;
         SessionRegistry *sessions;
+        KeyStore *keys;               /* NULL when DB-backed auth is off */
+        uint64_t default_ttl_ms;
         /* Runs under way (buffered and streamed), so shutdown can cancel them. */
         struct ApiRun *runs;
 } ApiContext;
@@ -41,5 +44,9 @@ int api_session_delete(HttpRequest *r, void *userdata);
 int api_file_put(HttpRequest *r, void *userdata);
 int api_file_get(HttpRequest *r, void *userdata);
 int api_cleanup(HttpRequest *r, void *userdata);
+int api_auth_keys_create(HttpRequest *r, void *userdata);
+int api_auth_keys_list(HttpRequest *r, void *userdata);
+int api_auth_keys_revoke(HttpRequest *r, void *userdata);
+int api_auth_login(HttpRequest *r, void *userdata);
 /* Parses and validates an execution envelope; replies 400 itself (returns > 0) on bad input. */
 int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret);

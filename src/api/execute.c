@@ -161,6 +161,10 @@ static const Route routes[] = {
         { "POST",   "/file",           ROUTE_ANY_KEY, api_file_put, 0 },
         { "GET",    "/file",           ROUTE_ANY_KEY, api_file_get, 0 },
         { "POST",   "/cleanup",        ROUTE_MASTER,  api_cleanup, 0 },
+        { "POST",   "/auth/keys",      ROUTE_MASTER,  api_auth_keys_create, 0 },
+        { "GET",    "/auth/keys",      ROUTE_MASTER,  api_auth_keys_list, 0 },
+        { "DELETE", "/auth/keys/:id",  ROUTE_MASTER,  api_auth_keys_revoke, 0 },
+        { "POST",   "/auth/login",     ROUTE_MASTER,  api_auth_login, 0 },
         { "GET",    "/queue/status",   ROUTE_ANY_KEY, api_queue_status, 0 },
 };
 

@@ -29,6 +29,7 @@ struct Server {
         Pool *pool;
         ExecQueue *queue;
         SessionRegistry *sessions;
+        KeyStore *keys;
         HttpServer *http;
         ApiContext api;
         char *master_key;
@@ -39,9 +40,42 @@ struct Server {
         bool stopping;
 };
 
+typedef struct AuthWait {
+        HttpRequest *r;
+        RouteAccess access;
+} AuthWait;
+
+static void auth_wait_gone(HttpRequest *r, void *userdata) {
+        ((AuthWait *) userdata)->r = NULL;
+}
+
+static void on_key(int error, const KeyInfo *key, void *userdata) {
+        AuthWait *w = userdata;
+        HttpRequest *r = w->r;
+        RouteAccess access = w->access;
+
+        free(w);
+        if (!r)
+                return;
+        if (error == -EHOSTDOWN || error == -ETIMEDOUT || error == -ESHUTDOWN)
+                http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Auth database unavailable");
+        else if (error < 0)
+                http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
+        else if (access == ROUTE_MASTER)
+                http_reply_error(r, MHD_HTTP_FORBIDDEN, "Master key required for this operation");
+        else {
+                r->auth.type = AUTH_APIKEY;
+                snprintf(r->auth.tenant, sizeof(r->auth.tenant), "%s", key->tenant);
+                snprintf(r->auth.key_id, sizeof(r->auth.key_id), "%s", key->id);
+                http_request_auth_done(r);
+        }
+}
+
+/* The order of API.md: the master key first, then the key store if there is one, else 403. */
 static int authenticate(HttpRequest *r, const char *header, RouteAccess access, void *userdata) {
         Server *s = userdata;
         const char *token;
+        AuthWait *w;
         size_t len;
         int k;
 
@@ -50,13 +84,31 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
                 http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "Missing Authorization header");
                 return 1;
         }
-        if (k < 0 || !auth_is_master(s->master_key, token, len)) {
+        if (k >= 0 && auth_is_master(s->master_key, token, len)) {
+                r->auth.type = AUTH_MASTER;
+                strcpy(r->auth.tenant, "default");
+                return 0;
+        }
+        if (k < 0 || !s->keys) {
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
                 return 1;
         }
-        r->auth.type = AUTH_MASTER;
-        strcpy(r->auth.tenant, "default");
-        return 0;
+        w = calloc(1, sizeof(AuthWait));
+        if (!w) {
+                http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
+                return 1;
+        }
+        w->r = r;
+        w->access = access;
+        k = keystore_lookup(s->keys, token, len, on_key, w);
+        if (k < 0) {
+                free(w);
+                http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
+                return 1;
+        }
+        r->on_abort = auth_wait_gone;
+        r->abort_userdata = w;
+        return HTTP_AUTH_PENDING;
 }
 
 Server *server_free(Server *s) {
@@ -67,6 +119,7 @@ Server *server_free(Server *s) {
         sd_event_source_disable_unref(s->drain_timer);
         http_server_free(s->http);
         session_registry_free(s->sessions);
+        keystore_free(s->keys);
         pool_free(s->pool);
         exec_queue_free(s->queue);
         sandbox_engine_free(s->engine);
@@ -98,6 +151,8 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, voi
                  si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         s->api.shutting_down = true;
+        if (s->keys)
+                keystore_flush(s->keys);
         http_server_quiesce(s->http);
         api_cancel_all(&s->api);
         s->drain_deadline = now_usec(CLOCK_MONOTONIC) + DRAIN_TIMEOUT_USEC;
@@ -121,9 +176,6 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         s->master_key = strdup(opts->master_key);
         if (!s->master_key)
                 return -ENOMEM;
-
-        if (s->config.auth_enabled)
-                return log_error_errno(EOPNOTSUPP, "DB-backed auth (--auth-db) is not available in this build yet.");
 
         r = sd_event_default(&s->event);
         if (r < 0)
@@ -176,6 +228,26 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         if (r < 0)
                 return r;
 
+        if (s->config.auth_enabled) {
+                _cleanup_free_ char *def = NULL;
+                const char *conn = s->config.auth_connection_string;
+                KeyStoreConfig kc = {
+                        .timeout_usec = s->config.auth_timeout_ms * USEC_PER_MSEC,
+                        .cache_usec = s->config.auth_cache_ttl_ms * USEC_PER_MSEC,
+                        .purge_interval_usec = MAX(s->config.auth_cleanup_interval_ms, (uint64_t) 1000) * USEC_PER_MSEC,
+                        .touch_interval_usec = 5 * USEC_PER_SEC,
+                };
+                if (isempty(conn)) {
+                        if (asprintf(&def, "%s/.isol8/auth.db", getenv("HOME") ?: "/root") < 0)
+                                return -ENOMEM;
+                        conn = def;
+                }
+                r = keystore_new(&s->keys, s->event, conn, &kc);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot open the key store: %m");
+                log_info("DB-backed API keys in %s", keystore_describe(s->keys));
+        }
+
         s->api = (ApiContext) {
                 .event = s->event,
                 .exec = {
@@ -195,6 +267,8 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                 },
                 .queue = s->queue,
                 .sessions = s->sessions,
+                .keys = s->keys,
+                .default_ttl_ms = s->config.auth_default_ttl_ms,
                 .sse_keepalive_usec = MAX(s->config.sse_keepalive_ms, (uint64_t) 100) * USEC_PER_MSEC,
         };
 

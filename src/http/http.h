@@ -24,7 +24,10 @@ typedef struct HttpLimits {
 } HttpLimits;
 
 /* Decides whether a request may proceed to its route. Returns 0 to proceed (after filling
- * r->auth), or > 0 after queueing an error reply itself. */
+ * r->auth), 1 after queueing an error reply itself, or HTTP_AUTH_PENDING when the answer comes
+ * later: the body is read meanwhile, and the request then ends with an error reply or goes on
+ * with http_request_auth_done(). */
+#define HTTP_AUTH_PENDING 2
 typedef int (*HttpAuthenticator)(HttpRequest *r, const char *authorization, RouteAccess access, void *userdata);
 
 typedef struct HttpServerConfig {
@@ -53,12 +56,15 @@ struct HttpRequest {
         char *method;
         char *path;
         const Route *route;
+        int lookup;                   /* router result: 0, -ENOENT, -EOPNOTSUPP */
         char *param;                  /* the ":id" segment of the route, if any */
         Buffer body;
         bool body_too_large;
         bool dispatched;
         bool suspended;
         bool replied;
+        bool auth_pending;
+        bool checked;                 /* routing and size checks done (after authentication) */
         AuthInfo auth;
         char remote_addr[64];
         struct MHD_Response *pending;  /* reply made while suspended, queued on resume */
@@ -83,3 +89,5 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
 int http_reply_errno(HttpRequest *r, int error, const char *context);
 
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
+/* Ends a pending authentication successfully (r->auth filled): the request goes on. */
+void http_request_auth_done(HttpRequest *r);

@@ -41,6 +41,7 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
         r->replied = true;
         r->pending = resp;
         r->pending_status = status;
+        r->auth_pending = false;
         if (r->suspended) {
                 /* Queued when MHD calls the access handler again after the resume. */
                 r->suspended = false;
@@ -98,6 +99,19 @@ int http_reply_errno(HttpRequest *r, int error, const char *context) {
         default:
                 log_error_errno(error, "%s %s failed: %m", r->method, r->path);
                 return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
+        }
+}
+
+void http_request_auth_done(HttpRequest *r) {
+        if (!r->auth_pending)
+                return;
+        r->auth_pending = false;
+        r->on_abort = NULL;
+        if (r->suspended) {
+                /* It was waiting at its final call: go on to the handler. */
+                r->suspended = false;
+                MHD_resume_connection(r->connection);
+                http_server_kick(r->server);
         }
 }
 

@@ -114,6 +114,15 @@ static enum MHD_Result queue_pending(HttpRequest *r) {
         return m;
 }
 
+/* 404 and 405, once the caller is known to be allowed to learn them. */
+static void route_checks(HttpRequest *r) {
+        r->checked = true;
+        if (r->lookup == -ENOENT)
+                http_reply_error(r, MHD_HTTP_NOT_FOUND, "Not found");
+        else if (r->lookup < 0)
+                http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed");
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls) {
@@ -122,8 +131,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         int k;
 
         if (!r) {
-                const char *cl;
                 const Route *route = NULL;
+                const char *cl;
 
                 r = calloc(1, sizeof(HttpRequest));
                 if (!r)
@@ -138,25 +147,26 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                         return MHD_NO;
                 fill_remote_addr(r);
 
-                k = router_lookup(s->config.routes, s->config.n_routes, method, url, &route, &r->param);
+                r->lookup = router_lookup(s->config.routes, s->config.n_routes, method, url, &route, &r->param);
                 r->route = route;
-                if (k < 0 || route->access != ROUTE_PUBLIC) {
+                if (r->lookup < 0 || route->access != ROUTE_PUBLIC) {
                         /* Unknown paths answer 404 only after authentication, as API.md says. */
-                        RouteAccess access = k < 0 ? ROUTE_ANY_KEY : route->access;
-                        if (s->config.authenticate(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-                                                   access, s->config.auth_userdata) > 0)
+                        RouteAccess access = r->lookup < 0 ? ROUTE_ANY_KEY : route->access;
+                        k = s->config.authenticate(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                                                   access, s->config.auth_userdata);
+                        if (k == HTTP_AUTH_PENDING)
+                                r->auth_pending = true;   /* the lookup runs while the body arrives */
+                        else if (k > 0)
                                 goto flush;
                 }
-                if (k == -ENOENT)
-                        http_reply_error(r, MHD_HTTP_NOT_FOUND, "Not found");
-                else if (k < 0)
-                        http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed");
-                else if ((cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length"))) {
+                if ((cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length"))) {
                         uint64_t v;
                         if (safe_atou64(cl, &v) >= 0 && v > s->config.limits.max_body_bytes)
                                 http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large (limit %" PRIu64 " bytes)",
                                                  s->config.limits.max_body_bytes);
                 }
+                if (!r->replied && !r->auth_pending)
+                        route_checks(r);
                 goto flush;
         }
 
@@ -169,13 +179,29 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                                 return MHD_NO;
                 }
                 *upload_data_size = 0;
-                return MHD_YES;
+                goto flush;
         }
 
-        if (r->body_too_large && !r->replied)
+        /* The final call: the whole body is here. */
+        if (r->replied)
+                goto flush;
+        if (r->body_too_large) {
                 http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large (limit %" PRIu64 " bytes)",
                                  s->config.limits.max_body_bytes);
-        else if (!r->dispatched && !r->replied) {
+                goto flush;
+        }
+        if (r->auth_pending) {
+                /* The key store has not answered yet: wait for it out of MHD's loop. */
+                r->suspended = true;
+                MHD_suspend_connection(c);
+                return MHD_YES;
+        }
+        if (!r->checked) {
+                route_checks(r);
+                if (r->replied)
+                        goto flush;
+        }
+        if (!r->dispatched) {
                 r->dispatched = true;
                 k = r->route->handler(r, s->config.userdata);
                 if (k < 0 && !r->replied && !r->suspended)
