@@ -235,7 +235,7 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                         .timeout_usec = s->config.auth_timeout_ms * USEC_PER_MSEC,
                         .cache_usec = s->config.auth_cache_ttl_ms * USEC_PER_MSEC,
                         .purge_interval_usec = MAX(s->config.auth_cleanup_interval_ms, (uint64_t) 1000) * USEC_PER_MSEC,
-                        .touch_interval_usec = 5 * USEC_PER_SEC,
+                        .touch_interval_usec = MAX(s->config.auth_last_used_flush_ms, (uint64_t) 50) * USEC_PER_MSEC,
                 };
                 if (isempty(conn)) {
                         if (asprintf(&def, "%s/.isol8/auth.db", getenv("HOME") ?: "/root") < 0)

@@ -173,8 +173,6 @@ class Sessions(DaemonTestCase):
         self.assertIn('"data":"from-buffered\\n"', out)
 
 
-    def test_other_tenant_gets_404(self):
-        self.skipTest("needs DB-backed keys with tenants (the DB keys issue)")
 
 
 class Pruning(DaemonTestCase):

@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""DB-backed API keys: one contract suite against SQLite, PostgreSQL 15 and MariaDB (real
+servers started here), plus outages, restarts, tenants and two servers on one database."""
+
+import concurrent.futures
+import os
+import re
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
+import dbservers  # noqa: E402
+import isol8test  # noqa: E402
+from isol8test import MASTER, Daemon  # noqa: E402
+
+KEY_RE = re.compile(r"^isol8_[0-9a-f]{64}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+CONFIG = {"auth": {"cacheTtlMs": 500, "timeoutMs": 2000, "lastUsedFlushMs": 200}}
+HOSTILE = "x'); DROP TABLE isol8_api_keys; -- \" \\ ` \u00e9"
+
+
+class Contract:
+    backend = None
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        if cls.backend == "postgres":
+            cls.server = dbservers.Postgres().init().start()
+            cls.url = cls.server.url()
+        elif cls.backend == "mariadb":
+            cls.server = dbservers.MariaDB().init().start()
+            cls.url = cls.server.url()
+        else:
+            cls.url = os.path.join(cls.tmp.name, "keys", "auth.db")
+        cls.daemon = Daemon(config=CONFIG, args=["--auth-db", cls.url]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        pid = cls.daemon.pid()
+        rc = cls.daemon.stop()
+        if cls.server:
+            cls.server.destroy()
+        assert rc == 0, cls.daemon.stderr_text()[-2000:]
+        isol8test.assert_nothing_left(pid)
+
+    def create(self, expect=201, **body):
+        r = self.daemon.post("/auth/keys", body)
+        self.assertEqual(r.status, expect, r)
+        return r.json()
+
+    def test_create_shape(self):
+        k = self.create(name="ci")
+        self.assertEqual(set(k), {"id", "key", "name", "keyPrefix", "tenantId", "expiresAt"})
+        self.assertRegex(k["key"], KEY_RE)
+        self.assertRegex(k["id"], UUID_RE)
+        self.assertEqual(k["keyPrefix"], k["key"][:10] + "...")
+        self.assertEqual(k["tenantId"], "default")
+        self.assertRegex(k["expiresAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+    def test_name_required(self):
+        for body in ({}, {"name": ""}, {"name": 5}):
+            r = self.daemon.post("/auth/keys", body)
+            self.assertEqual(r.status, 400)
+            self.assertEqual(r.json(), {"error": "name is required"})
+
+    def test_bad_fields(self):
+        self.assertEqual(self.daemon.post("/auth/keys", {"name": "a", "ttlMs": -1}).status, 400)
+        self.assertEqual(self.daemon.post("/auth/keys", {"name": "a", "tenantId": ""}).status, 400)
+        self.assertEqual(self.daemon.post("/auth/keys", {"name": "a", "tenantId": "x" * 200}).status, 400)
+
+    def test_hostile_names_are_just_data(self):
+        k = self.create(name=HOSTILE, tenantId=HOSTILE)
+        listed = self.daemon.get("/auth/keys").json()["keys"]
+        mine = [x for x in listed if x["id"] == k["id"]][0]
+        self.assertEqual((mine["name"], mine["tenantId"]), (HOSTILE, HOSTILE))
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+
+    def test_db_key_authenticates(self):
+        k = self.create(name="user")
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+        res = self.daemon.execute({"code": "echo via-db-key", "runtime": "bash"}, key=k["key"])
+        self.assertEqual(res["stdout"], "via-db-key")
+
+    def test_last_used_is_recorded(self):
+        k = self.create(name="lu")
+        before = [x for x in self.daemon.get("/auth/keys").json()["keys"] if x["id"] == k["id"]][0]
+        self.assertIsNone(before["lastUsedAt"])
+        self.daemon.get("/queue/status", key=k["key"])
+        time.sleep(0.8)
+        after = [x for x in self.daemon.get("/auth/keys").json()["keys"] if x["id"] == k["id"]][0]
+        self.assertIsNotNone(after["lastUsedAt"])
+
+    def test_db_key_cannot_manage_keys(self):
+        k = self.create(name="plain")
+        for method, path in (("POST", "/auth/keys"), ("GET", "/auth/keys"), ("POST", "/auth/login"),
+                             ("DELETE", f"/auth/keys/{k['id']}"), ("POST", "/cleanup")):
+            r = self.daemon.request(method, path, body={"name": "x"} if method == "POST" else None, key=k["key"])
+            self.assertEqual(r.status, 403, (method, path))
+            self.assertEqual(r.json(), {"error": "Master key required for this operation"})
+
+    def test_list_newest_first_and_by_tenant(self):
+        a = self.create(name="a", tenantId="t-list")
+        time.sleep(0.01)
+        b = self.create(name="b", tenantId="t-list")
+        self.create(name="c", tenantId="t-other")
+        keys = self.daemon.get("/auth/keys?tenantId=t-list").json()["keys"]
+        self.assertEqual([k["id"] for k in keys], [b["id"], a["id"]])
+        self.assertEqual(set(keys[0]), {"id", "name", "keyPrefix", "tenantId", "createdAt", "expiresAt", "lastUsedAt", "revoked"})
+        self.assertNotIn("key", keys[0])
+        everything = self.daemon.get("/auth/keys").json()["keys"]
+        self.assertGreaterEqual(len(everything), 3)
+        stamps = [k["createdAt"] for k in everything]
+        self.assertEqual(stamps, sorted(stamps, reverse=True))
+
+    def test_revoke(self):
+        k = self.create(name="temp")
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+        r = self.daemon.request("DELETE", f"/auth/keys/{k['id']}")
+        self.assertEqual((r.status, r.json()), (200, {"ok": True, "id": k["id"]}))
+        # at once on this server, cache or not
+        r = self.daemon.get("/queue/status", key=k["key"])
+        self.assertEqual((r.status, r.json()), (403, {"error": "Invalid API key"}))
+        listed = [x for x in self.daemon.get("/auth/keys").json()["keys"] if x["id"] == k["id"]]
+        self.assertTrue(listed[0]["revoked"])
+        r = self.daemon.request("DELETE", "/auth/keys/00000000-0000-4000-8000-000000000000")
+        self.assertEqual((r.status, r.json()), (404, {"error": "Key not found"}))
+        r = self.daemon.request("DELETE", "/auth/keys/nonsense")
+        self.assertEqual(r.status, 404)
+
+    def test_expired_key(self):
+        k = self.create(name="short", ttlMs=400)
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+        time.sleep(1.0)
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 403)
+
+    def test_wrong_keys(self):
+        for key in ("isol8_" + "0" * 64, "isol8_short", "isol8_" + "g" * 64, "x" * 500):
+            r = self.daemon.get("/queue/status", key=key)
+            self.assertEqual((r.status, r.json()), (403, {"error": "Invalid API key"}), key)
+
+    def test_login(self):
+        r = self.daemon.post("/auth/login", None)
+        self.assertEqual(r.status, 200, r)
+        body = r.json()
+        self.assertEqual(set(body), {"token", "expiresAt", "keyId"})
+        self.assertRegex(body["token"], KEY_RE)
+        self.assertEqual(self.daemon.get("/queue/status", key=body["token"]).status, 200)
+        r = self.daemon.post("/auth/login", {"name": "cli", "tenantId": "t-login", "ttlMs": 60000})
+        listed = self.daemon.get("/auth/keys?tenantId=t-login").json()["keys"]
+        self.assertEqual(listed[0]["name"], "cli")
+
+    def test_other_tenant_cannot_use_a_session(self):
+        a = self.create(name="a", tenantId="tenant-a")["key"]
+        b = self.create(name="b", tenantId="tenant-b")["key"]
+        body = {"request": {"code": "echo secret > /sandbox/s; echo a", "runtime": "bash"}, "sessionId": "shared-name"}
+        self.assertEqual(self.daemon.post("/execute", body, key=a).status, 200)
+        r = self.daemon.post("/execute", {"request": {"code": "cat /sandbox/s", "runtime": "bash"}, "sessionId": "shared-name"}, key=b)
+        self.assertEqual((r.status, r.json()), (404, {"error": "Session not found"}))
+        r = self.daemon.get("/file?sessionId=shared-name&path=s", key=b)
+        self.assertEqual(r.status, 404)
+        self.assertEqual(self.daemon.get("/sessions", key=b).json()["sessions"], [])
+        self.assertEqual([s["id"] for s in self.daemon.get("/sessions", key=a).json()["sessions"]], ["shared-name"])
+        self.assertIn("shared-name", [s["id"] for s in self.daemon.get("/sessions").json()["sessions"]])
+        # b's delete does not touch a's session
+        self.daemon.request("DELETE", "/session/shared-name", key=b)
+        self.assertEqual(self.daemon.get("/file?sessionId=shared-name&path=s", key=a).status, 200)
+        self.daemon.request("DELETE", "/session/shared-name", key=a)
+
+
+class SqliteKeys(Contract, unittest.TestCase):
+    backend = "sqlite"
+
+    def test_file_permissions_and_restart(self):
+        st = os.stat(self.url)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.url)).st_mode & 0o777, 0o700)
+        k = self.create(name="survivor")
+        d2 = Daemon(config=CONFIG, args=["--auth-db", self.url]).start()
+        try:
+            self.assertEqual(d2.get("/queue/status", key=k["key"]).status, 200)
+        finally:
+            self.assertEqual(d2.stop(), 0)
+
+    def test_key_hash_only(self):
+        k = self.create(name="hashed")
+        with open(self.url, "rb") as f:
+            data = f.read()
+        wal = self.url + "-wal"
+        if os.path.exists(wal):
+            data += open(wal, "rb").read()
+        self.assertNotIn(k["key"].encode(), data)
+
+
+@unittest.skipUnless(dbservers.postgres_available(), "PostgreSQL 15 is not installed")
+class PostgresKeys(Contract, unittest.TestCase):
+    backend = "postgres"
+
+    def test_outage_and_recovery(self):
+        k = self.create(name="outage")
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+        self.server.stop()
+        time.sleep(0.7)   # past the cache
+        t0 = time.time()
+        r = self.daemon.get("/queue/status", key=k["key"])
+        self.assertEqual((r.status, r.json()), (503, {"error": "Auth database unavailable"}))
+        self.assertLess(time.time() - t0, 4)
+        self.assertEqual(self.daemon.get("/queue/status").status, 200)   # the master key needs no database
+        r = self.daemon.get("/auth/keys")
+        self.assertEqual(r.status, 503)
+        self.assertNotIn("postgres://", self.daemon.stderr_text())
+        self.server.start()
+        deadline = time.time() + 15
+        while time.time() < deadline and self.daemon.get("/queue/status", key=k["key"]).status != 200:
+            time.sleep(0.2)
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+
+    def test_two_servers_share_keys(self):
+        other = Daemon(config=CONFIG, args=["--auth-db", self.url]).start()
+        try:
+            k = self.create(name="shared")
+            self.assertEqual(other.get("/queue/status", key=k["key"]).status, 200)
+            self.daemon.request("DELETE", f"/auth/keys/{k['id']}")
+            time.sleep(0.7)   # the other server's cache lifetime
+            self.assertEqual(other.get("/queue/status", key=k["key"]).status, 403)
+        finally:
+            self.assertEqual(other.stop(), 0)
+
+
+@unittest.skipUnless(dbservers.mariadb_available(), "MariaDB is not installed")
+class MariaDBKeys(Contract, unittest.TestCase):
+    backend = "mariadb"
+
+    def test_outage_and_recovery(self):
+        k = self.create(name="outage")
+        self.server.stop()
+        time.sleep(0.7)
+        t0 = time.time()
+        r = self.daemon.get("/queue/status", key=k["key"])
+        self.assertEqual((r.status, r.json()), (503, {"error": "Auth database unavailable"}))
+        self.assertLess(time.time() - t0, 4)
+        self.assertEqual(self.daemon.get("/queue/status").status, 200)
+        self.assertNotIn("s3cr3t-pw", self.daemon.stderr_text())
+        self.server.start()
+        deadline = time.time() + 15
+        while time.time() < deadline and self.daemon.get("/queue/status", key=k["key"]).status != 200:
+            time.sleep(0.2)
+        self.assertEqual(self.daemon.get("/queue/status", key=k["key"]).status, 200)
+
+    def test_two_servers_share_keys(self):
+        other = Daemon(config=CONFIG, args=["--auth-db", self.url]).start()
+        try:
+            k = self.create(name="shared")
+            self.assertEqual(other.get("/queue/status", key=k["key"]).status, 200)
+        finally:
+            self.assertEqual(other.stop(), 0)
+
+
+class AuthOff(isol8test.DaemonTestCase):
+    def test_auth_routes_without_db(self):
+        for method, path in (("POST", "/auth/keys"), ("GET", "/auth/keys"), ("POST", "/auth/login"),
+                             ("DELETE", "/auth/keys/00000000-0000-4000-8000-000000000000")):
+            r = self.daemon.request(method, path, body={"name": "x"} if method == "POST" else None)
+            self.assertEqual((r.status, r.json()), (400, {"error": "DB-backed auth is not enabled"}), path)
+        self.assertEqual(self.daemon.get("/auth/keys", key="isol8_" + "a" * 64).status, 403)
+
+    def test_auth_db_flag_forms(self):
+        with tempfile.TemporaryDirectory() as d:
+            for args in (["--auth-db", os.path.join(d, "a.db")], [f"--auth-db={os.path.join(d, 'b.db')}"]):
+                dm = Daemon(args=args).start()
+                try:
+                    self.assertEqual(dm.post("/auth/keys", {"name": "x"}).status, 201)
+                finally:
+                    self.assertEqual(dm.stop(), 0)
+            # a bare --auth-db is SQLite at ~/.isol8/auth.db
+            dm = Daemon(args=["--auth-db"], env={"HOME": d}).start()
+            try:
+                self.assertEqual(dm.post("/auth/keys", {"name": "x"}).status, 201)
+                self.assertTrue(os.path.exists(os.path.join(d, ".isol8", "auth.db")))
+            finally:
+                self.assertEqual(dm.stop(), 0)
+
+
+if __name__ == "__main__":
+    isol8test.main()
