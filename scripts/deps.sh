@@ -34,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
                 policy=/usr/sbin/policy-rc.d
                 [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; made_policy=1; }
                 apt-get install -y -qq "${missing[@]}" >/dev/null
-                [ -n "${made_policy:-}" ] && rm -f "$policy"
+                if [ -n "${made_policy:-}" ]; then rm -f "$policy"; fi
         fi
 fi
 
