@@ -10,6 +10,7 @@
 #include "sandbox/spec.h"
 #include "session/session.h"
 #include "auth/keystore.h"
+#include "audit/audit.h"
 
 /* What the route handlers may use; filled by the daemon, which owns every part. */
 typedef struct ApiContext {
@@ -23,6 +24,7 @@ typedef struct ApiContext {
         unsigned active_executions;
         SessionRegistry *sessions;
         KeyStore *keys;               /* NULL when DB-backed auth is off */
+        Audit *audit;                 /* NULL when auditing is off */
         uint64_t default_ttl_ms;
         /* Runs under way (buffered and streamed), so shutdown can cancel them. */
         struct ApiRun *runs;
@@ -50,3 +52,5 @@ int api_auth_keys_revoke(HttpRequest *r, void *userdata);
 int api_auth_login(HttpRequest *r, void *userdata);
 /* Parses and validates an execution envelope; replies 400 itself (returns > 0) on bad input. */
 int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret);
+/* Audit records for key changes; via is "http" or "dbus". */
+void api_audit_key(Audit *a, bool created, const char *id, const char *tenant, const char *name, const char *via);

@@ -9,12 +9,14 @@
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
+#include <syslog.h>
 
 #define LOGIN_TTL_MS UINT64_C(3600000)
 #define TTL_MAX_MS (UINT64_C(10) * 365 * 24 * 3600 * 1000)
 
 typedef struct AuthCall {
         HttpRequest *r;
+        ApiContext *ctx;
         bool login;
 } AuthCall;
 
@@ -69,6 +71,18 @@ static bool tenant_valid(const char *t) {
         return true;
 }
 
+void api_audit_key(Audit *a, bool created, const char *id, const char *tenant, const char *name, const char *via) {
+        AuditField f[] = {
+                { "ISOL8_KEY_ID", id },
+                { "ISOL8_TENANT", tenant },
+                { "ISOL8_KEY_NAME", name },
+                { "ISOL8_VIA", via },
+        };
+        audit_emit(a, created ? AUDIT_MESSAGE_KEY_CREATED : AUDIT_MESSAGE_KEY_REVOKED, LOG_NOTICE,
+                   created ? "key-created" : "key-revoked", created ? "isol8 API key created" : "isol8 API key revoked",
+                   f, ELEMENTSOF(f));
+}
+
 static void on_created(int error, const KeyInfo *k, const char *plain, void *userdata) {
         AuthCall *c = userdata;
         json_object *o;
@@ -94,6 +108,8 @@ static void on_created(int error, const KeyInfo *k, const char *plain, void *use
                         log_info("auth: key %s created for tenant %s", k->id, k->tenant);
                 }
         }
+        if (error >= 0)
+                api_audit_key(c->ctx->audit, true, k->id, k->tenant, k->name, "http");
         free(c);
 }
 
@@ -126,6 +142,7 @@ static int create_key(HttpRequest *r, ApiContext *ctx, bool login) {
         if (!c)
                 return -ENOMEM;
         c->r = r;
+        c->ctx = ctx;
         c->login = login;
         k = keystore_create(ctx->keys, name, tenant, ttl, on_created, c);
         if (k < 0) {
@@ -186,6 +203,7 @@ int api_auth_keys_list(HttpRequest *r, void *userdata) {
 
 typedef struct RevokeCall {
         HttpRequest *r;
+        ApiContext *ctx;
         char id[37];
 } RevokeCall;
 
@@ -205,6 +223,8 @@ static void on_revoked(int error, void *userdata) {
                         log_info("auth: key %s revoked", c->id);
                 }
         }
+        if (error >= 0)
+                api_audit_key(c->ctx->audit, false, c->id, NULL, NULL, "http");
         free(c);
 }
 
@@ -225,6 +245,7 @@ int api_auth_keys_revoke(HttpRequest *r, void *userdata) {
         if (!c)
                 return -ENOMEM;
         c->r = r;
+        c->ctx = ctx;
         memcpy(c->id, r->param, 37);
         k = keystore_revoke(ctx->keys, c->id, on_revoked, c);
         if (k < 0) {

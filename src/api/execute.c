@@ -142,7 +142,7 @@ int api_execute(HttpRequest *r, void *userdata) {
                 return -ENOMEM;
         }
         c->r = r;
-        k = api_run_start(ctx, &r->auth, req, false, &ops, c, &c->run, &error);
+        k = api_run_start(ctx, &r->auth, r->remote_addr, req, false, &ops, c, &c->run, &error);
         if (k < 0) {
                 free(c);
                 return http_reply_error(r, api_run_error_status(k), "%s", error ?: strerror(-k));

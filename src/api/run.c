@@ -9,6 +9,8 @@
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/stream-filter.h"
+#include "shared/crypto.h"
+#include "audit/audit.h"
 
 struct ApiRun {
         ApiContext *ctx;
@@ -29,6 +31,8 @@ struct ApiRun {
         sd_event_source *done_source;
         StreamFilter filter[3];
         ExecPhase last_phase;
+        AuthInfo who;
+        char remote[64];
         ApiRun *prev, *next;
 };
 
@@ -123,6 +127,48 @@ static void emit_truncated(ApiRun *s, const char *type, uint64_t total, uint64_t
         emit(s, type, buf, phase_name(s->last_phase));
 }
 
+/* One audit record per finished execution, buffered or streamed. */
+static void audit_execution(ApiRun *s, const ExecResult *res, const ExecRequest *req) {
+        char code_hash[SHA256_HEX_LEN + 1], exit_code[16], duration[24];
+        const char *code = req->code ?: req->cmd ?: "";
+        const char *user = NULL;
+        json_object *v;
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        Audit *a = s->ctx->audit;
+
+        if (!a)
+                return;
+        sha256_hex(code, strlen(code), code_hash);
+        snprintf(exit_code, sizeof(exit_code), "%d", res->exit_code);
+        snprintf(duration, sizeof(duration), "%" PRIu64, res->duration_ms);
+        if (req->metadata && json_object_object_get_ex(req->metadata, "userId", &v))
+                user = json_object_get_string(v);
+        if (audit_include_output(a) && !s->ops.event) {
+                out = exec_result_text(res, req, EXEC_STDOUT);
+                err = exec_result_text(res, req, EXEC_STDERR);
+        }
+        AuditField f[] = {
+                { "ISOL8_EXECUTION_ID", res->execution_id },
+                { "ISOL8_SESSION_ID", req->session_id },
+                { "ISOL8_KEY_ID", s->who.key_id[0] ? s->who.key_id : NULL },
+                { "ISOL8_TENANT", s->who.tenant },
+                { "ISOL8_AUTH_TYPE", auth_type_to_string(s->who.type) },
+                { "ISOL8_RUNTIME", runtime_to_string(req->runtime) },
+                { "ISOL8_EXIT_CODE", exit_code },
+                { "ISOL8_DURATION_MS", duration },
+                { "ISOL8_CODE_SHA256", code_hash },
+                { "ISOL8_TIMED_OUT", res->timed_out ? "1" : "0" },
+                { "ISOL8_OOM_KILLED", res->oom_killed ? "1" : "0" },
+                { "ISOL8_STREAMED", s->ops.event ? "1" : "0" },
+                { "ISOL8_REMOTE_ADDR", s->remote[0] ? s->remote : NULL },
+                { "ISOL8_USER_ID", user },
+                { "ISOL8_CODE", audit_include_code(a) ? code : NULL },
+                { "ISOL8_STDOUT", out },
+                { "ISOL8_STDERR", err },
+        };
+        audit_emit(a, AUDIT_MESSAGE_EXECUTION, LOG_INFO, "execution", "isol8 execution finished", f, ELEMENTSOF(f));
+}
+
 static void on_exec_done(Execution *e, void *userdata) {
         ApiRun *s = userdata;
         const ExecResult *res = execution_result(e);
@@ -130,6 +176,8 @@ static void on_exec_done(Execution *e, void *userdata) {
         char buf[160];
 
         s->ctx->total_executions++;
+        if (res->error >= 0)
+                audit_execution(s, res, req);
         if (s->ops.event) {
                 flush_filter(s, EXEC_STDOUT, s->last_phase, NULL, 0, true);
                 flush_filter(s, EXEC_STDERR, s->last_phase, NULL, 0, true);
@@ -207,8 +255,8 @@ static void on_session_ready(Sandbox *sb, int error, void *userdata) {
                 finish(s, r, r == -EBUSY ? queue_full : "Execution failed");
 }
 
-int api_run_start(ApiContext *ctx, const AuthInfo *who, ExecRequest *req, bool interactive, const ApiRunOps *ops,
-                  void *userdata, ApiRun **ret, char **ret_error) {
+int api_run_start(ApiContext *ctx, const AuthInfo *who, const char *remote_addr, ExecRequest *req, bool interactive,
+                  const ApiRunOps *ops, void *userdata, ApiRun **ret, char **ret_error) {
         ApiRun *s;
         int r;
 
@@ -223,6 +271,8 @@ int api_run_start(ApiContext *ctx, const AuthInfo *who, ExecRequest *req, bool i
         s->userdata = userdata;
         s->req = req;
         s->interactive = interactive;
+        s->who = *who;
+        snprintf(s->remote, sizeof(s->remote), "%s", remote_addr ?: "");
         s->last_phase = req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
 
         if (req->session_id) {

@@ -20,8 +20,8 @@ typedef struct ApiRunOps {
 
 /* Takes req. Synchronous refusals: -EBUSY queue full, -EUSERS session limit, -EXDEV runtime
  * switch, -ENOENT unknown session, -EINVAL bad session id; *ret_error has the message. */
-int api_run_start(ApiContext *ctx, const AuthInfo *who, ExecRequest *req, bool interactive, const ApiRunOps *ops,
-                  void *userdata, ApiRun **ret, char **ret_error);
+int api_run_start(ApiContext *ctx, const AuthInfo *who, const char *remote_addr, ExecRequest *req, bool interactive,
+                  const ApiRunOps *ops, void *userdata, ApiRun **ret, char **ret_error);
 ApiRun *api_run_free(ApiRun *r);
 /* The client went away or the server stops: end the run; done follows. */
 void api_run_cancel(ApiRun *r);

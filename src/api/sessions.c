@@ -156,7 +156,7 @@ int api_cleanup(HttpRequest *r, void *userdata) {
 
         if (!counts)
                 return -ENOMEM;
-        sessions = session_destroy_all(ctx->sessions);
+        sessions = session_destroy_all(ctx->sessions, "cleanup");
         sandboxes = pool_flush(ctx->exec.pool);
         json_add(counts, "sessions", json_object_new_int64(sessions));
         json_add(counts, "sandboxes", json_object_new_int64(sandboxes));

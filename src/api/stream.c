@@ -166,7 +166,7 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
         c->r = r;
         c->connection = r->connection;
         c->fd = -EBADF;
-        k = api_run_start(ctx, &r->auth, req, false, &ops, c, &c->run, &error);
+        k = api_run_start(ctx, &r->auth, r->remote_addr, req, false, &ops, c, &c->run, &error);
         if (k < 0) {
                 free(c);
                 return http_reply_error(r, api_run_error_status(k), "%s", error ?: strerror(-k));

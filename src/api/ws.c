@@ -42,6 +42,7 @@ typedef struct WsConn {
         bool peer_gone;
         bool released;
         AuthInfo who;               /* from the upgrade request */
+        char remote[64];
 } WsConn;
 
 static void ws_release(WsConn *c);
@@ -221,7 +222,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                 c->started = true;
                 free(error);
                 error = NULL;
-                r = api_run_start(c->ctx, &c->who, TAKE_PTR(req), true, &ops, c, &c->run, &error);
+                r = api_run_start(c->ctx, &c->who, c->remote, TAKE_PTR(req), true, &ops, c, &c->run, &error);
                 if (r < 0) {
                         ws_send_event(c, "error", error ?: "Execution failed");
                         ws_close(c, r == -EBUSY || r == -EUSERS ? WS_CLOSE_TRY_AGAIN : WS_CLOSE_POLICY, "Request refused");
@@ -416,6 +417,7 @@ int api_execute_ws(HttpRequest *r, void *userdata) {
         c->ctx = ctx;
         c->server = r->server;
         c->who = r->auth;
+        snprintf(c->remote, sizeof(c->remote), "%s", r->remote_addr);
         c->fd = -EBADF;
         resp = MHD_create_response_for_upgrade(on_upgraded, c);
         if (!resp) {

@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "audit/audit.h"
 #include "daemon/server.h"
 #include "http/http.h"
 #include "sandbox/pool.h"
@@ -30,6 +31,7 @@ struct Server {
         ExecQueue *queue;
         SessionRegistry *sessions;
         KeyStore *keys;
+        Audit *audit;
         HttpServer *http;
         ApiContext api;
         char *master_key;
@@ -43,7 +45,19 @@ struct Server {
 typedef struct AuthWait {
         HttpRequest *r;
         RouteAccess access;
+        Audit *audit;
 } AuthWait;
+
+/* Never the presented key: only why it failed, from where, to where. */
+static void audit_auth_failure(Audit *a, HttpRequest *r, const char *reason) {
+        AuditField f[] = {
+                { "ISOL8_AUTH_REASON", reason },
+                { "ISOL8_REMOTE_ADDR", r->remote_addr[0] ? r->remote_addr : NULL },
+                { "ISOL8_PATH", r->path },
+                { "ISOL8_METHOD", r->method },
+        };
+        audit_emit(a, AUDIT_MESSAGE_AUTH_FAILURE, LOG_WARNING, "auth-failure", "isol8 authentication failure", f, ELEMENTSOF(f));
+}
 
 static void auth_wait_gone(HttpRequest *r, void *userdata) {
         ((AuthWait *) userdata)->r = NULL;
@@ -54,16 +68,21 @@ static void on_key(int error, const KeyInfo *key, void *userdata) {
         HttpRequest *r = w->r;
         RouteAccess access = w->access;
 
+        Audit *audit = w->audit;
+
         free(w);
         if (!r)
                 return;
-        if (error == -EHOSTDOWN || error == -ETIMEDOUT || error == -ESHUTDOWN)
+        if (error == -EHOSTDOWN || error == -ETIMEDOUT || error == -ESHUTDOWN) {
+                audit_auth_failure(audit, r, "unavailable");
                 http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Auth database unavailable");
-        else if (error < 0)
+        } else if (error < 0) {
+                audit_auth_failure(audit, r, error == -EKEYREVOKED ? "revoked" : error == -EKEYEXPIRED ? "expired" : "invalid");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
-        else if (access == ROUTE_MASTER)
+        } else if (access == ROUTE_MASTER) {
+                audit_auth_failure(audit, r, "master-required");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Master key required for this operation");
-        else {
+        } else {
                 r->auth.type = AUTH_APIKEY;
                 snprintf(r->auth.tenant, sizeof(r->auth.tenant), "%s", key->tenant);
                 snprintf(r->auth.key_id, sizeof(r->auth.key_id), "%s", key->id);
@@ -81,6 +100,7 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
 
         k = auth_parse_bearer(header, &token, &len);
         if (k == -ENOKEY) {
+                audit_auth_failure(s->audit, r, "missing");
                 http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "Missing Authorization header");
                 return 1;
         }
@@ -90,6 +110,7 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
                 return 0;
         }
         if (k < 0 || !s->keys) {
+                audit_auth_failure(s->audit, r, "invalid");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
                 return 1;
         }
@@ -100,9 +121,11 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
         }
         w->r = r;
         w->access = access;
+        w->audit = s->audit;
         k = keystore_lookup(s->keys, token, len, on_key, w);
         if (k < 0) {
                 free(w);
+                audit_auth_failure(s->audit, r, "invalid");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
                 return 1;
         }
@@ -120,6 +143,7 @@ Server *server_free(Server *s) {
         http_server_free(s->http);
         session_registry_free(s->sessions);
         keystore_free(s->keys);
+        audit_free(s->audit);
         pool_free(s->pool);
         exec_queue_free(s->queue);
         sandbox_engine_free(s->engine);
@@ -130,6 +154,18 @@ Server *server_free(Server *s) {
         sd_event_unref(s->event);
         free(s);
         return NULL;
+}
+
+static void on_session_event(const char *id, const char *tenant, bool created, const char *reason, void *userdata) {
+        Server *s = userdata;
+        AuditField f[] = {
+                { "ISOL8_SESSION_ID", id },
+                { "ISOL8_TENANT", tenant },
+                { "ISOL8_REASON", reason },
+        };
+        audit_emit(s->audit, created ? AUDIT_MESSAGE_SESSION_NEW : AUDIT_MESSAGE_SESSION_GONE, LOG_INFO,
+                   created ? "session-created" : "session-destroyed",
+                   created ? "isol8 session created" : "isol8 session destroyed", f, ELEMENTSOF(f));
 }
 
 static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -224,9 +260,24 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                 .max_idle_usec = s->config.cleanup_max_age_ms * USEC_PER_MSEC,
                 .sweep_interval_usec = MAX(s->config.cleanup_interval_ms, (uint64_t) 10) * USEC_PER_MSEC,
         };
+        if (s->config.audit_enabled) {
+                AuditConfig ac = {
+                        .enabled = true,
+                        .destination = streq(s->config.audit_destination, "file") ? AUDIT_FILE :
+                                       streq(s->config.audit_destination, "stdout") ? AUDIT_STDOUT : AUDIT_JOURNAL,
+                        .log_dir = s->config.audit_log_dir,
+                        .retention_days = (unsigned) s->config.audit_retention_days,
+                        .include_code = s->config.audit_include_code,
+                        .include_output = s->config.audit_include_output,
+                };
+                r = audit_new(&s->audit, &ac);
+                if (r < 0)
+                        return r;
+        }
         r = session_registry_new(&s->sessions, s->event, s->engine, s->pool, &sl);
         if (r < 0)
                 return r;
+        session_registry_set_event_handler(s->sessions, on_session_event, s);
 
         if (s->config.auth_enabled) {
                 _cleanup_free_ char *def = NULL;
@@ -268,6 +319,7 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                 .queue = s->queue,
                 .sessions = s->sessions,
                 .keys = s->keys,
+                .audit = s->audit,
                 .default_ttl_ms = s->config.auth_default_ttl_ms,
                 .sse_keepalive_usec = MAX(s->config.sse_keepalive_ms, (uint64_t) 100) * USEC_PER_MSEC,
         };

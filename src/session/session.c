@@ -47,7 +47,34 @@ struct SessionRegistry {
         Session *sessions;
         unsigned n;
         sd_event_source *sweep;
+        SessionEventFn on_event;
+        void *event_userdata;
 };
+
+void session_registry_set_event_handler(SessionRegistry *r, SessionEventFn fn, void *userdata) {
+        r->on_event = fn;
+        r->event_userdata = userdata;
+}
+
+void session_info(Session *s, SessionInfo *ret) {
+        *ret = (SessionInfo) {
+                .id = s->id,
+                .tenant = s->tenant,
+                .runtime = runtime_to_string(s->runtime),
+                .active = s->current != NULL,
+                .created_usec = s->created_usec,
+                .last_access_usec = s->last_access_usec,
+                .executions = s->executions,
+        };
+}
+
+Session *session_first(SessionRegistry *r) {
+        return r->sessions;
+}
+
+Session *session_next(Session *s) {
+        return s->next;
+}
 
 bool session_id_valid(const char *id) {
         size_t n = id ? strlen(id) : 0;
@@ -125,7 +152,7 @@ static void registry_unlink(SessionRegistry *r, Session *s) {
 SessionRegistry *session_registry_free(SessionRegistry *r) {
         if (!r)
                 return NULL;
-        session_destroy_all(r);
+        session_destroy_all(r, "shutdown");
         sd_event_source_disable_unref(r->sweep);
         sd_event_unref(r->event);
         free(r);
@@ -305,6 +332,8 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
                         return k;
                 }
                 log_debug("session %s created for tenant %s", s->id, s->tenant);
+                if (r->on_event)
+                        r->on_event(s->id, s->tenant, true, NULL, r->event_userdata);
         } else {
                 /* Options are the session's; only the per-run timeout comes from the request. */
                 uint64_t timeout = req->limits.timeout_ms;
@@ -376,8 +405,10 @@ int session_lookup(SessionRegistry *r, const AuthInfo *who, const char *id, Sess
         return 0;
 }
 
-static void destroy(SessionRegistry *r, Session *s) {
-        log_debug("session %s destroyed", s->id);
+static void destroy(SessionRegistry *r, Session *s, const char *reason) {
+        log_debug("session %s destroyed (%s)", s->id, reason);
+        if (r->on_event)
+                r->on_event(s->id, s->tenant, false, reason, r->event_userdata);
         registry_unlink(r, s);
         session_free(s);
 }
@@ -386,14 +417,14 @@ int session_destroy(SessionRegistry *r, const AuthInfo *who, const char *id) {
         Session *s = find(r, id);
         if (!s || !visible(s, who))
                 return 0;
-        destroy(r, s);
+        destroy(r, s, "deleted");
         return 1;
 }
 
-unsigned session_destroy_all(SessionRegistry *r) {
+unsigned session_destroy_all(SessionRegistry *r, const char *reason) {
         unsigned n = 0;
         while (r->sessions) {
-                destroy(r, r->sessions);
+                destroy(r, r->sessions, reason);
                 n++;
         }
         return n;
@@ -408,7 +439,7 @@ unsigned session_prune(SessionRegistry *r) {
                 if (s->current || s->waiting_head)
                         continue;   /* never prune what runs or is about to */
                 if (now - s->last_access_mono > r->limits.max_idle_usec) {
-                        destroy(r, s);
+                        destroy(r, s, "pruned");
                         n++;
                 }
         }

@@ -29,6 +29,10 @@ typedef struct SessionLimits {
 } SessionLimits;
 
 int session_registry_new(SessionRegistry **ret, sd_event *event, SandboxEngine *engine, Pool *pool, const SessionLimits *limits);
+/* Told of every session created (reason NULL) and destroyed (reason: deleted, pruned,
+ * cleanup, shutdown): for the audit trail and the bus signals. */
+typedef void (*SessionEventFn)(const char *id, const char *tenant, bool created, const char *reason, void *userdata);
+void session_registry_set_event_handler(SessionRegistry *r, SessionEventFn fn, void *userdata);
 SessionRegistry *session_registry_free(SessionRegistry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SessionRegistry *, session_registry_free);
 
@@ -56,9 +60,23 @@ bool session_busy(Session *s);
 
 /* Destroys a session (killing what runs in it). Returns 1 if it existed for the caller. */
 int session_destroy(SessionRegistry *r, const AuthInfo *who, const char *id);
-unsigned session_destroy_all(SessionRegistry *r);
+unsigned session_destroy_all(SessionRegistry *r, const char *reason);
 /* Prunes sessions idle longer than the limit; returns how many. */
 unsigned session_prune(SessionRegistry *r);
 unsigned session_count(SessionRegistry *r);
 /* [{"id","isActive","lastAccessedAt","createdAt","runtime","tenantId","executions"}] for the caller. */
 json_object *session_list_json(SessionRegistry *r, const AuthInfo *who);
+
+/* Read access for the bus. */
+typedef struct SessionInfo {
+        const char *id;
+        const char *tenant;
+        const char *runtime;
+        bool active;
+        uint64_t created_usec;         /* CLOCK_REALTIME */
+        uint64_t last_access_usec;
+        unsigned executions;
+} SessionInfo;
+void session_info(Session *s, SessionInfo *ret);
+Session *session_first(SessionRegistry *r);
+Session *session_next(Session *s);

@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ./scripts/build.sh
-ISOL8_BIN="$PWD/build/src/isol8" exec /usr/bin/python3 tests/bench/bench.py
+export ISOL8_BIN="$PWD/build/src/isol8"
+/usr/bin/python3 tests/bench/bench.py
+echo
+/usr/bin/python3 tests/bench/bench_more.py
