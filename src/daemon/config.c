@@ -94,6 +94,8 @@ static const ConfigKey config_keys[] = {
         { "http.maxConnections",            CT_U64,    F(http_max_connections) },
         { "http.maxHeaderBytes",            CT_U64,    F(http_max_header_bytes) },
         { "http.sseKeepaliveMs",            CT_U64,    F(sse_keepalive_ms) },
+        { "dbus",                           CT_OBJECT, 0 },
+        { "dbus.adminGroup",                CT_STRING, F(dbus_admin_group) },
         { "sandbox",                        CT_OBJECT, 0 },
         { "sandbox.uidBase",                CT_U64,    F(sandbox_uid_base) },
         { "sandbox.stateDir",               CT_STRING, F(sandbox_state_dir) },
@@ -176,6 +178,7 @@ void config_done(Config *c) {
         for (size_t i = 0; i < ELEMENTSOF(c->runtime_path); i++)
                 free(c->runtime_path[i]);
         free(c->sandbox_state_dir);
+        free(c->dbus_admin_group);
         *c = (Config) {};
 }
 

@@ -54,6 +54,7 @@ typedef struct Config {
         /* sandbox engine */
         uint64_t sandbox_uid_base;
         char *sandbox_state_dir;
+        char *dbus_admin_group;
 } Config;
 
 void config_init(Config *c);

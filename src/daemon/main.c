@@ -10,6 +10,7 @@
 #include "daemon/config.h"
 #include "daemon/listen.h"
 #include "daemon/server.h"
+#include "bus/bus.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -27,20 +28,23 @@ static void help(void) {
                "                            ~/.isol8/config.json, /etc/isol8/config.json)\n"
                "      --auth-db [CONN]      DB-backed API keys (SQLite path, postgres://, mysql://)\n"
                "      --bus system|user|ADDRESS|none\n"
-               "                            D-Bus to register org.isol8.Daemon1 on\n"
+               "                            D-Bus to register org.isol8.Daemon1 on (default:\n"
+               "                            the system bus when there is one)\n"
+               "      --bus-introspect      Print the D-Bus introspection XML and exit\n"
                "  -v, --verbose             Debug logging\n"
                "  -h, --help                Show this help\n",
                ISOL8_VERSION);
 }
 
 static int serve(int argc, char **argv) {
-        enum { ARG_AUTH_DB = 0x100, ARG_BUS, ARG_HOST };
+        enum { ARG_AUTH_DB = 0x100, ARG_BUS, ARG_HOST, ARG_BUS_INTROSPECT };
         static const struct option options[] = {
                 { "port", required_argument, NULL, 'p' },
                 { "key", required_argument, NULL, 'k' },
                 { "config", required_argument, NULL, 'c' },
                 { "auth-db", optional_argument, NULL, ARG_AUTH_DB },
                 { "bus", required_argument, NULL, ARG_BUS },
+                { "bus-introspect", no_argument, NULL, ARG_BUS_INTROSPECT },
                 { "host", required_argument, NULL, ARG_HOST },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -51,6 +55,7 @@ static int serve(int argc, char **argv) {
         const char *port_flag = NULL, *key = NULL, *config_flag = NULL, *auth_db = NULL, *host = "0.0.0.0";
         const char *port_source = NULL;
         bool auth_db_set = false;
+        const char *bus = NULL;
         Config config;
         ServerOptions so = { .listen_fd = -EBADF };
         sigset_t mask;
@@ -69,7 +74,11 @@ static int serve(int argc, char **argv) {
                         else if (optind < argc && argv[optind][0] != '-')
                                 auth_db = argv[optind++];
                         break;
-                case ARG_BUS: break; /* D-Bus control is not part of this build yet */
+                case ARG_BUS:
+                        bus = optarg;
+                        break;
+                case ARG_BUS_INTROSPECT:
+                        return bus_introspect(stdout) < 0 ? 1 : 0;
                 case ARG_HOST: host = optarg; break;
                 case 'v': log_set_max_level(LOG_DEBUG); break;
                 case 'h': help(); return 0;
@@ -138,6 +147,7 @@ static int serve(int argc, char **argv) {
         so.listen_fd = fd;
         so.port = port;
         so.master_key = key;
+        so.bus = bus;
 
         r = server_new(&server, &config, &so);
         config_done(&config);

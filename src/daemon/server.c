@@ -10,6 +10,8 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "bus/bus.h"
+#include <grp.h>
 #include "audit/audit.h"
 #include "daemon/server.h"
 #include "http/http.h"
@@ -32,6 +34,7 @@ struct Server {
         SessionRegistry *sessions;
         KeyStore *keys;
         Audit *audit;
+        BusService *bus;
         HttpServer *http;
         ApiContext api;
         char *master_key;
@@ -142,6 +145,7 @@ Server *server_free(Server *s) {
         sd_event_source_disable_unref(s->drain_timer);
         http_server_free(s->http);
         session_registry_free(s->sessions);
+        bus_service_free(s->bus);
         keystore_free(s->keys);
         audit_free(s->audit);
         pool_free(s->pool);
@@ -166,6 +170,7 @@ static void on_session_event(const char *id, const char *tenant, bool created, c
         audit_emit(s->audit, created ? AUDIT_MESSAGE_SESSION_NEW : AUDIT_MESSAGE_SESSION_GONE, LOG_INFO,
                    created ? "session-created" : "session-destroyed",
                    created ? "isol8 session created" : "isol8 session destroyed", f, ELEMENTSOF(f));
+        bus_service_session_event(s->bus, id, created);
 }
 
 static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -343,6 +348,16 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         if (r < 0)
                 return r;
         TAKE_FD(listen_fd);
+
+        if (!streq_ptr(opts->bus, "none")) {
+                struct group *g = getgrnam(s->config.dbus_admin_group ?: "isol8");
+                r = bus_service_new(&s->bus, s->event, opts->bus ?: "system", &s->api, g ? g->gr_gid : (gid_t) -1);
+                if (r < 0) {
+                        if (opts->bus)
+                                return r;
+                        log_notice("No system bus: running without the D-Bus interface (isol8ctl will not reach this server).");
+                }
+        }
 
         r = sd_event_add_signal(s->event, &s->sig_term, SIGTERM, on_signal, s);
         if (r < 0)

@@ -11,6 +11,7 @@ typedef struct ServerOptions {
         int listen_fd;              /* taken */
         uint16_t port;
         bool activated;
+        const char *bus;            /* "system", "user", an address, "none"; NULL: system, if there is one */
 } ServerOptions;
 
 /* Takes the config. */

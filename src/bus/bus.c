@@ -1,0 +1,580 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "api/run.h"
+#include "bus/bus.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+#include "shared/util.h"
+
+#define ERROR_UNKNOWN_KEY "org.isol8.Daemon1.Error.UnknownKey"
+#define ERROR_UNKNOWN_SESSION "org.isol8.Daemon1.Error.UnknownSession"
+#define ERROR_AUTH_DB_OFF "org.isol8.Daemon1.Error.AuthDatabaseOff"
+#define ERROR_UNAVAILABLE "org.isol8.Daemon1.Error.Unavailable"
+#define ERROR_INVALID "org.isol8.Daemon1.Error.InvalidArgument"
+
+struct BusService {
+        sd_bus *bus;
+        ApiContext *ctx;
+        gid_t admin_gid;
+        sd_bus_slot *manager_slot, *session_slot, *enum_slot;
+        sd_event_source *counters;
+        unsigned last_active, last_queued, last_sessions;
+        uint64_t last_total;
+};
+
+static const AuthInfo bus_admin = { .type = AUTH_MASTER, .tenant = "default" };
+
+/* Root, or a member of the admin group; everyone else gets AccessDenied. */
+static int check_admin(BusService *b, sd_bus_message *m, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const gid_t *gids = NULL;
+        uid_t euid;
+        gid_t egid;
+        int r, n;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
+                                      &creds);
+        if (r < 0)
+                return r;
+        if (sd_bus_creds_get_euid(creds, &euid) >= 0 && euid == 0)
+                return 0;
+        if (b->admin_gid != (gid_t) -1) {
+                if (sd_bus_creds_get_egid(creds, &egid) >= 0 && egid == b->admin_gid)
+                        return 0;
+                n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+                for (int i = 0; i < n; i++)
+                        if (gids[i] == b->admin_gid)
+                                return 0;
+        }
+        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Only root and the isol8 admin group may do this");
+}
+
+static int prop_u(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                  void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        uint32_t v = 0;
+        if (streq(property, "ActiveExecutions"))
+                v = exec_queue_running(b->ctx->queue);
+        else if (streq(property, "QueuedExecutions"))
+                v = exec_queue_pending(b->ctx->queue);
+        else if (streq(property, "MaxConcurrent"))
+                v = exec_queue_max(b->ctx->queue);
+        else if (streq(property, "SessionCount"))
+                v = session_count(b->ctx->sessions);
+        return sd_bus_message_append(reply, "u", v);
+}
+
+static int prop_version(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", ISOL8_VERSION);
+}
+
+static int prop_total(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                      void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        return sd_bus_message_append(reply, "t", (uint64_t) b->ctx->total_executions);
+}
+
+/* CreateKey(s name, s tenant, t ttl_ms) -> (s id, s key, s prefix, t expires_usec) */
+typedef struct BusCall {
+        BusService *b;
+        sd_bus_message *m;
+        char id[37];
+} BusCall;
+
+static void on_created_call(int error, const KeyInfo *k, const char *plain, void *userdata) {
+        BusCall *c = userdata;
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNAVAILABLE, "Auth database unavailable");
+        else {
+                api_audit_key(c->b->ctx->audit, true, k->id, k->tenant, k->name, "dbus");
+                (void) sd_bus_reply_method_return(c->m, "ssst", k->id, plain, k->prefix,
+                                                  k->expires_ms >= 0 ? (uint64_t) k->expires_ms * USEC_PER_MSEC : UINT64_C(0));
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+}
+
+static int method_create_key(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        const char *name, *tenant;
+        uint64_t ttl;
+        BusCall *c;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "sst", &name, &tenant, &ttl);
+        if (r < 0)
+                return r;
+        if (!b->ctx->keys)
+                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
+        if (isempty(name) || strlen(name) > 255)
+                return sd_bus_error_set(error, ERROR_INVALID, "name is required (at most 255 characters)");
+        if (isempty(tenant))
+                tenant = "default";
+        if (strlen(tenant) > TENANT_MAX)
+                return sd_bus_error_set(error, ERROR_INVALID, "tenant is too long");
+        c = calloc(1, sizeof(BusCall));
+        if (!c)
+                return -ENOMEM;
+        c->b = b;
+        c->m = sd_bus_message_ref(m);
+        r = keystore_create(b->ctx->keys, name, tenant, ttl ? ttl : b->ctx->default_ttl_ms, on_created_call, c);
+        if (r < 0) {
+                sd_bus_message_unref(c->m);
+                free(c);
+                return r;
+        }
+        return 1;
+}
+
+static void on_listed(int error, const KeyInfo *keys, size_t n, void *userdata) {
+        BusCall *c = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNAVAILABLE, "Auth database unavailable");
+        else if (sd_bus_message_new_method_return(c->m, &reply) >= 0 &&
+                 sd_bus_message_open_container(reply, 'a', "(sssstttb)") >= 0) {
+                for (size_t i = 0; i < n; i++)
+                        (void) sd_bus_message_append(reply, "(sssstttb)", keys[i].id, keys[i].name, keys[i].prefix, keys[i].tenant,
+                                                     (uint64_t) keys[i].created_ms * USEC_PER_MSEC,
+                                                     keys[i].expires_ms >= 0 ? (uint64_t) keys[i].expires_ms * USEC_PER_MSEC : UINT64_C(0),
+                                                     keys[i].last_used_ms >= 0 ? (uint64_t) keys[i].last_used_ms * USEC_PER_MSEC : UINT64_C(0),
+                                                     (int) keys[i].revoked);
+                if (sd_bus_message_close_container(reply) >= 0)
+                        (void) sd_bus_send(NULL, reply, NULL);
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+}
+
+static int method_list_keys(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        const char *tenant;
+        BusCall *c;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &tenant);
+        if (r < 0)
+                return r;
+        if (!b->ctx->keys)
+                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
+        c = calloc(1, sizeof(BusCall));
+        if (!c)
+                return -ENOMEM;
+        c->b = b;
+        c->m = sd_bus_message_ref(m);
+        r = keystore_list(b->ctx->keys, isempty(tenant) ? NULL : tenant, on_listed, c);
+        if (r < 0) {
+                sd_bus_message_unref(c->m);
+                free(c);
+                return r;
+        }
+        return 1;
+}
+
+static void on_revoked(int error, void *userdata) {
+        BusCall *c = userdata;
+        if (error == -ENOENT)
+                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNKNOWN_KEY, "Key not found: %s", c->id);
+        else if (error < 0)
+                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNAVAILABLE, "Auth database unavailable");
+        else {
+                api_audit_key(c->b->ctx->audit, false, c->id, NULL, NULL, "dbus");
+                (void) sd_bus_reply_method_return(c->m, NULL);
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+}
+
+static int method_revoke_key(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        const char *id;
+        BusCall *c;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &id);
+        if (r < 0)
+                return r;
+        if (!b->ctx->keys)
+                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
+        if (strlen(id) != 36)
+                return sd_bus_error_setf(error, ERROR_UNKNOWN_KEY, "Key not found: %s", id);
+        c = calloc(1, sizeof(BusCall));
+        if (!c)
+                return -ENOMEM;
+        c->b = b;
+        c->m = sd_bus_message_ref(m);
+        memcpy(c->id, id, 37);
+        r = keystore_revoke(b->ctx->keys, c->id, on_revoked, c);
+        if (r < 0) {
+                sd_bus_message_unref(c->m);
+                free(c);
+                return r;
+        }
+        return 1;
+}
+
+static char *session_path(const char *id) {
+        char *p = NULL;
+        return sd_bus_path_encode(BUS_SESSION_PREFIX, id, &p) < 0 ? NULL : p;
+}
+
+static int method_list_sessions(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sssbttuo)");
+        if (r < 0)
+                return r;
+        for (Session *s = session_first(b->ctx->sessions); s; s = session_next(s)) {
+                _cleanup_free_ char *path = NULL;
+                SessionInfo i;
+                session_info(s, &i);
+                path = session_path(i.id);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(sssbttuo)", i.id, i.tenant, i.runtime, (int) i.active, i.created_usec,
+                                          i.last_access_usec, (uint32_t) i.executions, path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_destroy_session(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        const char *id;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &id);
+        if (r < 0)
+                return r;
+        if (!session_id_valid(id) || session_destroy(b->ctx->sessions, &bus_admin, id) == 0)
+                return sd_bus_error_setf(error, ERROR_UNKNOWN_SESSION, "Session not found: %s", id);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_cleanup(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        unsigned sessions, sandboxes;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        sessions = session_destroy_all(b->ctx->sessions, "cleanup");
+        sandboxes = pool_flush(b->ctx->exec.pool);
+        pool_replenish(b->ctx->exec.pool);
+        return sd_bus_reply_method_return(m, "uu", sessions, sandboxes);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ActiveExecutions", "u", prop_u, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("QueuedExecutions", "u", prop_u, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MaxConcurrent", "u", prop_u, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("SessionCount", "u", prop_u, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TotalExecutions", "t", prop_total, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("CreateKey",
+                                SD_BUS_ARGS("s", name, "s", tenant, "t", ttl_ms),
+                                SD_BUS_RESULT("s", id, "s", key, "s", prefix, "t", expires_usec),
+                                method_create_key, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("ListKeys",
+                                SD_BUS_ARGS("s", tenant),
+                                SD_BUS_RESULT("a(sssstttb)", keys),
+                                method_list_keys, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("RevokeKey",
+                                SD_BUS_ARGS("s", id),
+                                SD_BUS_NO_RESULT,
+                                method_revoke_key, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("ListSessions",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssbttuo)", sessions),
+                                method_list_sessions, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DestroySession",
+                                SD_BUS_ARGS("s", id),
+                                SD_BUS_NO_RESULT,
+                                method_destroy_session, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Cleanup",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("u", sessions, "u", sandboxes),
+                                method_cleanup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("SessionNew", SD_BUS_ARGS("s", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("SessionRemoved", SD_BUS_ARGS("s", id, "o", path), 0),
+        SD_BUS_VTABLE_END
+};
+
+/* Session objects: /org/isol8/Daemon1/session/<escaped id> */
+static int find_session(sd_bus *bus, const char *path, const char *iface, void *userdata, void **found, sd_bus_error *error) {
+        BusService *b = userdata;
+        _cleanup_free_ char *id = NULL;
+        Session *s;
+
+        if (!b->ctx)
+                return 0;
+        if (sd_bus_path_decode(path, BUS_SESSION_PREFIX, &id) <= 0 || !id)
+                return 0;
+        if (session_lookup(b->ctx->sessions, &bus_admin, id, &s) < 0)
+                return 0;
+        *found = s;
+        return 1;
+}
+
+static int session_prop(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        SessionInfo i;
+        session_info(userdata, &i);
+        if (streq(property, "Id"))
+                return sd_bus_message_append(reply, "s", i.id);
+        if (streq(property, "Tenant"))
+                return sd_bus_message_append(reply, "s", i.tenant);
+        if (streq(property, "Runtime"))
+                return sd_bus_message_append(reply, "s", i.runtime);
+        if (streq(property, "Active"))
+                return sd_bus_message_append(reply, "b", (int) i.active);
+        if (streq(property, "CreatedAt"))
+                return sd_bus_message_append(reply, "t", i.created_usec);
+        if (streq(property, "LastAccessedAt"))
+                return sd_bus_message_append(reply, "t", i.last_access_usec);
+        return sd_bus_message_append(reply, "u", (uint32_t) i.executions);
+}
+
+static BusService *bus_service_of(sd_bus_message *m);
+
+static int session_destroy_method(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = bus_service_of(m);
+        SessionInfo i;
+        _cleanup_free_ char *id = NULL;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        session_info(userdata, &i);
+        id = strdup(i.id);
+        if (!id)
+                return -ENOMEM;
+        (void) session_destroy(b->ctx->sessions, &bus_admin, id);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static const sd_bus_vtable session_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", session_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Tenant", "s", session_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Runtime", "s", session_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Active", "b", session_prop, 0, 0),
+        SD_BUS_PROPERTY("CreatedAt", "t", session_prop, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LastAccessedAt", "t", session_prop, 0, 0),
+        SD_BUS_PROPERTY("Executions", "u", session_prop, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("Destroy", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, session_destroy_method, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+static BusService *current_service;   /* one per process: the session vtable's methods find it here */
+
+static BusService *bus_service_of(sd_bus_message *m) {
+        return current_service;
+}
+
+static int enumerate_sessions(sd_bus *bus, const char *prefix, void *userdata, char ***ret, sd_bus_error *error) {
+        BusService *b = userdata;
+        char **l = NULL;
+        if (!b->ctx) {   /* the introspection-only service has no sessions */
+                *ret = NULL;
+                return 0;
+        }
+        for (Session *s = session_first(b->ctx->sessions); s; s = session_next(s)) {
+                SessionInfo i;
+                session_info(s, &i);
+                if (strv_push(&l, session_path(i.id)) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        return 0;
+}
+
+static int on_counters(sd_event_source *s, uint64_t usec, void *userdata) {
+        BusService *b = userdata;
+        unsigned active = exec_queue_running(b->ctx->queue), queued = exec_queue_pending(b->ctx->queue);
+        unsigned sessions = session_count(b->ctx->sessions);
+        uint64_t total = b->ctx->total_executions;
+
+        /* Counter changes, at most once a second rather than for every run. */
+        if (active != b->last_active || queued != b->last_queued || sessions != b->last_sessions || total != b->last_total)
+                (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, BUS_MANAGER_IFACE, "ActiveExecutions",
+                                                      "QueuedExecutions", "SessionCount", "TotalExecutions", NULL);
+        b->last_active = active;
+        b->last_queued = queued;
+        b->last_sessions = sessions;
+        b->last_total = total;
+        (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+void bus_service_session_event(BusService *b, const char *id, bool created) {
+        _cleanup_free_ char *path = NULL;
+        if (!b)
+                return;
+        path = session_path(id);
+        if (path)
+                (void) sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_IFACE, created ? "SessionNew" : "SessionRemoved", "so", id, path);
+}
+
+static int add_objects(sd_bus *bus, BusService *b, sd_bus_slot **m, sd_bus_slot **s, sd_bus_slot **e) {
+        int r = sd_bus_add_object_vtable(bus, m, BUS_PATH, BUS_MANAGER_IFACE, manager_vtable, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(bus, s, BUS_SESSION_PREFIX, BUS_SESSION_IFACE, session_vtable, find_session, b);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(bus, e, BUS_SESSION_PREFIX, enumerate_sessions, b);
+}
+
+int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiContext *ctx, gid_t admin_gid) {
+        _cleanup_(bus_service_freep) BusService *b = NULL;
+        int r;
+
+        b = calloc(1, sizeof(BusService));
+        if (!b)
+                return -ENOMEM;
+        b->ctx = ctx;
+        b->admin_gid = admin_gid;
+        if (streq(bus, "system"))
+                r = sd_bus_open_system(&b->bus);
+        else if (streq(bus, "user"))
+                r = sd_bus_open_user(&b->bus);
+        else {
+                r = sd_bus_new(&b->bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(b->bus, bus);
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(b->bus, true);
+                if (r >= 0)
+                        r = sd_bus_negotiate_creds(b->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID);
+                if (r >= 0)
+                        r = sd_bus_start(b->bus);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Cannot connect to the %s bus: %m", bus);
+        r = add_objects(b->bus, b, &b->manager_slot, &b->session_slot, &b->enum_slot);
+        if (r < 0)
+                return r;
+        r = sd_bus_request_name(b->bus, BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Cannot take the bus name %s: %m", BUS_NAME);
+        r = sd_bus_attach_event(b->bus, event, 0);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(event, &b->counters, CLOCK_MONOTONIC, USEC_PER_SEC, 100000, on_counters, b);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(b->counters, SD_EVENT_ON);
+        current_service = b;
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+BusService *bus_service_free(BusService *b) {
+        if (!b)
+                return NULL;
+        if (current_service == b)
+                current_service = NULL;
+        sd_event_source_disable_unref(b->counters);
+        sd_bus_slot_unref(b->manager_slot);
+        sd_bus_slot_unref(b->session_slot);
+        sd_bus_slot_unref(b->enum_slot);
+        if (b->bus) {
+                (void) sd_bus_flush(b->bus);
+                sd_bus_flush_close_unref(b->bus);
+        }
+        free(b);
+        return NULL;
+}
+
+/* Serves the objects on one end of a socket pair in a child and asks them for their XML from
+ * the other: exactly what a bus client sees, without a bus. */
+int bus_introspect(FILE *out) {
+        int sv[2];
+        pid_t pid;
+        int r;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                sd_bus *server = NULL;
+                sd_id128_t id;
+                BusService b = { .admin_gid = (gid_t) -1 };
+                close(sv[0]);
+                (void) sd_id128_randomize(&id);
+                if (sd_bus_new(&server) < 0 || sd_bus_set_fd(server, sv[1], sv[1]) < 0 || sd_bus_set_server(server, 1, id) < 0 ||
+                    sd_bus_set_anonymous(server, 1) < 0 || add_objects(server, &b, NULL, NULL, NULL) < 0 || sd_bus_start(server) < 0)
+                        _exit(1);
+                for (;;) {
+                        r = sd_bus_process(server, NULL);
+                        if (r < 0)
+                                _exit(0);
+                        if (r == 0 && sd_bus_wait(server, UINT64_MAX) < 0)
+                                _exit(0);
+                }
+        }
+        close(sv[1]);
+        {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *client = NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                const char *xml;
+
+                r = sd_bus_new(&client);
+                if (r >= 0)
+                        r = sd_bus_set_fd(client, sv[0], sv[0]);
+                if (r >= 0)
+                        r = sd_bus_set_anonymous(client, 1);
+                if (r >= 0)
+                        r = sd_bus_start(client);
+                if (r >= 0)
+                        r = sd_bus_call_method(client, NULL, BUS_PATH, "org.freedesktop.DBus.Introspectable", "Introspect", &error,
+                                               &reply, NULL);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "s", &xml);
+                if (r >= 0)
+                        fputs(xml, out);
+        }
+        (void) kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+        return r;
+}
