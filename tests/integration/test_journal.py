@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The audit trail in a real journald: started privately inside a throwaway mount namespace,
+then every record kind read back with journalctl -o json."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
+import isol8test  # noqa: E402
+from isol8test import Daemon  # noqa: E402
+
+IDS = {
+    "execution": "bfbd7875049346fbb4b0b5c8b06a4d9a",
+    "auth-failure": "53232c662ca14bffb8d5b374865e5c84",
+    "key-created": "c0bd57ada0b7437182d07b8ba14d43b4",
+    "key-revoked": "9c7704a5c3744860aa94d113454aeca5",
+    "session-created": "abb3195b62294b2f906c019dcdd773e1",
+    "session-destroyed": "f2d76a1b97e74a7dbd0cee42aa7aadbc",
+}
+
+if os.environ.get("ISOL8_PRIVATE_JOURNAL") != "1":
+    # Run this file again in a mount namespace of its own, where a private journald lives.
+    env = dict(os.environ, ISOL8_PRIVATE_JOURNAL="1")
+    os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable] + sys.argv, env)
+
+
+def records(**match):
+    args = ["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=isol8"] + [f"{k}={v}" for k, v in match.items()]
+    out = subprocess.run(args, capture_output=True, text=True).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def wait_records(timeout=5, **match):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = records(**match)
+        if r:
+            return r
+        time.sleep(0.1)
+    return []
+
+
+class Journal(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for d in ("/run/systemd", "/run/log", "/var/log/journal"):
+            os.makedirs(d, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", d], check=True)
+        cls.journald = subprocess.Popen(["/lib/systemd/systemd-journald"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists("/run/systemd/journal/socket"):
+                break
+            time.sleep(0.05)
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.daemon = Daemon(config={"audit": {"destination": "journal", "includeCode": True}},
+                            args=["--auth-db", os.path.join(cls.tmp.name, "k.db"), "--bus", "none"]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        pid = cls.daemon.pid()
+        rc = cls.daemon.stop()
+        cls.journald.terminate()
+        cls.journald.wait(10)
+        assert rc == 0
+        isol8test.assert_nothing_left(pid)
+
+    def test_execution_record(self):
+        res = self.daemon.execute({"code": "echo hi", "runtime": "bash", "metadata": {"userId": "alice"}})
+        rec = wait_records(ISOL8_EXECUTION_ID=res["executionId"])
+        self.assertEqual(len(rec), 1)
+        r = rec[0]
+        self.assertEqual(r["MESSAGE_ID"], IDS["execution"])
+        self.assertEqual(r["ISOL8_RUNTIME"], "bash")
+        self.assertEqual(r["ISOL8_EXIT_CODE"], "0")
+        self.assertEqual(r["ISOL8_AUTH_TYPE"], "master")
+        self.assertEqual(r["ISOL8_TENANT"], "default")
+        self.assertEqual(r["ISOL8_USER_ID"], "alice")
+        self.assertEqual(r["ISOL8_REMOTE_ADDR"], "127.0.0.1")
+        self.assertEqual(r["ISOL8_TIMED_OUT"], "0")
+        import hashlib
+        self.assertEqual(r["ISOL8_CODE_SHA256"], hashlib.sha256(b"echo hi").hexdigest())
+        self.assertEqual(r["ISOL8_CODE"], "echo hi")
+
+    def test_streamed_execution_record(self):
+        out = subprocess.run(["curl", "-sN", "-X", "POST", f"http://127.0.0.1:{self.daemon.port}/execute/stream",
+                              "-H", f"Authorization: Bearer {self.daemon.key}", "-d",
+                              json.dumps({"request": {"code": "sleep 5", "runtime": "bash", "timeoutMs": 300}})],
+                             capture_output=True, text=True).stdout
+        self.assertIn("137", out)
+        rec = wait_records(ISOL8_STREAMED="1", ISOL8_TIMED_OUT="1")
+        self.assertTrue(rec)
+        self.assertEqual(rec[-1]["ISOL8_EXIT_CODE"], "137")
+
+    def test_auth_failure_never_records_the_key(self):
+        self.daemon.get("/queue/status", key="not-the-key-SECRET123")
+        self.daemon.get("/queue/status", key=None)
+        rec = wait_records(MESSAGE_ID=IDS["auth-failure"])
+        self.assertTrue(rec)
+        reasons = {r["ISOL8_AUTH_REASON"] for r in records(MESSAGE_ID=IDS["auth-failure"])}
+        self.assertTrue({"invalid", "missing"} <= reasons)
+        raw = subprocess.run(["journalctl", "-o", "export", "--no-pager"], capture_output=True).stdout
+        self.assertNotIn(b"SECRET123", raw)
+
+    def test_key_records(self):
+        k = self.daemon.post("/auth/keys", {"name": "audited", "tenantId": "t-audit"}).json()
+        self.daemon.request("DELETE", f"/auth/keys/{k['id']}")
+        created = wait_records(MESSAGE_ID=IDS["key-created"], ISOL8_KEY_ID=k["id"])
+        revoked = wait_records(MESSAGE_ID=IDS["key-revoked"], ISOL8_KEY_ID=k["id"])
+        self.assertEqual(created[0]["ISOL8_TENANT"], "t-audit")
+        self.assertEqual(created[0]["ISOL8_VIA"], "http")
+        self.assertEqual(revoked[0]["ISOL8_VIA"], "http")
+        raw = subprocess.run(["journalctl", "-o", "export", "--no-pager"], capture_output=True).stdout
+        self.assertNotIn(k["key"].encode(), raw)
+
+    def test_session_records(self):
+        self.daemon.post("/execute", {"request": {"cmd": "true"}, "sessionId": "journaled"})
+        self.daemon.request("DELETE", "/session/journaled")
+        self.assertTrue(wait_records(MESSAGE_ID=IDS["session-created"], ISOL8_SESSION_ID="journaled"))
+        gone = wait_records(MESSAGE_ID=IDS["session-destroyed"], ISOL8_SESSION_ID="journaled")
+        self.assertEqual(gone[0]["ISOL8_REASON"], "deleted")
+
+    def test_injection_forges_nothing(self):
+        evil = "x\nMESSAGE_ID=" + IDS["key-created"] + "\nISOL8_TENANT=forged\nPRIORITY=0"
+        res = self.daemon.execute({"code": "echo ok # " + evil, "runtime": "bash", "metadata": {"userId": evil}})
+        rec = wait_records(ISOL8_EXECUTION_ID=res["executionId"])
+        self.assertEqual(len(rec), 1)
+        r = rec[0]
+        self.assertEqual(r["MESSAGE_ID"], IDS["execution"])
+        self.assertEqual(r["ISOL8_TENANT"], "default")
+        self.assertEqual(r["PRIORITY"], "6")
+        self.assertEqual(r["ISOL8_USER_ID"], evil)
+        self.assertEqual(records(ISOL8_TENANT="forged"), [])
+        self.assertEqual(self.daemon.post("/auth/keys", {"name": "n", "tenantId": "t\nISOL8_VIA=dbus"}).status, 400)
+        k = self.daemon.post("/auth/keys", {"name": evil, "tenantId": "t-inject"}).json()
+        created = wait_records(ISOL8_KEY_ID=k["id"])
+        self.assertEqual(created[0]["ISOL8_VIA"], "http")
+        self.assertEqual(created[0]["ISOL8_KEY_NAME"], evil)
+
+
+if __name__ == "__main__":
+    isol8test.main()
