@@ -33,6 +33,8 @@ struct ApiRun {
         ExecPhase last_phase;
         AuthInfo who;
         char remote[64];
+        Buffer early_stdin;         /* stdin that came before the program started */
+        bool early_eof;
         ApiRun *prev, *next;
 };
 
@@ -221,6 +223,13 @@ static void start_exec(ApiRun *s) {
         s->ctx->active_executions++;
         if (s->paused)
                 execution_pause_output(s->exec, true);
+        if (s->early_stdin.size > 0 || s->early_eof) {
+                if (s->early_stdin.size > 0)
+                        (void) execution_write_stdin(s->exec, s->early_stdin.data, s->early_stdin.size);
+                if (s->early_eof)
+                        (void) execution_write_stdin(s->exec, NULL, 0);
+                buffer_done(&s->early_stdin);
+        }
 }
 
 static void on_queue(int error, void *userdata) {
@@ -321,6 +330,7 @@ ApiRun *api_run_free(ApiRun *s) {
         for (int i = 1; i <= 2; i++)
                 stream_filter_done(&s->filter[i]);
         free(s->message);
+        buffer_done(&s->early_stdin);
         free(s);
         return NULL;
 }
@@ -351,8 +361,17 @@ unsigned api_n_runs(ApiContext *ctx) {
 
 int api_run_stdin(ApiRun *s, const char *data, size_t len, bool eof) {
         int r = 0;
-        if (!s->exec || s->done)
+        if (s->done)
                 return -ESRCH;
+        if (!s->exec) {
+                /* Waiting for a slot or a session: keep it (bounded) for when the program starts. */
+                if (s->early_stdin.size + len > (1u << 20))
+                        return -ENOBUFS;
+                if (len > 0 && buffer_append(&s->early_stdin, data, len) < 0)
+                        return -ENOMEM;
+                s->early_eof = s->early_eof || eof;
+                return 0;
+        }
         if (len > 0)
                 r = execution_write_stdin(s->exec, data, len);
         if (r >= 0 && eof)

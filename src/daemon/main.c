@@ -10,6 +10,7 @@
 #include "daemon/config.h"
 #include "daemon/listen.h"
 #include "daemon/server.h"
+#include "client/cli.h"
 #include "bus/bus.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -18,6 +19,12 @@ static void help(void) {
         printf("isol8 %s — run untrusted code in Linux-namespace sandboxes\n\n"
                "Usage:\n"
                "  isol8 serve [OPTIONS]     Start the HTTP server\n"
+               "  isol8 run [FILE] [...]    Run code (on a server with --host, else locally; see isol8 run --help)\n"
+               "  isol8 login --host URL --key MASTER [--name N] [--ttl MS]\n"
+               "                            Store a short-lived key for a server (~/.isol8/credentials.json)\n"
+               "  isol8 logout [--host URL] Forget stored keys\n"
+               "  isol8 session list|stop ID --host URL\n"
+               "  isol8 health [--host URL]\n"
                "  isol8 --version\n\n"
                "Options for serve:\n"
                "  -p, --port N              Port to listen on (else $ISOL8_PORT, $PORT, 3000);\n"
@@ -162,6 +169,16 @@ static int serve(int argc, char **argv) {
 int main(int argc, char **argv) {
         if (argc >= 2 && streq(argv[1], "serve"))
                 return serve(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "run"))
+                return cli_run(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "login"))
+                return cli_login(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "logout"))
+                return cli_logout(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "session"))
+                return cli_session(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "health"))
+                return cli_health(argc - 1, argv + 1);
         if (argc >= 2 && (streq(argv[1], "--version") || streq(argv[1], "version"))) {
                 printf("isol8 %s\n", ISOL8_VERSION);
                 return 0;

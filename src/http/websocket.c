@@ -86,6 +86,34 @@ int ws_append_frame(Buffer *out, uint8_t opcode, const void *payload, size_t len
         return buffer_append(out, payload, len);
 }
 
+int ws_append_client_frame(Buffer *out, uint8_t opcode, const void *payload, size_t len) {
+        uint8_t key[4];
+        size_t start = out->size;
+        int r;
+
+        r = random_bytes(key, sizeof(key));
+        if (r < 0)
+                return r;
+        r = ws_append_frame(out, opcode, payload, len);
+        if (r < 0)
+                return r;
+        /* Set the mask bit, insert the key after the length, and mask the payload. */
+        {
+                uint8_t *f = (uint8_t *) out->data + start;
+                size_t hl = (f[1] & 0x7f) == 126 ? 4 : (f[1] & 0x7f) == 127 ? 10 : 2;
+                r = buffer_append(out, key, 4);   /* make room */
+                if (r < 0)
+                        return r;
+                f = (uint8_t *) out->data + start;
+                memmove(f + hl + 4, f + hl, len);
+                memcpy(f + hl, key, 4);
+                f[1] |= 0x80;
+                for (size_t i = 0; i < len; i++)
+                        f[hl + 4 + i] ^= key[i & 3];
+        }
+        return 0;
+}
+
 int ws_append_close(Buffer *out, uint16_t code, const char *reason) {
         uint8_t p[125];
         size_t rl = reason ? MIN(strlen(reason), sizeof(p) - 2) : 0;

@@ -45,6 +45,8 @@ ssize_t ws_parse_frame(uint8_t *buf, size_t len, size_t max_payload, WsFrame *re
 /* Appends an unmasked server frame. */
 int ws_append_frame(Buffer *out, uint8_t opcode, const void *payload, size_t len);
 int ws_append_close(Buffer *out, uint16_t code, const char *reason);
+/* A client frame: masked with a random key, as RFC 6455 requires of clients. */
+int ws_append_client_frame(Buffer *out, uint8_t opcode, const void *payload, size_t len);
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key. */
 int ws_accept_key(const char *key, char ret[29]);
 
