@@ -7,6 +7,7 @@
   /execute throughput with 1 and 8 concurrent clients (wrk) vs spawning bwrap per run
 """
 
+import asyncio
 import http.client
 import json
 import os
@@ -42,6 +43,7 @@ def bare(argv, n=SEQ):
 
 
 def sequential(port, request, n=SEQ):
+    """p50/p99 of n runs over one keep-alive connection, after 20 warm-up runs."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     body = json.dumps({"request": request})
     hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
@@ -72,6 +74,82 @@ def wrk(url, conns, script=None, threads=2):
     if errors:
         raise SystemExit(f"wrk saw errors: {out}")
     return rps, p99
+
+
+def sse_ttfb(port, code):
+    import socket
+    body = json.dumps({"request": {"code": code, "runtime": "python"}}).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.perf_counter()
+    s.sendall(b"POST /execute/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " + MASTER.encode() +
+              b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    data, dt = b"", float("nan")
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if dt != dt and b'"type":"stdout"' in data:
+            dt = (time.perf_counter() - t0) * 1000
+    s.close()
+    return dt
+
+
+async def ws_ttfb(port, code):
+    import websockets
+    async with websockets.connect(f"ws://127.0.0.1:{port}/execute/ws", extra_headers={"Authorization": f"Bearer {MASTER}"}) as ws:
+        t0 = time.perf_counter()
+        await ws.send(json.dumps({"type": "execute", "request": {"code": code, "runtime": "python"}}))
+        while True:
+            m = json.loads(await ws.recv())
+            if m["type"] == "stdout":
+                dt = (time.perf_counter() - t0) * 1000
+                break
+        try:
+            async for _ in ws:
+                pass
+        except Exception:
+            pass
+        return dt
+
+
+async def ws_ttfb_many(port, code, n):
+    return [await ws_ttfb(port, code) for _ in range(n)]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+
+
+async def ws_fifty(d):
+    import websockets
+    before = rss_kb(d.pid())
+    peak = before
+    count = 0
+    code = "import time\nfor i in range(300):\n    print('line', i, 'x' * 100, flush=True)\n    time.sleep(0.01)"
+
+    async def one():
+        nonlocal count
+        async with websockets.connect(f"ws://127.0.0.1:{d.port}/execute/ws", extra_headers={"Authorization": f"Bearer {MASTER}"},
+                                      max_size=None) as ws:
+            await ws.send(json.dumps({"type": "execute", "request": {"code": code, "runtime": "python", "timeoutMs": 60000}}))
+            try:
+                async for _ in ws:
+                    count += 1
+            except Exception:
+                pass
+
+    async def watch(task):
+        nonlocal peak
+        while not task.done():
+            peak = max(peak, rss_kb(d.pid()))
+            await asyncio.sleep(0.05)
+
+    task = asyncio.ensure_future(asyncio.gather(*[one() for _ in range(50)]))
+    await watch(task)
+    await task
+    return before, peak, count
 
 
 def bwrap_throughput(conns, seconds=5):
@@ -110,18 +188,39 @@ def main():
         rows.append(("bare `python3 -c pass`", f"p50 {pct(b_py, 50):.2f} ms", f"p99 {pct(b_py, 99):.2f} ms"))
         rows.append(("isol8 `/execute` python `pass`, sequential", f"p50 {pct(i_py, 50):.2f} ms", f"p99 {pct(i_py, 99):.2f} ms"))
 
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write('wrk.method = "POST"\nwrk.body = \'{"request":{"cmd":"true"}}\'\n'
-                    f'wrk.headers["Authorization"] = "Bearer {MASTER}"\n'
-                    'wrk.headers["Content-Type"] = "application/json"\n')
-            script = f.name
-        for c in (1, 8):
-            rps, p99 = wrk(url + "/execute", c, script)
-            rows.append((f"isol8 `/execute` `cmd: true`, {c} concurrent client(s)", f"{rps:,.0f} exec/s", f"p99 {p99:.2f} ms"))
-        os.unlink(script)
+        for label, body in (("`cmd: true`", '{"request":{"cmd":"true"}}'),
+                            ("python `pass`", '{"request":{"code":"pass","runtime":"python"}}')):
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+                f.write(f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
+                        f'wrk.headers["Authorization"] = "Bearer {MASTER}"\n'
+                        'wrk.headers["Content-Type"] = "application/json"\n')
+                script = f.name
+            for c in (1, 8, 32):
+                rps, p99 = wrk(url + "/execute", c, script)
+                rows.append((f"isol8 `/execute` {label}, {c} concurrent client(s)", f"{rps:,.0f} exec/s", f"p99 {p99:.2f} ms"))
+            os.unlink(script)
+
+        # Time to first byte of a streamed print, against the buffered run of the same program.
+        code = "print('first', flush=True)"
+        sse = [sse_ttfb(d.port, code) for _ in range(40)]
+        ws = asyncio.run(ws_ttfb_many(d.port, code, 40))
+        buf = sequential(d.port, {"code": code, "runtime": "python"}, n=40)
+        rows.append(("`/execute` of a python `print`, whole answer", f"p50 {pct(buf, 50):.2f} ms", f"p99 {pct(buf, 99):.2f} ms"))
+        rows.append(("`/execute/stream` (SSE), first output event", f"p50 {pct(sse, 50):.2f} ms", f"p99 {pct(sse, 99):.2f} ms"))
+        rows.append(("`/execute/ws`, first output event after the execute message", f"p50 {pct(ws, 50):.2f} ms", f"p99 {pct(ws, 99):.2f} ms"))
         if shutil.which("bwrap"):
             for c in (1, 8):
                 rows.append((f"`bwrap ... bash -c true` spawned per run, {c} concurrent", f"{bwrap_throughput(c):,.0f} runs/s", ""))
+    finally:
+        d.stop()
+
+    # The daemon's memory while 50 WebSocket clients stream output at once.
+    d = Daemon(config={"maxConcurrent": 50, "poolSize": {"clean": 8, "dirty": 8}, "queue": {"maxSize": 200}}).start()
+    try:
+        time.sleep(1)
+        before, peak, n_events = asyncio.run(ws_fifty(d))
+        rows.append(("daemon RSS, idle", f"{before / 1024:.1f} MiB", ""))
+        rows.append(("daemon RSS, peak while 50 WebSocket clients stream", f"{peak / 1024:.1f} MiB", f"{n_events} events received"))
     finally:
         d.stop()
 
