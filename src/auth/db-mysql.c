@@ -13,9 +13,6 @@
 #include "shared/time-util.h"
 #include "shared/util.h"
 
-#define BACKOFF_MIN_USEC (250 * USEC_PER_MSEC)
-#define BACKOFF_MAX_USEC (5 * USEC_PER_SEC)
-
 typedef enum MyStep {
         STEP_IDLE,
         STEP_CONNECT,
@@ -62,15 +59,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void arm_timer(Db *db, uint64_t usec) {
-        if (!db->timer && sd_event_add_time_relative(db->event, &db->timer, CLOCK_MONOTONIC, usec, 10000, on_timer, db) < 0)
-                return;
-        (void) sd_event_source_set_time_relative(db->timer, usec);
-        (void) sd_event_source_set_enabled(db->timer, SD_EVENT_ONESHOT);
+        db_arm_timer(db, usec, on_timer);
 }
 
 static void schedule_reconnect(Db *db) {
-        db->backoff_usec = db->backoff_usec ? MIN(db->backoff_usec * 2, BACKOFF_MAX_USEC) : BACKOFF_MIN_USEC;
-        arm_timer(db, db->backoff_usec);
+        db_schedule_reconnect(db, on_timer);
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -150,6 +143,31 @@ static void finish_store(Db *db, MYSQL_RES *res) {
         db_result_free(&out);
 }
 
+/* The query went out (ret: its result): fetch the rows, or give up on a dead connection. */
+static void query_sent(Db *db, int ret) {
+        My *my = db->backend;
+        MYSQL_RES *res = NULL;
+        int st;
+
+        if (ret) {
+                unsigned e = mysql_errno(my->mysql);
+                if (e == 2006 || e == 2013 || e == 2002 || e == 2003) {   /* gone away, lost, cannot connect */
+                        my_drop(db, -EHOSTDOWN);
+                        schedule_reconnect(db);
+                        return;
+                }
+                finish_store(db, NULL);
+                return;
+        }
+        my->step = STEP_STORE;
+        st = mysql_store_result_start(&res, my->mysql);
+        if (st) {
+                wait_for(db, st);
+                return;
+        }
+        finish_store(db, res);
+}
+
 static void my_continue(Db *db, int status) {
         My *my = db->backend;
         int st;
@@ -187,24 +205,7 @@ static void my_continue(Db *db, int status) {
                         wait_for(db, st);
                         return;
                 }
-                if (ret) {
-                        unsigned e = mysql_errno(my->mysql);
-                        if (e == 2006 || e == 2013 || e == 2002 || e == 2003) {   /* gone away, lost, cannot connect */
-                                my_drop(db, -EHOSTDOWN);
-                                schedule_reconnect(db);
-                                return;
-                        }
-                        finish_store(db, NULL);
-                        return;
-                }
-                my->step = STEP_STORE;
-                MYSQL_RES *res = NULL;
-                st = mysql_store_result_start(&res, my->mysql);
-                if (st) {
-                        wait_for(db, st);
-                        return;
-                }
-                finish_store(db, res);
+                query_sent(db, ret);
                 return;
         }
         case STEP_STORE: {
@@ -389,26 +390,7 @@ static void my_kick(Db *db) {
                 wait_for(db, st);
                 return;
         }
-        /* Finished at once: continue as if woken. */
-        my->step = STEP_QUERY;
-        if (ret) {
-                unsigned e = mysql_errno(my->mysql);
-                if (e == 2006 || e == 2013) {
-                        my_drop(db, -EHOSTDOWN);
-                        schedule_reconnect(db);
-                        return;
-                }
-                finish_store(db, NULL);
-                return;
-        }
-        my->step = STEP_STORE;
-        MYSQL_RES *res = NULL;
-        st = mysql_store_result_start(&res, my->mysql);
-        if (st) {
-                wait_for(db, st);
-                return;
-        }
-        finish_store(db, res);
+        query_sent(db, ret);
 }
 
 const DbBackendOps db_mysql_ops = {

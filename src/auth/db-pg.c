@@ -13,9 +13,6 @@
 #include "shared/time-util.h"
 #include "shared/util.h"
 
-#define BACKOFF_MIN_USEC (250 * USEC_PER_MSEC)
-#define BACKOFF_MAX_USEC (5 * USEC_PER_SEC)
-
 typedef struct Pg {
         char *conninfo;
         PGconn *conn;
@@ -56,15 +53,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void arm_timer(Db *db, uint64_t usec) {
-        if (!db->timer && sd_event_add_time_relative(db->event, &db->timer, CLOCK_MONOTONIC, usec, 10000, on_timer, db) < 0)
-                return;
-        (void) sd_event_source_set_time_relative(db->timer, usec);
-        (void) sd_event_source_set_enabled(db->timer, SD_EVENT_ONESHOT);
+        db_arm_timer(db, usec, on_timer);
 }
 
 static void schedule_reconnect(Db *db) {
-        db->backoff_usec = db->backoff_usec ? MIN(db->backoff_usec * 2, BACKOFF_MAX_USEC) : BACKOFF_MIN_USEC;
-        arm_timer(db, db->backoff_usec);
+        db_schedule_reconnect(db, on_timer);
 }
 
 static void set_events(Db *db, uint32_t ev) {

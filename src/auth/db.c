@@ -176,3 +176,18 @@ void db_fail_all(Db *db, int error) {
         }
         db->busy = false;
 }
+
+#define BACKOFF_MIN_USEC (250 * 1000)
+#define BACKOFF_MAX_USEC (5 * 1000 * 1000)
+
+void db_arm_timer(Db *db, uint64_t usec, sd_event_time_handler_t cb) {
+        if (!db->timer && sd_event_add_time_relative(db->event, &db->timer, CLOCK_MONOTONIC, usec, 10000, cb, db) < 0)
+                return;
+        (void) sd_event_source_set_time_relative(db->timer, usec);
+        (void) sd_event_source_set_enabled(db->timer, SD_EVENT_ONESHOT);
+}
+
+void db_schedule_reconnect(Db *db, sd_event_time_handler_t cb) {
+        db->backoff_usec = db->backoff_usec ? MIN(db->backoff_usec * 2, (uint64_t) BACKOFF_MAX_USEC) : BACKOFF_MIN_USEC;
+        db_arm_timer(db, db->backoff_usec, cb);
+}

@@ -110,6 +110,10 @@ void db_complete_head(Db *db, int error, const DbResult *res);
 /* Fails every queued query (the database went away). */
 void db_fail_all(Db *db, int error);
 void db_schedule_kick(Db *db);
+/* (Re)arms the backend's one timer (query timeout, or reconnect backoff) to call cb. */
+void db_arm_timer(Db *db, uint64_t usec, sd_event_time_handler_t cb);
+/* Arms the timer after a doubling backoff (250 ms up to 5 s) for a reconnect. */
+void db_schedule_reconnect(Db *db, sd_event_time_handler_t cb);
 
 extern const DbBackendOps db_sqlite_ops;
 extern const DbBackendOps db_pg_ops;

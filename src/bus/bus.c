@@ -90,6 +90,32 @@ typedef struct BusCall {
         char id[37];
 } BusCall;
 
+/* The common start of the key methods: an admin caller, a key store, a call to answer later. */
+static int key_call_new(BusService *b, sd_bus_message *m, sd_bus_error *error, BusCall **ret) {
+        BusCall *c;
+        int r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        if (!b->ctx->keys)
+                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
+        c = calloc(1, sizeof(BusCall));
+        if (!c)
+                return -ENOMEM;
+        c->b = b;
+        c->m = sd_bus_message_ref(m);
+        *ret = c;
+        return 0;
+}
+
+static int key_call_started(BusCall *c, int r) {
+        if (r < 0) {
+                sd_bus_message_unref(c->m);
+                free(c);
+                return r;
+        }
+        return 1;
+}
+
 static void on_created_call(int error, const KeyInfo *k, const char *plain, void *userdata) {
         BusCall *c = userdata;
         if (error < 0)
@@ -110,32 +136,19 @@ static int method_create_key(sd_bus_message *m, void *userdata, sd_bus_error *er
         BusCall *c;
         int r;
 
-        r = check_admin(b, m, error);
-        if (r < 0)
-                return r;
         r = sd_bus_message_read(m, "sst", &name, &tenant, &ttl);
         if (r < 0)
                 return r;
-        if (!b->ctx->keys)
-                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
         if (isempty(name) || strlen(name) > 255)
                 return sd_bus_error_set(error, ERROR_INVALID, "name is required (at most 255 characters)");
         if (isempty(tenant))
                 tenant = "default";
         if (strlen(tenant) > TENANT_MAX)
                 return sd_bus_error_set(error, ERROR_INVALID, "tenant is too long");
-        c = calloc(1, sizeof(BusCall));
-        if (!c)
-                return -ENOMEM;
-        c->b = b;
-        c->m = sd_bus_message_ref(m);
-        r = keystore_create(b->ctx->keys, name, tenant, ttl ? ttl : b->ctx->default_ttl_ms, on_created_call, c);
-        if (r < 0) {
-                sd_bus_message_unref(c->m);
-                free(c);
+        r = key_call_new(b, m, error, &c);
+        if (r < 0)
                 return r;
-        }
-        return 1;
+        return key_call_started(c, keystore_create(b->ctx->keys, name, tenant, ttl ? ttl : b->ctx->default_ttl_ms, on_created_call, c));
 }
 
 static void on_listed(int error, const KeyInfo *keys, size_t n, void *userdata) {
@@ -165,26 +178,13 @@ static int method_list_keys(sd_bus_message *m, void *userdata, sd_bus_error *err
         BusCall *c;
         int r;
 
-        r = check_admin(b, m, error);
-        if (r < 0)
-                return r;
         r = sd_bus_message_read(m, "s", &tenant);
         if (r < 0)
                 return r;
-        if (!b->ctx->keys)
-                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
-        c = calloc(1, sizeof(BusCall));
-        if (!c)
-                return -ENOMEM;
-        c->b = b;
-        c->m = sd_bus_message_ref(m);
-        r = keystore_list(b->ctx->keys, isempty(tenant) ? NULL : tenant, on_listed, c);
-        if (r < 0) {
-                sd_bus_message_unref(c->m);
-                free(c);
+        r = key_call_new(b, m, error, &c);
+        if (r < 0)
                 return r;
-        }
-        return 1;
+        return key_call_started(c, keystore_list(b->ctx->keys, isempty(tenant) ? NULL : tenant, on_listed, c));
 }
 
 static void on_revoked(int error, void *userdata) {
@@ -207,29 +207,18 @@ static int method_revoke_key(sd_bus_message *m, void *userdata, sd_bus_error *er
         BusCall *c;
         int r;
 
-        r = check_admin(b, m, error);
-        if (r < 0)
-                return r;
         r = sd_bus_message_read(m, "s", &id);
         if (r < 0)
                 return r;
-        if (!b->ctx->keys)
-                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
-        if (strlen(id) != 36)
-                return sd_bus_error_setf(error, ERROR_UNKNOWN_KEY, "Key not found: %s", id);
-        c = calloc(1, sizeof(BusCall));
-        if (!c)
-                return -ENOMEM;
-        c->b = b;
-        c->m = sd_bus_message_ref(m);
-        memcpy(c->id, id, 37);
-        r = keystore_revoke(b->ctx->keys, c->id, on_revoked, c);
-        if (r < 0) {
-                sd_bus_message_unref(c->m);
-                free(c);
+        r = key_call_new(b, m, error, &c);
+        if (r < 0)
                 return r;
+        if (strlen(id) != 36) {
+                key_call_started(c, -ENOENT);
+                return sd_bus_error_setf(error, ERROR_UNKNOWN_KEY, "Key not found: %s", id);
         }
-        return 1;
+        memcpy(c->id, id, 37);
+        return key_call_started(c, keystore_revoke(b->ctx->keys, c->id, on_revoked, c));
 }
 
 static char *session_path(const char *id) {

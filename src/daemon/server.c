@@ -76,6 +76,9 @@ static void on_key(int error, const KeyInfo *key, void *userdata) {
         free(w);
         if (!r)
                 return;
+        /* The wait is over: the request must no longer point at it. */
+        r->on_abort = NULL;
+        r->abort_userdata = NULL;
         if (error == -EHOSTDOWN || error == -ETIMEDOUT || error == -ESHUTDOWN) {
                 audit_auth_failure(audit, r, "unavailable");
                 http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Auth database unavailable");

@@ -143,5 +143,29 @@ class Journal(unittest.TestCase):
         self.assertEqual(created[0]["ISOL8_KEY_NAME"], evil)
 
 
+class AuditFile(unittest.TestCase):
+    def test_file_and_stdout_destinations(self):
+        with tempfile.TemporaryDirectory() as d:
+            logdir = os.path.join(d, "audit")
+            old = os.path.join(logdir, "audit-2000-01-01.jsonl")
+            os.makedirs(logdir)
+            with open(old, "w") as f:
+                f.write("{}\n")
+            os.utime(old, (946684800, 946684800))
+            dm = Daemon(config={"audit": {"destination": "file", "logDir": logdir, "retentionDays": 30}}, args=["--bus", "none"]).start()
+            try:
+                res = dm.execute({"code": "echo to-file", "runtime": "bash"})
+            finally:
+                self.assertEqual(dm.stop(), 0)
+            files = sorted(os.listdir(logdir))
+            self.assertEqual(len(files), 1)           # the old one is past retentionDays
+            self.assertRegex(files[0], r"^audit-\d{4}-\d\d-\d\d\.jsonl$")
+            lines = [json.loads(l) for l in open(os.path.join(logdir, files[0]))]
+            ex = [l for l in lines if l["event"] == "execution"]
+            self.assertEqual(ex[0]["ISOL8_EXECUTION_ID"], res["executionId"])
+            self.assertEqual(ex[0]["messageId"], IDS["execution"])
+            self.assertNotIn("ISOL8_CODE", ex[0])   # includeCode is off by default
+
+
 if __name__ == "__main__":
     isol8test.main()
