@@ -650,7 +650,9 @@ static void execution_finish(Execution *e) {
                         res->memory_mb = (double) st.memory_bytes / (1024.0 * 1024.0);
                         res->peak_memory_mb = (double) st.memory_peak_bytes / (1024.0 * 1024.0);
                 }
-                sandbox_net_bytes(e->sb, &res->net_in, &res->net_out);
+                /* With network "none" there is only loopback, which is not counted. */
+                if (e->req->limits.network != NETWORK_NONE)
+                        sandbox_net_bytes(e->sb, &res->net_in, &res->net_out);
                 if (res->error == 0 && !res->setup_failed)
                         collect_files(e);
         }

@@ -59,5 +59,25 @@ class Units(unittest.TestCase):
             self.assertNotEqual(r.stderr.strip(), "")
 
 
+class Install(unittest.TestCase):
+    def test_meson_installs_everything(self):
+        build = os.path.abspath(os.path.join(os.path.dirname(isol8test.ISOL8), ".."))
+        with tempfile.TemporaryDirectory() as dest:
+            r = subprocess.run(["meson", "install", "-C", build, "--destdir", dest, "--no-rebuild", "--quiet"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            found = set()
+            for root, _, files in os.walk(dest):
+                for f in files:
+                    found.add(os.path.relpath(os.path.join(root, f), dest))
+            want = ["bin/isol8", "bin/isol8ctl", "isol8.socket", "isol8.service", "system.d/org.isol8.Daemon1.conf",
+                    "system-services/org.isol8.Daemon1.service", "interfaces/org.isol8.Daemon1.xml", "catalog/isol8.catalog",
+                    "sysusers.d/isol8.conf", "tmpfiles.d/isol8.conf", "man1/isol8.1", "man1/isol8ctl.1", "man8/isol8-serve.8",
+                    "man5/isol8.config.json.5", "include/isol8/isol8.h", "pkgconfig/isol8.pc", "completions/isol8ctl"]
+            for w in want:
+                self.assertTrue(any(f.endswith(w) for f in found), f"{w} not installed: {sorted(found)}")
+            self.assertTrue(any("libisol8.so" in f for f in found))
+
+
 if __name__ == "__main__":
     isol8test.main()
