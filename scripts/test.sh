@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/deps.sh || exit 1
+if [ -z "${ISOL8_DEPS_DONE:-}" ]; then ./scripts/deps.sh || exit 1; fi
 ./scripts/build.sh --asan || exit 1
 
 status=0

@@ -179,7 +179,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                                 return MHD_NO;
                 }
                 *upload_data_size = 0;
-                goto flush;
+                /* Never answer in the middle of an upload: a reply made meanwhile (a key that
+                 * failed) waits for the final call. */
+                return MHD_YES;
         }
 
         /* The final call: the whole body is here. */
