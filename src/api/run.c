@@ -243,7 +243,7 @@ static void on_queue(int error, void *userdata) {
 }
 
 static int take_slot(ApiRun *s) {
-        int r = exec_queue_acquire(s->ctx->queue, on_queue, s, &s->waiter);
+        int r = exec_queue_acquire(s->ctx->queue, s->who.tenant, on_queue, s, &s->waiter);
         if (r > 0)
                 start_exec(s);
         return r < 0 ? r : 0;

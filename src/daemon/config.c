@@ -88,6 +88,7 @@ static const ConfigKey config_keys[] = {
         { "queue",                          CT_OBJECT, 0 },
         { "queue.maxSize",                  CT_U64,    F(queue_max_size) },
         { "queue.timeoutMs",                CT_U64,    F(queue_timeout_ms) },
+        { "queue.maxPerTenant",             CT_U64,    F(queue_max_per_tenant) },
         { "runtimes",                       CT_RUNTIMES, 0 },
         { "http",                           CT_OBJECT, 0 },
         { "http.connectionTimeoutSec",      CT_U64,    F(http_connection_timeout_sec) },

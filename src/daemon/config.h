@@ -44,6 +44,7 @@ typedef struct Config {
         uint64_t auth_cache_ttl_ms;
         uint64_t auth_last_used_flush_ms;
         uint64_t queue_max_size;
+        uint64_t queue_max_per_tenant;
         uint64_t queue_timeout_ms;
         char *runtime_path[8];          /* indexed by RuntimeId; NULL = search the host */
         /* http */

@@ -257,7 +257,7 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         if (r < 0)
                 return r;
         r = exec_queue_new(&s->queue, s->event, (unsigned) s->config.max_concurrent, (unsigned) s->config.queue_max_size,
-                           s->config.queue_timeout_ms);
+                           (unsigned) s->config.queue_max_per_tenant, s->config.queue_timeout_ms);
         if (r < 0)
                 return r;
 

@@ -2,11 +2,15 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <stdio.h>
+#include <string.h>
+
 #include "sandbox/queue.h"
 #include "shared/time-util.h"
 
 struct ExecQueueWaiter {
         ExecQueue *queue;
+        char tenant[129];
         ExecQueueFn cb;
         void *userdata;
         sd_event_source *timer;
@@ -17,19 +21,22 @@ struct ExecQueue {
         sd_event *event;
         unsigned max_concurrent;
         unsigned max_queue;
+        unsigned max_per_tenant;
         uint64_t timeout_ms;
         unsigned running;
         unsigned pending;
         ExecQueueWaiter *head, *tail;
 };
 
-int exec_queue_new(ExecQueue **ret, sd_event *event, unsigned max_concurrent, unsigned max_queue, uint64_t timeout_ms) {
+int exec_queue_new(ExecQueue **ret, sd_event *event, unsigned max_concurrent, unsigned max_queue, unsigned max_per_tenant,
+                   uint64_t timeout_ms) {
         ExecQueue *q = calloc(1, sizeof(ExecQueue));
         if (!q)
                 return -ENOMEM;
         q->event = sd_event_ref(event);
         q->max_concurrent = max_concurrent;
         q->max_queue = max_queue;
+        q->max_per_tenant = max_per_tenant ? max_per_tenant : max_queue;
         q->timeout_ms = timeout_ms;
         *ret = q;
         return 0;
@@ -71,8 +78,9 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int exec_queue_acquire(ExecQueue *q, ExecQueueFn cb, void *userdata, ExecQueueWaiter **ret) {
+int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *userdata, ExecQueueWaiter **ret) {
         ExecQueueWaiter *w;
+        unsigned mine = 0;
         int r;
 
         if (q->running < q->max_concurrent && !q->head) {
@@ -81,10 +89,15 @@ int exec_queue_acquire(ExecQueue *q, ExecQueueFn cb, void *userdata, ExecQueueWa
         }
         if (q->pending >= q->max_queue)
                 return -EBUSY;
+        for (w = q->head; w; w = w->next)
+                mine += strcmp(w->tenant, tenant ?: "") == 0;
+        if (mine >= q->max_per_tenant)
+                return -EBUSY;   /* one tenant may not take every waiting place */
         w = calloc(1, sizeof(ExecQueueWaiter));
         if (!w)
                 return -ENOMEM;
         w->queue = q;
+        snprintf(w->tenant, sizeof(w->tenant), "%s", tenant ?: "");
         w->cb = cb;
         w->userdata = userdata;
         r = sd_event_add_time_relative(q->event, &w->timer, CLOCK_MONOTONIC, q->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, w);

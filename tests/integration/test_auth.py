@@ -260,6 +260,30 @@ class MariaDBKeys(Contract, unittest.TestCase):
             self.assertEqual(other.stop(), 0)
 
 
+class TenantQueueShare(unittest.TestCase):
+    def test_one_tenant_cannot_fill_the_queue(self):
+        with tempfile.TemporaryDirectory() as d:
+            dm = Daemon(config={"maxConcurrent": 1, "queue": {"maxSize": 4, "maxPerTenant": 1}, "poolSize": 2},
+                        args=["--auth-db", os.path.join(d, "k.db")]).start()
+            try:
+                a = dm.post("/auth/keys", {"name": "a", "tenantId": "tenant-a"}).json()["key"]
+                b = dm.post("/auth/keys", {"name": "b", "tenantId": "tenant-b"}).json()["key"]
+                slow = {"request": {"code": "sleep 1.5; echo done", "runtime": "bash"}}
+                with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                    running = ex.submit(dm.post, "/execute", slow, key=a)
+                    time.sleep(0.4)
+                    queued_a = ex.submit(dm.post, "/execute", slow, key=a)
+                    time.sleep(0.3)
+                    over = dm.post("/execute", slow, key=a)
+                    self.assertEqual(over.status, 429)
+                    queued_b = ex.submit(dm.post, "/execute", {"request": {"code": "echo b", "runtime": "bash"}}, key=b)
+                    self.assertEqual(running.result().status, 200)
+                    self.assertEqual(queued_a.result().status, 200)
+                    self.assertEqual(queued_b.result().json()["stdout"], "b")
+            finally:
+                self.assertEqual(dm.stop(), 0)
+
+
 class AuthOff(isol8test.DaemonTestCase):
     def test_auth_routes_without_db(self):
         for method, path in (("POST", "/auth/keys"), ("GET", "/auth/keys"), ("POST", "/auth/login"),
