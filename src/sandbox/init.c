@@ -284,9 +284,6 @@ _Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **env
         sigset_t all;
         int r;
 
-        /* Fresh SysV IPC for every run, so nothing carries over between runs of a reused sandbox. */
-        if (unshare(CLONE_NEWIPC) < 0)
-                goto fail_errno;
         if (setsid() < 0)
                 goto fail_errno;
         for (int i = 0; i < 3; i++)
@@ -548,7 +545,11 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                 case INIT_MSG_CLEAN:
                         kill_all();
                         main_pid = 0;
-                        r = reset_mounts(m.a, m.b);
+                        /* Fresh SysV IPC for the next user of this sandbox (the old namespace goes
+                         * with the last process in it), done here, off the path of a run. */
+                        r = RET_NERRNO(unshare(CLONE_NEWIPC));
+                        if (r >= 0)
+                                r = reset_mounts(m.a, m.b);
                         if (r >= 0 && !root_ro && set_root_readonly(true) >= 0)
                                 root_ro = true;
                         send_msg(INIT_MSG_CLEANED, r, NULL);
