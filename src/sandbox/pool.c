@@ -35,7 +35,41 @@ struct Pool {
         PoolRequest *waiters_head, *waiters_tail;
         unsigned n_waiters;
         bool freeing;
+        sd_event_source *replenish;   /* building sandboxes waits until the current run is on its way */
+        Sandbox *doomed[POOL_MAX];    /* used sandboxes to destroy once the loop is idle */
+        unsigned n_doomed;
 };
+
+static int on_replenish(sd_event_source *s, void *userdata) {
+        Pool *p = userdata;
+        while (p->n_doomed > 0)
+                sandbox_free(p->doomed[--p->n_doomed]);
+        pool_replenish(p);
+        return 0;
+}
+
+static void replenish_later(Pool *p) {
+        if (!p->replenish) {
+                if (sd_event_add_defer(sandbox_engine_event(p->engine), &p->replenish, on_replenish, p) < 0) {
+                        pool_replenish(p);
+                        return;
+                }
+                /* After the answers of this loop iteration went out. */
+                (void) sd_event_source_set_priority(p->replenish, SD_EVENT_PRIORITY_IDLE);
+        }
+        (void) sd_event_source_set_enabled(p->replenish, SD_EVENT_ONESHOT);
+}
+
+/* Destroying a sandbox waits for its init and its cgroup: never on the path of an answer. */
+static void destroy_later(Pool *p, Sandbox *sb) {
+        if (p->n_doomed >= POOL_MAX) {
+                sandbox_free(sb);
+                return;
+        }
+        sandbox_set_handler(sb, NULL, NULL);
+        p->doomed[p->n_doomed++] = sb;
+        replenish_later(p);
+}
 
 static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata);
 
@@ -79,6 +113,9 @@ Pool *pool_free(Pool *p) {
         }
         for (unsigned i = 0; i < p->n_slots; i++)
                 sandbox_free(p->slots[i].sb);
+        while (p->n_doomed > 0)
+                sandbox_free(p->doomed[--p->n_doomed]);
+        sd_event_source_disable_unref(p->replenish);
         free(p);
         return NULL;
 }
@@ -195,7 +232,7 @@ int pool_acquire(Pool *p, PoolAcquireFn cb, void *userdata, Sandbox **ret_sb, Po
                         Sandbox *sb = p->slots[i].sb;
                         slot_remove(p, i);
                         sandbox_set_handler(sb, NULL, NULL);
-                        pool_replenish(p);
+                        replenish_later(p);
                         *ret_sb = sb;
                         return 1;
                 }
@@ -236,14 +273,12 @@ void pool_release(Pool *p, Sandbox *sb) {
                 return;
         if (!p->config.reuse || sandbox_is_dead(sb) || count_state(p, SLOT_CLEANING) >= MAX(p->config.dirty, 1u) ||
             p->n_slots >= POOL_MAX || sandbox_shares_network(sb)) {
-                sandbox_free(sb);
-                pool_replenish(p);
+                destroy_later(p, sb);
                 return;
         }
         sandbox_set_handler(sb, pool_on_event, p);
         if (sandbox_clean(sb, p->config.sandbox_bytes, p->config.tmp_bytes) < 0) {
-                sandbox_free(sb);
-                pool_replenish(p);
+                destroy_later(p, sb);
                 return;
         }
         p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CLEANING };

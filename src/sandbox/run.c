@@ -245,7 +245,9 @@ void execution_pause_output(Execution *e, bool pause) {
 }
 
 int execution_signal(Execution *e, int sig) {
-        if (e->state != STATE_RUNNING || !e->sb || !e->started || e->exited)
+        /* No need to wait for STARTED: init handles its messages in order, so the signal
+         * reaches the program the RUN message started. */
+        if (e->state != STATE_RUNNING || !e->sb || e->exited)
                 return -ESRCH;
         return sandbox_signal(e->sb, sig);
 }

@@ -135,6 +135,10 @@ unsigned sandbox_engine_n_live(SandboxEngine *e) {
         return e->n_live;
 }
 
+sd_event *sandbox_engine_event(SandboxEngine *e) {
+        return e->event;
+}
+
 CgroupManager *sandbox_engine_cgroups(SandboxEngine *e) {
         return e->cgroups;
 }

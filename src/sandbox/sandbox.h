@@ -35,6 +35,7 @@ SandboxEngine *sandbox_engine_free(SandboxEngine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SandboxEngine *, sandbox_engine_free);
 unsigned sandbox_engine_n_live(SandboxEngine *e);
 CgroupManager *sandbox_engine_cgroups(SandboxEngine *e);
+sd_event *sandbox_engine_event(SandboxEngine *e);
 
 typedef enum SandboxEvent {
         SANDBOX_READY,      /* set up; value = 0 or a negative errno if setup failed */
