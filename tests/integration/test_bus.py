@@ -222,6 +222,23 @@ class Bus(unittest.TestCase):
         with open(os.path.join(ROOT, "dbus/org.isol8.Daemon1.service")) as f:
             self.assertIn("SystemdService=isol8.service", f.read())
 
+    def test_user_bus(self):
+        # --bus=user and isol8ctl --user both follow DBUS_SESSION_BUS_ADDRESS.
+        out = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        address, pid = out[0], int(out[1])
+        try:
+            d = Daemon(args=["--bus", "user"], env={"DBUS_SESSION_BUS_ADDRESS": address}).start()
+            try:
+                r = subprocess.run([ISOL8CTL, "--user", "--json", "status"], capture_output=True, text=True,
+                                   env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads(r.stdout)["version"], "0.1.0")
+            finally:
+                self.assertEqual(d.stop(), 0)
+        finally:
+            os.kill(pid, signal.SIGTERM)
+
     def test_isol8ctl_usage(self):
         for args in (["--help"], ["keys", "--help"], ["sessions", "--help"], ["status", "--help"], ["cleanup", "--help"]):
             r = self.ctl(*args)
