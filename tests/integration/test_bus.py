@@ -213,7 +213,8 @@ class Bus(unittest.TestCase):
         self.assertEqual(live_xml, checked_in)
         self.assertIn('name="CreateKey"', live_xml)
         self.assertIn('<arg type="s" name="tenant" direction="in"/>', live_xml)
-        self.assertIn("org.freedesktop.systemd1.Privileged" if False else 'name="SessionNew"', live_xml)
+        self.assertIn('<signal name="SessionNew">', live_xml)
+        self.assertIn('<interface name="org.isol8.Daemon1.Manager">', live_xml)
 
     def test_policy_file_is_well_formed(self):
         doc = xml.dom.minidom.parse(os.path.join(ROOT, "dbus/org.isol8.Daemon1.conf"))

@@ -30,9 +30,9 @@ class Sessions(DaemonTestCase):
         self.assertEqual(r.status, 200, r)
         res = self.run_in("s-persist", "echo $(( $(cat /sandbox/n) + 1 ))").json()
         self.assertEqual(res["stdout"], "42")
-        # each run is a new process
-        pids = {self.run_in("s-persist", "echo $$").json()["stdout"] for _ in range(2)}
-        self.assertEqual(len(pids), 2) if len(pids) > 1 else None
+        # each run is a new process (pids only grow in the session's own pid namespace)
+        first, second = (int(self.run_in("s-persist", "echo $$").json()["stdout"]) for _ in range(2))
+        self.assertGreater(second, first)
 
     def test_processes_do_not_survive_a_run(self):
         self.run_in("s-proc", "setsid sleep 1000 & disown; echo started")
@@ -209,21 +209,11 @@ class Lifecycle(unittest.TestCase):
         d.post("/execute", {"request": {"code": "echo x > /sandbox/f", "runtime": "bash"}, "sessionId": "doomed"})
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
-        # The dead daemon's sandboxes die with it; its cgroups wait for the next daemon.
-        deadline = time.time() + 5
-        while isol8test.sandbox_processes() and time.time() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(isol8test.sandbox_processes(), [])
-        self.assertTrue(isol8test.own_cgroup_dirs(pid))
-        d2 = Daemon().start()
-        try:
-            self.assertEqual(isol8test.own_cgroup_dirs(pid), [])
+
+        def check(d2):
             self.assertEqual(d2.get("/sessions").json()["sessions"], [])
             self.assertEqual(d2.execute({"code": "echo next", "runtime": "bash"})["stdout"], "next")
-        finally:
-            pid2 = d2.pid()
-            self.assertEqual(d2.stop(), 0)
-            isol8test.assert_nothing_left(pid2)
+        isol8test.restart_after_sigkill(self, pid, check)
 
 
 if __name__ == "__main__":

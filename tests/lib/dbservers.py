@@ -77,7 +77,7 @@ class Postgres:
             raise RuntimeError("postgres did not start")
         # wait until it accepts queries, then make the database
         for _ in range(100):
-            r = self._as_postgres([f"{PG_BIN}/../bin/psql" if False else "psql", "-h", "127.0.0.1", "-p", str(self.port),
+            r = self._as_postgres(["psql", "-h", "127.0.0.1", "-p", str(self.port),
                                    "-U", "postgres", "-c", "SELECT 1"])
             if r.returncode == 0:
                 break

@@ -312,3 +312,23 @@ def _uid_of(pid):
     except OSError:
         return None
     return None
+
+
+def restart_after_sigkill(test, pid, check):
+    """After a daemon with this pid was SIGKILLed: its sandboxes must die with it while its
+    cgroups stay behind, until the next daemon reclaims them before serving. check(d2) then
+    asserts what the new daemon must show; the new daemon is stopped and must leave nothing."""
+    deadline = time.time() + 5
+    while sandbox_processes() and time.time() < deadline:
+        time.sleep(0.05)
+    test.assertEqual(sandbox_processes(), [])
+    test.assertTrue(own_cgroup_dirs(pid))
+    d2 = Daemon().start()
+    try:
+        test.assertEqual(own_cgroup_dirs(pid), [])
+        test.assertIn("reclaim", d2.stderr_text())
+        check(d2)
+    finally:
+        pid2 = d2.pid()
+        test.assertEqual(d2.stop(), 0)
+        assert_nothing_left(pid2)
