@@ -68,11 +68,16 @@ static int reply_file_error(HttpRequest *r, int error, const char *path) {
         }
 }
 
-static int session_root(ApiContext *ctx, HttpRequest *r, const char *id, Session **ret_session) {
+/* The session's root directory and its user, or a 404 reply (returns > 0). Marks the access. */
+static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *ret_root, uid_t *ret_uid) {
         Session *s;
-        if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s))
+        int root;
+        if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s) ||
+            (root = sandbox_open_root(session_sandbox(s))) < 0)
                 return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found"), 1;
-        *ret_session = s;
+        session_touch(s);
+        *ret_root = root;
+        *ret_uid = sandbox_host_uid(session_sandbox(s));
         return 0;
 }
 
@@ -84,7 +89,6 @@ int api_file_put(HttpRequest *r, void *userdata) {
         _cleanup_close_ int root = -EBADF;
         const char *id = NULL, *p = NULL, *content = NULL;
         json_object *cv;
-        Session *s;
         size_t size;
         uid_t uid;
         int k;
@@ -99,14 +103,9 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        if (session_root(ctx, r, id, &s) > 0)
+        if (session_files(ctx, r, id, &root, &uid) > 0)
                 return 0;
-        root = sandbox_open_root(session_sandbox(s));
-        if (root < 0)
-                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found");
-        uid = sandbox_host_uid(session_sandbox(s));
         k = sandbox_write_file(root, path, data, size, uid, uid, 0644);
-        session_touch(s);
         if (k < 0)
                 return reply_file_error(r, k, path);
         return reply_ok(r, NULL, NULL);
@@ -119,7 +118,6 @@ int api_file_get(HttpRequest *r, void *userdata) {
         _cleanup_free_ void *data = NULL;
         _cleanup_close_ int root = -EBADF;
         json_object *o;
-        Session *s;
         size_t size;
         uid_t uid;
         int k;
@@ -128,15 +126,10 @@ int api_file_get(HttpRequest *r, void *userdata) {
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing sessionId or path");
         if (sandbox_path_normalize(p, true, &path) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
-        if (session_root(ctx, r, id, &s) > 0)
+        if (session_files(ctx, r, id, &root, &uid) > 0)
                 return 0;
-        root = sandbox_open_root(session_sandbox(s));
-        if (root < 0)
-                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found");
-        uid = sandbox_host_uid(session_sandbox(s));
         /* base64 grows by a third: keep the answer within the body limit. */
         k = sandbox_read_file(root, path, ctx->exec.max_file_bytes / 4 * 3, uid, uid, &data, &size);
-        session_touch(s);
         if (k < 0)
                 return reply_file_error(r, k, path);
         b64 = base64_encode(data, size);

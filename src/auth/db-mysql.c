@@ -41,10 +41,7 @@ static void my_drop(Db *db, int error) {
                 mysql_close(my->mysql);
         my->mysql = NULL;
         my->step = STEP_IDLE;
-        if (db->up)
-                log_warning("auth: %s is unavailable; retrying", db_describe(db));
-        db->up = false;
-        db_fail_all(db, error);
+        db_mark_down(db, error);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {

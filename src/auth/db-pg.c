@@ -34,11 +34,8 @@ static void pg_drop(Db *db, int error) {
         pg->conn = NULL;
         pg->fd = -1;
         pg->connecting = pg->in_query = false;
-        if (db->up)
-                log_warning("auth: %s is unavailable; retrying", db_describe(db));
-        db->up = false;
         db_result_free(&pg->res);
-        db_fail_all(db, error);
+        db_mark_down(db, error);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {

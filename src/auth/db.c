@@ -169,6 +169,13 @@ void db_complete_head(Db *db, int error, const DbResult *res) {
                 db_schedule_kick(db);
 }
 
+void db_mark_down(Db *db, int error) {
+        if (db->up)
+                log_warning("auth: %s is unavailable; retrying", db_describe(db));
+        db->up = false;
+        db_fail_all(db, error);
+}
+
 void db_fail_all(Db *db, int error) {
         while (db->head) {
                 db->busy = false;

@@ -107,6 +107,8 @@ struct Db {
 
 /* For backends: complete the head query and move on. */
 void db_complete_head(Db *db, int error, const DbResult *res);
+/* The connection is gone: say so once, and fail what was queued. */
+void db_mark_down(Db *db, int error);
 /* Fails every queued query (the database went away). */
 void db_fail_all(Db *db, int error);
 void db_schedule_kick(Db *db);

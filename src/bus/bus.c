@@ -357,10 +357,9 @@ static int session_prop(sd_bus *bus, const char *path, const char *iface, const 
         return sd_bus_message_append(reply, "u", (uint32_t) i.executions);
 }
 
-static BusService *bus_service_of(sd_bus_message *m);
-
 static int session_destroy_method(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        BusService *b = bus_service_of(m);
+        /* userdata is the session; the service is the fallback slot's own userdata. */
+        BusService *b = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(m)));
         SessionInfo i;
         _cleanup_free_ char *id = NULL;
         int r;
@@ -388,12 +387,6 @@ static const sd_bus_vtable session_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Destroy", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, session_destroy_method, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
-
-static BusService *current_service;   /* one per process: the session vtable's methods find it here */
-
-static BusService *bus_service_of(sd_bus_message *m) {
-        return current_service;
-}
 
 static int enumerate_sessions(sd_bus *bus, const char *prefix, void *userdata, char ***ret, sd_bus_error *error) {
         BusService *b = userdata;
@@ -490,7 +483,6 @@ int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiConte
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(b->counters, SD_EVENT_ON);
-        current_service = b;
         *ret = TAKE_PTR(b);
         return 0;
 }
@@ -498,8 +490,6 @@ int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiConte
 BusService *bus_service_free(BusService *b) {
         if (!b)
                 return NULL;
-        if (current_service == b)
-                current_service = NULL;
         sd_event_source_disable_unref(b->counters);
         sd_bus_slot_unref(b->manager_slot);
         sd_bus_slot_unref(b->session_slot);
