@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
 # Builds isol8 into build/ (and, with --asan, an AddressSanitizer+UBSan build into build-asan/).
-set -euo pipefail
+# Quiet when all goes well; on a failure it prints what meson or ninja said. A build directory
+# whose configuration failed (no build.ninja) is wiped and configured again, never left broken.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-[ -d build ] || meson setup build --buildtype=debugoptimized >/dev/null
-ninja -C build >/dev/null
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# build_dir DIR [meson setup options...]
+build_dir() {
+        local dir=$1
+        shift
+        if [ ! -f "$dir/build.ninja" ]; then
+                rm -rf "$dir"
+                if ! meson setup "$dir" "$@" >"$log" 2>&1; then
+                        cat "$log" >&2
+                        rm -rf "$dir"
+                        echo "build.sh: 'meson setup $dir' failed (see above); nothing was left in $dir" >&2
+                        return 1
+                fi
+        fi
+        if ! ninja -C "$dir" >"$log" 2>&1; then
+                cat "$log" >&2
+                echo "build.sh: 'ninja -C $dir' failed (see above)" >&2
+                return 1
+        fi
+}
+
+build_dir build --buildtype=debugoptimized || exit 1
 if [ "${1:-}" = "--asan" ]; then
-        [ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-        ninja -C build-asan >/dev/null
+        build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 fi

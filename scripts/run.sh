@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs, builds and starts isol8 with its embedded defaults (SQLite once DB auth is on,
-# port 3000). The master key is $ISOL8_API_KEY, or a new random one printed below.
+# Installs (once: nothing is asked for when all is there), builds and starts isol8 with its
+# embedded defaults on port 3000. Run as root: the sandbox engine needs it. The master key is
+# $ISOL8_API_KEY, or a new random one printed below. Extra arguments go to `isol8 serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test: unit, integration and security suites on the normal
 # build, then unit and integration suites again under AddressSanitizer+UBSan. Ends with one
-# line "N passed, N failed, N skipped" counted from meson's JUnit logs.
+# line "N passed, N failed, N skipped" counted from meson's JUnit logs. Run as root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -z "${ISOL8_DEPS_DONE:-}" ]; then ./scripts/deps.sh || exit 1; fi
+./scripts/deps.sh --test || exit 1
 ./scripts/build.sh --asan || exit 1
+
+# Would a fresh machine have every package this build and the Python tests use? (The checker
+# comes with the project's shared folder beside the checkout, as in CI.)
+fresh_check=../shared/tools/check-fresh-deps
+if [ -x "$fresh_check" ]; then
+        "$fresh_check" build || exit 1
+elif [ -n "${CI:-}" ]; then
+        echo "test.sh: $fresh_check is missing" >&2
+        exit 1
+fi
 
 status=0
 meson test -C build --print-errorlogs --no-rebuild --num-processes 2 || status=1

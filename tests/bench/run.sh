@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds isol8 and runs the benchmarks; prints a Markdown table. Needs root, wrk and bwrap
-# (scripts/deps.sh installs them).
+# (`scripts/deps.sh --test` installs them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ./scripts/build.sh
