@@ -69,8 +69,7 @@ static void emit(ApiRun *s, const char *type, const char *data, const char *phas
                 return;
         json_add(o, "type", json_object_new_string(type));
         json_add(o, "data", json_object_new_string(data));
-        if (phase)
-                json_add(o, "phase", json_object_new_string(phase));
+        json_add(o, "phase", json_object_new_string(phase));
         text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         if (text)
                 s->ops.event(s->userdata, text, len);
@@ -81,11 +80,24 @@ static const char *phase_name(ExecPhase p) {
         return p == EXEC_PHASE_SETUP ? "setup" : "code";
 }
 
+static void flush_filter(ApiRun *s, int stream, ExecPhase phase, const char *data, size_t len, bool final);
+
 static void flush_filter(ApiRun *s, int stream, ExecPhase phase, const char *data, size_t len, bool final) {
         Buffer out = {};
         if (stream_filter_feed(&s->filter[stream], data, len, final, &out) >= 0 && out.size > 0)
                 emit(s, stream == EXEC_STDOUT ? "stdout" : "stderr", out.data, phase_name(phase));
         buffer_done(&out);
+}
+
+/* The setup script succeeded: its output is complete and, as upstream does, it gets its own
+ * exit event before the code's output starts. */
+static void on_setup_done(Execution *e, void *userdata) {
+        ApiRun *s = userdata;
+
+        flush_filter(s, EXEC_STDOUT, EXEC_PHASE_SETUP, NULL, 0, true);
+        flush_filter(s, EXEC_STDERR, EXEC_PHASE_SETUP, NULL, 0, true);
+        emit(s, "exit", "0", phase_name(EXEC_PHASE_SETUP));
+        s->last_phase = EXEC_PHASE_CODE;
 }
 
 static void on_output(Execution *e, ExecStream stream, ExecPhase phase, const char *data, size_t len, void *userdata) {
@@ -119,7 +131,7 @@ static void finish(ApiRun *s, int error, const char *message) {
         /* The session may take its next run at once. */
         session_use_done(TAKE_PTR(s->use));
         if (error < 0)
-                emit(s, "error", message ?: "Execution failed", NULL);
+                emit(s, "error", message ?: "Execution failed", phase_name(s->last_phase));
         (void) sd_event_add_defer(s->ctx->event, &s->done_source, on_done_defer, s);
 }
 
@@ -193,19 +205,20 @@ static void on_exec_done(Execution *e, void *userdata) {
         if (res->err_total > req->limits.max_output)
                 emit_truncated(s, "stderr", res->err_total, req->limits.max_output);
         if (res->timed_out)
-                emit(s, "error", "EXECUTION TIMED OUT", res->setup_failed ? "setup" : NULL);
+                emit(s, "error", "EXECUTION TIMED OUT", res->setup_failed ? "setup" : "code");
         else if (res->setup_failed) {
                 snprintf(buf, sizeof(buf), "Setup script failed (exit code %d)", res->exit_code);
                 emit(s, "error", buf, "setup");
         }
         snprintf(buf, sizeof(buf), "%d", res->exit_code);
-        emit(s, "exit", buf, res->setup_failed ? "setup" : NULL);
+        emit(s, "exit", buf, res->setup_failed ? "setup" : "code");
         finish(s, 0, NULL);
 }
 
 static void start_exec(ApiRun *s) {
         ExecutionCallbacks cb = {
                 .on_output = s->ops.event ? on_output : NULL,
+                .on_setup_done = s->ops.event ? on_setup_done : NULL,
                 .on_done = on_exec_done,
                 .interactive_stdin = s->interactive,
         };

@@ -142,18 +142,53 @@ int api_file_get(HttpRequest *r, void *userdata) {
         return http_reply_json(r, MHD_HTTP_OK, o);
 }
 
+static json_object *cleanup_counts(unsigned removed) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_add(o, "removed", json_object_new_int64(removed));
+        json_add(o, "failed", json_object_new_int64(0));
+        json_add(o, "errors", json_object_new_array());
+        return o;
+}
+
+/* Upstream's answer: {"ok", "sessions": {removed, failed, errors}, "containers": {...}} and
+ * "images" when asked (?images=true or {"images": true}); this server builds no images, so that
+ * one is always empty. "destroyed" is this server's older shape, kept for its own clients. */
 int api_cleanup(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
-        json_object *counts = json_object_new_object();
+        _cleanup_json_ json_object *body = NULL;
+        json_object *o, *destroyed;
+        const char *q = http_request_query(r, "images");
+        bool images = q && (streq(q, "true") || streq(q, "1"));
         unsigned sessions, sandboxes;
+        int k;
 
-        if (!counts)
-                return -ENOMEM;
+        k = http_request_body_json(r, true, &body);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        if (body && json_object_is_type(body, json_type_object) && json_get_bool(body, "images", &images) == -EINVAL)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"images\" must be a boolean");
+
         sessions = session_destroy_all(ctx->sessions, "cleanup");
         sandboxes = pool_flush(ctx->exec.pool);
-        json_add(counts, "sessions", json_object_new_int64(sessions));
-        json_add(counts, "sandboxes", json_object_new_int64(sandboxes));
         log_info("cleanup: destroyed %u session(s) and %u idle sandbox(es)", sessions, sandboxes);
         pool_replenish(ctx->exec.pool);
-        return reply_ok(r, "destroyed", counts);
+
+        o = json_object_new_object();
+        destroyed = json_object_new_object();
+        if (!o || !destroyed) {
+                json_object_put(o);
+                json_object_put(destroyed);
+                return -ENOMEM;
+        }
+        json_add(o, "ok", json_object_new_boolean(true));
+        json_add(o, "sessions", cleanup_counts(sessions));
+        json_add(o, "containers", cleanup_counts(sandboxes));
+        if (images)
+                json_add(o, "images", cleanup_counts(0));
+        json_add(destroyed, "sessions", json_object_new_int64(sessions));
+        json_add(destroyed, "sandboxes", json_object_new_int64(sandboxes));
+        json_add(o, "destroyed", destroyed);
+        return http_reply_json(r, MHD_HTTP_OK, o);
 }

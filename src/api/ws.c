@@ -38,6 +38,9 @@ typedef struct WsConn {
         ApiRun *run;
         bool run_done;
         bool started;
+        bool interactive;           /* the client asked for live stdin ("interactive": true) */
+        Buffer early_stdin;         /* stdin messages that came before "execute" */
+        bool early_eof;
         bool close_sent;
         bool peer_gone;
         bool released;
@@ -94,6 +97,7 @@ static void ws_send_event(WsConn *c, const char *type, const char *data) {
                 return;
         json_add(o, "type", json_object_new_string(type));
         json_add(o, "data", json_object_new_string(data));
+        json_add(o, "phase", json_object_new_string("code"));
         s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         ws_send(c, WS_OP_TEXT, s, len);
         json_object_put(o);
@@ -127,6 +131,7 @@ static void ws_free(WsConn *c) {
         sd_event_source_disable_unref(c->free_defer);
         buffer_done(&c->in);
         buffer_done(&c->out);
+        buffer_done(&c->early_stdin);
         ws_message_reset(&c->msg);
         free(c);
 }
@@ -213,20 +218,31 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_close(c, WS_CLOSE_GOING_AWAY, "Server is shutting down");
                         return;
                 }
+                c->started = true;
+                /* A refused request is an error event and the normal end of the exchange, as
+                 * upstream does; close codes other than 1000 are for protocol violations. */
+                if (json_get_bool(o, "interactive", &c->interactive) == -EINVAL) {
+                        ws_send_event(c, "error", "\"interactive\" must be a boolean");
+                        ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
+                        return;
+                }
                 r = exec_request_parse(o, &c->ctx->policy, &req, &error);
                 if (r < 0) {
                         ws_send_event(c, "error", r == -EINVAL && error ? error : "Invalid request");
-                        ws_close(c, WS_CLOSE_POLICY, "Invalid request");
+                        ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
                         return;
                 }
-                c->started = true;
                 free(error);
                 error = NULL;
-                r = api_run_start(c->ctx, &c->who, c->remote, TAKE_PTR(req), true, &ops, c, &c->run, &error);
+                r = api_run_start(c->ctx, &c->who, c->remote, TAKE_PTR(req), c->interactive, &ops, c, &c->run, &error);
                 if (r < 0) {
                         ws_send_event(c, "error", error ?: "Execution failed");
-                        ws_close(c, r == -EBUSY || r == -EUSERS ? WS_CLOSE_TRY_AGAIN : WS_CLOSE_POLICY, "Request refused");
+                        ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
+                        return;
                 }
+                if (c->interactive && (c->early_stdin.size > 0 || c->early_eof))
+                        (void) api_run_stdin(c->run, c->early_stdin.data, c->early_stdin.size, c->early_eof);
+                buffer_done(&c->early_stdin);
                 return;
         }
         if (streq(type, "stdin")) {
@@ -239,8 +255,21 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         dl = (size_t) json_object_get_string_len(d);
                 }
                 (void) json_get_bool(o, "eof", &eof);
-                if (!c->run || api_run_stdin(c->run, s, dl, eof) < 0)
-                        ws_send_event(c, "error", "No running program to take stdin");
+                if (!c->started) {
+                        /* Kept (bounded) for an interactive run; upstream answers nothing here. */
+                        if (c->early_stdin.size + dl <= WS_MAX_MESSAGE && !c->early_eof)
+                                (void) buffer_append(&c->early_stdin, s, dl);
+                        c->early_eof = c->early_eof || eof;
+                        return;
+                }
+                if (!c->run || c->run_done)
+                        return;   /* the run is over: input has nowhere to go */
+                if (!c->interactive) {
+                        ws_send_event(c, "error", "This run reads request.stdin only; send \"interactive\": true with \"execute\" for live input");
+                        return;
+                }
+                if (api_run_stdin(c->run, s, dl, eof) < 0)
+                        ws_send_event(c, "error", "The program's stdin is closed");
                 return;
         }
         if (streq(type, "signal")) {
@@ -249,7 +278,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_send_event(c, "error", "Unknown signal (expected SIGINT, SIGTERM or SIGKILL)");
                         return;
                 }
-                if (!c->run || api_run_signal(c->run, sig) < 0)
+                if (c->run && !c->run_done && api_run_signal(c->run, sig) < 0)
                         ws_send_event(c, "error", "No running program to signal");
                 return;
         }

@@ -462,6 +462,8 @@ static int stream_ws(isol8_client *c, const char *envelope, const isol8_stream_c
 
         msg = json_object_get(env);
         json_object_object_add(msg, "type", json_object_new_string("execute"));
+        if (stdin_fd >= 0)   /* live input: the program's stdin stays open for our stdin messages */
+                json_object_object_add(msg, "interactive", json_object_new_boolean(true));
         r = send_message(e, sock, msg);
         while (r >= 0 && !done) {
                 struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = stdin_fd, .events = POLLIN } };

@@ -333,8 +333,10 @@ static int build_env(Execution *e, char ***ret) {
         return 0;
 }
 
+/* Python always runs from /sandbox/main.py, as upstream does, so that __file__ is defined. */
 static bool use_inline(const ExecRequest *req) {
-        return req->code && req->n_files == 0 && !req->stdin_data && strlen(req->code) < INLINE_CODE_MAX;
+        return req->code && req->runtime != RUNTIME_PYTHON && req->n_files == 0 && !req->stdin_data &&
+               strlen(req->code) < INLINE_CODE_MAX;
 }
 
 static int build_argv(Execution *e, char ***ret) {
@@ -474,7 +476,10 @@ static void phase_check_complete(Execution *e) {
         code = exit_code_of(e->wait_status, &sig);
 
         if (e->phase == EXEC_PHASE_SETUP && !e->result.timed_out && code == 0) {
-                int r = start_phase(e, EXEC_PHASE_CODE);
+                int r;
+                if (e->cb.on_setup_done)
+                        e->cb.on_setup_done(e, e->userdata);
+                r = start_phase(e, EXEC_PHASE_CODE);
                 if (r < 0)
                         fail(e, r);
                 return;

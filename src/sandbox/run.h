@@ -58,6 +58,8 @@ typedef struct ExecResult {
 typedef struct ExecutionCallbacks {
         /* Live output (optional): data as the program writes it, already capped. */
         void (*on_output)(Execution *e, ExecStream stream, ExecPhase phase, const char *data, size_t len, void *userdata);
+        /* The setup script exited 0; the code starts next (optional). */
+        void (*on_setup_done)(Execution *e, void *userdata);
         /* The run is over; execution_result() holds the outcome. */
         void (*on_done)(Execution *e, void *userdata);
         /* stdin stays open for execution_write_stdin() (WebSocket); otherwise it gets

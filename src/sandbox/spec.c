@@ -227,6 +227,46 @@ static int parse_options(json_object *opt, const SpecPolicy *p, ExecRequest *req
         return 0;
 }
 
+/* A file's content: a string, or a Node.js Buffer as JSON.stringify() writes it
+ * ({"type":"Buffer","data":[104,105]}), which upstream's CLI sends for files it read. */
+static int file_content_parse(json_object *v, char **ret, size_t *ret_size) {
+        json_object *type, *data;
+        char *c;
+        size_t n;
+
+        if (json_object_is_type(v, json_type_string)) {
+                n = (size_t) json_object_get_string_len(v);
+                c = malloc(n + 1);
+                if (!c)
+                        return -ENOMEM;
+                memcpy(c, json_object_get_string(v), n + 1);
+                *ret = c;
+                *ret_size = n;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_object) || !json_object_object_get_ex(v, "type", &type) ||
+            !json_object_is_type(type, json_type_string) || !streq(json_object_get_string(type), "Buffer") ||
+            !json_object_object_get_ex(v, "data", &data) || !json_object_is_type(data, json_type_array))
+                return -EINVAL;
+        n = json_object_array_length(data);
+        c = malloc(n + 1);
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *b = json_object_array_get_idx(data, i);
+                int64_t x;
+                if (!json_object_is_type(b, json_type_int) || (x = json_object_get_int64(b)) < 0 || x > 255) {
+                        free(c);
+                        return -EINVAL;
+                }
+                c[i] = (char) x;
+        }
+        c[n] = 0;
+        *ret = c;
+        *ret_size = n;
+        return 0;
+}
+
 int exec_request_parse(json_object *envelope, const SpecPolicy *p, ExecRequest **ret, char **ret_error) {
         _cleanup_(exec_request_freep) ExecRequest *req = NULL;
         json_object *rq, *opt = NULL, *o;
@@ -336,15 +376,14 @@ int exec_request_parse(json_object *envelope, const SpecPolicy *p, ExecRequest *
                         return -ENOMEM;
                 json_object_object_foreach(o, key, val) {
                         ExecFile *f = &req->files[req->n_files];
-                        if (!json_object_is_type(val, json_type_string))
-                                return errorf(ret_error, "request.files[\"%.64s\"] must be a string", key);
                         if (sandbox_path_normalize(key, true, &f->path) < 0)
                                 return errorf(ret_error, "Invalid path in request.files: \"%.128s\"", key);
-                        f->size = (size_t) json_object_get_string_len(val);
-                        f->content = malloc(f->size + 1);
-                        if (!f->content)
-                                return -ENOMEM;
-                        memcpy(f->content, json_object_get_string(val), f->size + 1);
+                        r = file_content_parse(val, &f->content, &f->size);
+                        if (r == -EINVAL)
+                                return errorf(ret_error, "request.files[\"%.64s\"] must be a string or a Buffer "
+                                              "({\"type\":\"Buffer\",\"data\":[bytes]})", key);
+                        if (r < 0)
+                                return r;
                         req->n_files++;
                 }
         }

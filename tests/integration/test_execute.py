@@ -144,6 +144,24 @@ class RequestFields(DaemonTestCase):
         self.assertEqual(res["files"], {"/sandbox/out.bin": base64.b64encode(b"made").decode(),
                                         "/tmp/b": base64.b64encode(b"\x00\x01").decode()})
 
+    def test_files_as_node_buffers(self):
+        # Upstream's CLI sends files it read as JSON-encoded Buffers: the bytes they hold.
+        res = self.daemon.execute({
+            "code": "cat t.txt; od -An -tx1 bin | tr -d ' \\n'", "runtime": "bash",
+            "files": {"t.txt": {"type": "Buffer", "data": list(b"buffer text\n")},
+                      "bin": {"type": "Buffer", "data": [0, 1, 254, 255]}, "empty": {"type": "Buffer", "data": []}},
+        })
+        self.assertEqual(res["stdout"], "buffer text\n0001feff")
+        for bad in ({"type": "Buffer", "data": [256]}, {"type": "Buffer", "data": [-1]}, {"type": "Buffer", "data": ["a"]},
+                    {"type": "Buffer"}, {"type": "Blob", "data": [1]}, {"data": [1]}, 7):
+            r = self.daemon.post("/execute", {"request": {"cmd": "true", "files": {"f": bad}}})
+            self.assertEqual(r.status, 400, bad)
+            self.assertIn('request.files["f"] must be a string or a Buffer', r.json()["error"])
+
+    def test_python_file_is_defined(self):
+        res = self.daemon.execute({"code": "import sys; print(__file__, sys.argv[0], __name__)", "runtime": "python"})
+        self.assertEqual(res["stdout"], "/sandbox/main.py /sandbox/main.py __main__")
+
     def test_files_are_owned_by_the_sandbox_user(self):
         res = self.daemon.execute({"code": "stat -c '%U %a' f; echo more >> f; cat f", "runtime": "bash", "files": {"f": "x\n"}})
         self.assertEqual(res["stdout"], "sandbox 644\nx\nmore")

@@ -149,7 +149,22 @@ class Sessions(DaemonTestCase):
         body = r.json()
         self.assertTrue(body["ok"])
         self.assertEqual(body["destroyed"]["sessions"], 2)
+        # upstream's shape, which its clients and tests read
+        self.assertEqual(body["sessions"], {"removed": 2, "failed": 0, "errors": []})
+        self.assertEqual(set(body["containers"]), {"removed", "failed", "errors"})
+        self.assertEqual(body["containers"]["removed"], body["destroyed"]["sandboxes"])
+        self.assertNotIn("images", body)
         self.assertEqual(self.daemon.get("/sessions").json()["sessions"], [])
+        for path, body in (("/cleanup?images=true", None), ("/cleanup", {"images": True})):
+            r = self.daemon.post(path, body)
+            self.assertEqual(r.json()["images"], {"removed": 0, "failed": 0, "errors": []}, path)
+        r = self.daemon.post("/cleanup", {"images": "yes"})
+        self.assertEqual((r.status, r.json()), (400, {"error": '"images" must be a boolean'}))
+
+    def test_python_file_in_a_session(self):
+        for _ in range(2):
+            r = self.daemon.post("/execute", {"request": {"code": "print(__file__)", "runtime": "python"}, "sessionId": "s-pyfile"})
+            self.assertEqual(r.json()["stdout"], "/sandbox/main.py", r)
 
     def test_destroy_while_running(self):
         with concurrent.futures.ThreadPoolExecutor(1) as ex:

@@ -52,7 +52,7 @@ class Sse(DaemonTestCase):
         events, _ = parse_sse(text)
         self.assertIn({"type": "stdout", "data": "out\n", "phase": "code"}, events)
         self.assertIn({"type": "stderr", "data": "err\n", "phase": "code"}, events)
-        self.assertEqual(events[-1], {"type": "exit", "data": "3"})
+        self.assertEqual(events[-1], {"type": "exit", "data": "3", "phase": "code"})
 
     def test_incremental_delivery(self):
         code = "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second', flush=True)"
@@ -68,18 +68,20 @@ class Sse(DaemonTestCase):
         self.assertIn('"data":"first', first)
         self.assertLess(t_first, 1.5)
         self.assertGreater(t_end, 1.9)
-        self.assertIn('"type":"exit","data":"0"', rest)
+        self.assertIn('"type":"exit","data":"0","phase":"code"', rest)
 
     def test_timeout_pair(self):
         _, text = self.curl({"request": {"code": "sleep 10", "runtime": "bash", "timeoutMs": 500}})
         events, _ = parse_sse(text)
-        self.assertEqual(events[-2:], [{"type": "error", "data": "EXECUTION TIMED OUT"}, {"type": "exit", "data": "137"}])
+        self.assertEqual(events[-2:], [{"type": "error", "data": "EXECUTION TIMED OUT", "phase": "code"}, {"type": "exit", "data": "137", "phase": "code"}])
 
     def test_setup_phase(self):
         _, text = self.curl({"request": {"code": "echo main", "runtime": "bash", "setupScript": "echo preparing"}})
         events, _ = parse_sse(text)
-        self.assertEqual(events[0], {"type": "stdout", "data": "preparing\n", "phase": "setup"})
-        self.assertEqual(events[1], {"type": "stdout", "data": "main\n", "phase": "code"})
+        self.assertEqual(events, [{"type": "stdout", "data": "preparing\n", "phase": "setup"},
+                                  {"type": "exit", "data": "0", "phase": "setup"},
+                                  {"type": "stdout", "data": "main\n", "phase": "code"},
+                                  {"type": "exit", "data": "0", "phase": "code"}])
         _, text = self.curl({"request": {"code": "echo main", "runtime": "bash", "setupScript": "exit 4"}})
         events, _ = parse_sse(text)
         self.assertEqual(events[-2:], [{"type": "error", "data": "Setup script failed (exit code 4)", "phase": "setup"},
@@ -90,7 +92,7 @@ class Sse(DaemonTestCase):
         events, comments = parse_sse(text)
         self.assertGreaterEqual(comments, 2)
         self.assertIn(": keep-alive", text)
-        self.assertEqual(events[-1], {"type": "exit", "data": "0"})
+        self.assertEqual(events[-1], {"type": "exit", "data": "0", "phase": "code"})
 
     def test_output_cap(self):
         _, text = self.curl({"request": {"code": "yes | head -c 5000000", "runtime": "bash"}, "options": {"maxOutputSize": 1000}})
@@ -119,6 +121,13 @@ class Sse(DaemonTestCase):
         _, text = self.curl({"request": {"code": "cat; echo end", "runtime": "bash", "stdin": "fed\n"}})
         events, _ = parse_sse(text)
         self.assertEqual("".join(e["data"] for e in events if e["type"] == "stdout"), "fed\nend\n")
+
+    def test_no_stdin_means_eof_and_python_file(self):
+        _, text = self.curl({"request": {"code": "import sys; print(len(sys.stdin.read()), __file__)", "runtime": "python",
+                                         "timeoutMs": 3000}})
+        events, _ = parse_sse(text)
+        self.assertEqual("".join(e["data"] for e in events if e["type"] == "stdout"), "0 /sandbox/main.py\n")
+        self.assertEqual(events[-1], {"type": "exit", "data": "0", "phase": "code"})
 
     def test_errors_before_streaming(self):
         head, text = self.curl({"request": {"code": "x", "runtime": "cobol"}})
@@ -191,13 +200,14 @@ class WebSocket(DaemonTestCase):
         events, code, reason = self.run_ws(go())
         self.assertIn({"type": "stdout", "data": "a\n", "phase": "code"}, events)
         self.assertIn({"type": "stderr", "data": "b\n", "phase": "code"}, events)
-        self.assertEqual(events[-1], {"type": "exit", "data": "2"})
+        self.assertEqual(events[-1], {"type": "exit", "data": "2", "phase": "code"})
         self.assertEqual((code, reason), (1000, "Execution complete"))
 
     def test_stdin_round_trip(self):
         async def go():
             async with self.connect() as ws:
-                await ws.send(json.dumps({"type": "execute", "request": {"code": "while read l; do echo \"<$l>\"; done; echo bye", "runtime": "bash"}}))
+                await ws.send(json.dumps({"type": "execute", "interactive": True,
+                                          "request": {"code": "while read l; do echo \"<$l>\"; done; echo bye", "runtime": "bash"}}))
                 await ws.send(json.dumps({"type": "stdin", "data": "one\n"}))
                 first = json.loads(await ws.recv())
                 await ws.send(json.dumps({"type": "stdin", "data": "two\n"}))
@@ -208,7 +218,84 @@ class WebSocket(DaemonTestCase):
         self.assertEqual(first["data"], "<one>\n")
         self.assertEqual(second["data"], "<two>\n")
         self.assertEqual(rest[0]["data"], "bye\n")
-        self.assertEqual(rest[-1], {"type": "exit", "data": "0"})
+        self.assertEqual(rest[-1], {"type": "exit", "data": "0", "phase": "code"})
+
+    def ws_run(self, execute, before=(), after=()):
+        """Sends `before`, the execute message, then `after`; returns (events, close code, reason)."""
+        async def go():
+            async with self.connect() as ws:
+                for m in before:
+                    await ws.send(json.dumps(m))
+                await ws.send(json.dumps(dict(execute, type="execute")))
+                for m in after:
+                    await ws.send(json.dumps(m))
+                return await self.collect(ws), ws.close_code, ws.close_reason
+        return self.run_ws(go())
+
+    def test_stdin_ends_without_interactive(self):
+        # Upstream clients send no stdin messages: the program must see end-of-input at once,
+        # not wait for its timeout (which would end in "EXECUTION TIMED OUT" and 137).
+        events, code, reason = self.ws_run({"request": {"cmd": "wc -c", "runtime": "bash", "timeoutMs": 3000}})
+        self.assertEqual(events, [{"type": "stdout", "data": "0\n", "phase": "code"},
+                                  {"type": "exit", "data": "0", "phase": "code"}])
+        self.assertEqual((code, reason), (1000, "Execution complete"))
+        events, _, _ = self.ws_run({"request": {"code": "import sys; print(len(sys.stdin.read()))", "runtime": "python",
+                                                "stdin": "four", "timeoutMs": 3000}})
+        self.assertEqual("".join(e["data"] for e in events if e["type"] == "stdout"), "4\n")
+        self.assertEqual(events[-1], {"type": "exit", "data": "0", "phase": "code"})
+
+    def test_interactive_gets_request_stdin_then_live_input(self):
+        events, _, _ = self.ws_run({"interactive": True, "request": {"cmd": "cat", "stdin": "first-", "timeoutMs": 5000}},
+                                   after=[{"type": "stdin", "data": "second"}, {"type": "stdin", "data": "", "eof": True}])
+        self.assertEqual("".join(e["data"] for e in events if e["type"] == "stdout"), "first-second")
+        self.assertEqual(events[-1], {"type": "exit", "data": "0", "phase": "code"})
+
+    def test_messages_before_execute(self):
+        # stdin before execute is kept for an interactive run; neither it nor a signal gets an answer.
+        early = [{"type": "stdin", "data": "early"}, {"type": "signal", "signal": "SIGINT"},
+                 {"type": "stdin", "data": "", "eof": True}]
+        events, _, _ = self.ws_run({"interactive": True, "request": {"cmd": "wc -c", "timeoutMs": 5000}}, before=early)
+        self.assertEqual(events, [{"type": "stdout", "data": "5\n", "phase": "code"},
+                                  {"type": "exit", "data": "0", "phase": "code"}])
+        # ...and ignored by a run that is not interactive.
+        events, _, _ = self.ws_run({"request": {"cmd": "wc -c", "timeoutMs": 5000}}, before=early)
+        self.assertEqual(events, [{"type": "stdout", "data": "0\n", "phase": "code"},
+                                  {"type": "exit", "data": "0", "phase": "code"}])
+
+    def test_stdin_to_a_run_that_is_not_interactive(self):
+        events, _, _ = self.ws_run({"request": {"cmd": "sleep 0.5; echo done", "timeoutMs": 5000}},
+                                   after=[{"type": "stdin", "data": "x"}])
+        self.assertEqual(events[0]["type"], "error")
+        self.assertIn("interactive", events[0]["data"])
+        self.assertEqual(events[-2:], [{"type": "stdout", "data": "done\n", "phase": "code"},
+                                       {"type": "exit", "data": "0", "phase": "code"}])
+
+    def test_refused_request_ends_normally(self):
+        for execute, want in (({"request": {"code": "x", "runtime": "cobol"}}, "Unknown runtime"),
+                              ({"request": {"code": "x", "runtime": "bash", "codeUrl": "http://127.0.0.1/x"}}, "codeUrl"),
+                              ({"interactive": "yes", "request": {"cmd": "true"}}, "interactive")):
+            events, code, reason = self.ws_run(execute)
+            self.assertEqual(len(events), 1, events)
+            self.assertEqual((events[0]["type"], events[0]["phase"]), ("error", "code"))
+            self.assertIn(want, events[0]["data"])
+            self.assertEqual((code, reason), (1000, "Execution complete"))
+
+    def test_every_event_has_a_phase(self):
+        events, _, _ = self.ws_run({"request": {"cmd": "echo run", "setupScript": "echo set"}})
+        self.assertEqual(events, [{"type": "stdout", "data": "set\n", "phase": "setup"},
+                                  {"type": "exit", "data": "0", "phase": "setup"},
+                                  {"type": "stdout", "data": "run\n", "phase": "code"},
+                                  {"type": "exit", "data": "0", "phase": "code"}])
+        events, _, _ = self.ws_run({"request": {"cmd": "sleep 5", "timeoutMs": 300}})
+        self.assertEqual(events, [{"type": "error", "data": "EXECUTION TIMED OUT", "phase": "code"},
+                                  {"type": "exit", "data": "137", "phase": "code"}])
+        events, _, _ = self.ws_run({"request": {"cmd": "echo run", "setupScript": "exit 3"}})
+        self.assertEqual(events, [{"type": "error", "data": "Setup script failed (exit code 3)", "phase": "setup"},
+                                  {"type": "exit", "data": "3", "phase": "setup"}])
+
+    def test_python_file_is_defined(self):
+        events, _, _ = self.ws_run({"request": {"code": "print(__file__)", "runtime": "python"}})
+        self.assertEqual("".join(e["data"] for e in events if e["type"] == "stdout"), "/sandbox/main.py\n")
 
     def signal_run(self, sig):
         code = "trap 'echo got-INT; exit 42' INT; trap 'echo got-TERM; exit 43' TERM; echo ready; while :; do sleep 0.05; done"
@@ -224,15 +311,15 @@ class WebSocket(DaemonTestCase):
     def test_sigint(self):
         events = self.signal_run("SIGINT")
         self.assertIn("got-INT\n", [e["data"] for e in events])
-        self.assertEqual(events[-1], {"type": "exit", "data": "42"})
+        self.assertEqual(events[-1], {"type": "exit", "data": "42", "phase": "code"})
 
     def test_sigterm(self):
         events = self.signal_run("SIGTERM")
-        self.assertEqual(events[-1], {"type": "exit", "data": "43"})
+        self.assertEqual(events[-1], {"type": "exit", "data": "43", "phase": "code"})
 
     def test_sigkill(self):
         events = self.signal_run("SIGKILL")
-        self.assertEqual(events[-1], {"type": "exit", "data": "137"})
+        self.assertEqual(events[-1], {"type": "exit", "data": "137", "phase": "code"})
 
     def test_invalid_json_closes_1003(self):
         async def go():
@@ -240,7 +327,7 @@ class WebSocket(DaemonTestCase):
                 await ws.send("{not json")
                 return await self.collect(ws), ws.close_code
         events, code = self.run_ws(go())
-        self.assertEqual(events, [{"type": "error", "data": "Invalid JSON message"}])
+        self.assertEqual(events, [{"type": "error", "data": "Invalid JSON message", "phase": "code"}])
         self.assertEqual(code, 1003)
 
     def test_unknown_type_stays_open(self):
@@ -251,7 +338,7 @@ class WebSocket(DaemonTestCase):
                 await ws.send(json.dumps({"type": "execute", "request": {"code": "echo still-here", "runtime": "bash"}}))
                 return err, await self.collect(ws)
         err, events = self.run_ws(go())
-        self.assertEqual(err, {"type": "error", "data": "Unknown message type: dance"})
+        self.assertEqual(err, {"type": "error", "data": "Unknown message type: dance", "phase": "code"})
         self.assertEqual(events[0]["data"], "still-here\n")
 
     def test_bad_key_refused_before_upgrade(self):
