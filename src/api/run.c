@@ -232,7 +232,7 @@ static void start_exec(ApiRun *s) {
         }
         /* The filters borrow the secrets from the request, which the execution now owns. */
         for (int i = 1; i <= 2; i++)
-                stream_filter_init(&s->filter[i], execution_request(s->exec)->secrets);
+                stream_filter_init(&s->filter[i], execution_request(s->exec)->secret_mask);
         s->ctx->active_executions++;
         if (s->paused)
                 execution_pause_output(s->exec, true);

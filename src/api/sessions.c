@@ -69,7 +69,8 @@ static int reply_file_error(HttpRequest *r, int error, const char *path) {
 }
 
 /* The session's root directory and its user, or a 404 reply (returns > 0). Marks the access. */
-static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *ret_root, uid_t *ret_uid) {
+static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *ret_root, uid_t *ret_uid,
+                         const SecretMask **ret_mask) {
         Session *s;
         int root;
         if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s) ||
@@ -78,6 +79,8 @@ static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *r
         session_touch(s);
         *ret_root = root;
         *ret_uid = sandbox_host_uid(session_sandbox(s));
+        if (ret_mask)
+                *ret_mask = session_secret_mask(s);
         return 0;
 }
 
@@ -103,7 +106,7 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        if (session_files(ctx, r, id, &root, &uid) > 0)
+        if (session_files(ctx, r, id, &root, &uid, NULL) > 0)
                 return 0;
         k = sandbox_write_file(root, path, data, size, uid, uid, 0644);
         if (k < 0)
@@ -114,7 +117,8 @@ int api_file_put(HttpRequest *r, void *userdata) {
 int api_file_get(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         const char *id = http_request_query(r, "sessionId"), *p = http_request_query(r, "path");
-        _cleanup_free_ char *path = NULL, *b64 = NULL;
+        _cleanup_free_ char *path = NULL, *b64 = NULL, *masked = NULL;
+        const SecretMask *mask = NULL;
         _cleanup_free_ void *data = NULL;
         _cleanup_close_ int root = -EBADF;
         json_object *o;
@@ -126,13 +130,19 @@ int api_file_get(HttpRequest *r, void *userdata) {
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing sessionId or path");
         if (sandbox_path_normalize(p, true, &path) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
-        if (session_files(ctx, r, id, &root, &uid) > 0)
+        if (session_files(ctx, r, id, &root, &uid, &mask) > 0)
                 return 0;
         /* base64 grows by a third: keep the answer within the body limit. */
         k = sandbox_read_file(root, path, ctx->exec.max_file_bytes / 4 * 3, uid, uid, &data, &size);
         if (k < 0)
                 return reply_file_error(r, k, path);
-        b64 = base64_encode(data, size);
+        if (mask) {
+                size_t consumed;
+                masked = secret_mask_apply(mask, data, size, true, &size, &consumed);
+                if (!masked)
+                        return -ENOMEM;
+        }
+        b64 = base64_encode(masked ?: data, size);
         o = json_object_new_object();
         if (!b64 || !o) {
                 json_object_put(o);

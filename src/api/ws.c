@@ -22,6 +22,11 @@
 #define WS_HIGH_WATER (1u << 20)
 #define WS_LOW_WATER (256u << 10)
 #define WS_CLOSE_WAIT_USEC (2 * USEC_PER_SEC)
+/* A peer that takes nothing of what is queued for it for this long is dropped (its run is
+ * cancelled), and one with more than WS_SEND_MAX queued at once too: pongs and error events
+ * cannot grow our memory. While more than WS_HIGH_WATER waits, its input is not read. */
+#define WS_STALL_USEC (10 * USEC_PER_SEC)
+#define WS_SEND_MAX (8u << 20)
 
 typedef struct WsConn {
         ApiContext *ctx;
@@ -30,6 +35,7 @@ typedef struct WsConn {
         int fd;
         sd_event_source *io;
         sd_event_source *close_timer;
+        sd_event_source *stall_timer;
         sd_event_source *free_defer;
         Buffer in;
         Buffer out;
@@ -51,14 +57,42 @@ typedef struct WsConn {
 static void ws_release(WsConn *c);
 
 static void update_events(WsConn *c) {
-        uint32_t ev = EPOLLIN | EPOLLRDHUP;
-        if (c->out.size > c->out_off)
+        size_t queued = c->out.size - c->out_off;
+        uint32_t ev = EPOLLRDHUP;
+        if (queued <= WS_HIGH_WATER)
+                ev |= EPOLLIN;
+        if (queued > 0)
                 ev |= EPOLLOUT;
         if (c->io)
                 (void) sd_event_source_set_io_events(c->io, ev);
 }
 
+static int on_stall_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        WsConn *c = userdata;
+        log_debug("websocket %s: the peer took nothing for %us; dropping it", c->remote,
+                  (unsigned) (WS_STALL_USEC / USEC_PER_SEC));
+        c->peer_gone = true;
+        ws_release(c);
+        return 0;
+}
+
+/* Armed while output waits; every byte the peer takes starts it over. */
+static void stall_watch(WsConn *c, bool progress) {
+        if (c->out.size == c->out_off || c->released) {
+                c->stall_timer = sd_event_source_disable_unref(c->stall_timer);
+                return;
+        }
+        if (!c->stall_timer)
+                (void) sd_event_add_time_relative(c->ctx->event, &c->stall_timer, CLOCK_MONOTONIC, WS_STALL_USEC,
+                                                  100 * USEC_PER_MSEC, on_stall_timer, c);
+        else if (progress)
+                (void) sd_event_source_set_time_relative(c->stall_timer, WS_STALL_USEC);
+}
+
 static void ws_flush(WsConn *c) {
+        size_t before = c->out_off;
+        bool progress;
+
         while (c->out.size > c->out_off) {
                 ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.size - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
@@ -70,10 +104,12 @@ static void ws_flush(WsConn *c) {
                 }
                 c->out_off += (size_t) n;
         }
+        progress = c->out_off != before;
         if (c->out_off == c->out.size) {
                 c->out.size = 0;
                 c->out_off = 0;
         }
+        stall_watch(c, progress);
         if (c->run && c->out.size - c->out_off < WS_LOW_WATER)
                 api_run_pause(c->run, false);
         update_events(c);
@@ -82,6 +118,18 @@ static void ws_flush(WsConn *c) {
 static void ws_send(WsConn *c, uint8_t opcode, const char *data, size_t len) {
         if (c->close_sent || c->peer_gone)
                 return;
+        if (c->out.size - c->out_off + len > WS_SEND_MAX) {
+                log_debug("websocket %s: more than %u bytes queued for a peer that does not read; dropping it",
+                          c->remote, WS_SEND_MAX);
+                /* Released from the loop, not from inside the run's output callback. */
+                c->peer_gone = true;
+                if (!c->stall_timer)
+                        (void) sd_event_add_time_relative(c->ctx->event, &c->stall_timer, CLOCK_MONOTONIC, 0, 0,
+                                                          on_stall_timer, c);
+                else
+                        (void) sd_event_source_set_time_relative(c->stall_timer, 0);
+                return;
+        }
         if (ws_append_frame(&c->out, opcode, data, len) < 0)
                 return;
         if (c->run && c->out.size - c->out_off > WS_HIGH_WATER)
@@ -128,6 +176,7 @@ static void ws_free(WsConn *c) {
         api_run_free(c->run);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->close_timer);
+        sd_event_source_disable_unref(c->stall_timer);
         sd_event_source_disable_unref(c->free_defer);
         buffer_done(&c->in);
         buffer_done(&c->out);
@@ -153,6 +202,7 @@ static void ws_release(WsConn *c) {
                 c->released = true;
                 c->io = sd_event_source_disable_unref(c->io);
                 c->close_timer = sd_event_source_disable_unref(c->close_timer);
+                c->stall_timer = sd_event_source_disable_unref(c->stall_timer);
                 if (c->run && !c->run_done)
                         api_run_cancel(c->run);
                 MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);

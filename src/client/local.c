@@ -109,13 +109,13 @@ int local_run(const char *envelope, FILE *out, int stdin_fd, int *ret_exit_code)
                             .max_file_bytes = config.limits.body_bytes };
         ExecutionCallbacks cb = { .on_output = on_output, .on_done = on_done, .interactive_stdin = stdin_fd >= 0 };
         for (int i = 1; i <= 2; i++)
-                stream_filter_init(&l.filter[i], req->secrets);
+                stream_filter_init(&l.filter[i], req->secret_mask);
         r = execution_start(&ctx, req, NULL, &cb, &l, &l.exec);
         req = NULL;
         if (r < 0)
                 goto finish;
         for (int i = 1; i <= 2; i++)
-                stream_filter_init(&l.filter[i], execution_request(l.exec)->secrets);
+                stream_filter_init(&l.filter[i], execution_request(l.exec)->secret_mask);
         if (stdin_fd >= 0 && sd_event_add_io(l.event, &l.stdin_source, stdin_fd, EPOLLIN, on_stdin, &l) < 0)
                 (void) execution_write_stdin(l.exec, NULL, 0);
         r = sd_event_loop(l.event);

@@ -50,6 +50,8 @@ typedef struct Config {
         /* http */
         uint64_t http_connection_timeout_sec;
         uint64_t http_max_connections;
+        uint64_t http_max_connections_per_ip;
+        uint64_t http_request_head_timeout_ms;
         uint64_t http_max_header_bytes;
         uint64_t sse_keepalive_ms;
         /* sandbox engine */

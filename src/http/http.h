@@ -21,6 +21,7 @@ typedef struct HttpLimits {
         unsigned connection_timeout_sec;  /* idle connections (slowloris) are closed */
         unsigned max_connections;
         unsigned max_connections_per_ip;
+        uint64_t request_head_timeout_usec; /* a request head must be complete within this */
 } HttpLimits;
 
 /* Decides whether a request may proceed to its route. Returns 0 to proceed (after filling
@@ -65,6 +66,8 @@ struct HttpRequest {
         bool replied;
         bool auth_pending;
         bool checked;                 /* routing and size checks done (after authentication) */
+        bool close_connection;        /* answer with "Connection: close" */
+        bool upgraded;                /* answered 101: the socket left HTTP */
         AuthInfo auth;
         char remote_addr[64];
         struct MHD_Response *pending;  /* reply made while suspended, queued on resume */

@@ -27,6 +27,9 @@ int http_request_body_json(HttpRequest *r, bool allow_empty, json_object **ret) 
         k = json_parse_limited(r->body.data ?: "", r->body.size, JSON_DEPTH_MAX, &o);
         if (k == -ELOOP)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid JSON body: nested deeper than %d levels", JSON_DEPTH_MAX), 1;
+        if (k == -E2BIG)
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid JSON body: more than %d values or %d objects",
+                                        JSON_VALUES_MAX, JSON_OBJECTS_MAX), 1;
         if (k < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid JSON body"), 1;
         *ret = o;
@@ -39,6 +42,7 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
                 return -EALREADY;
         }
         r->replied = true;
+        r->upgraded = status == MHD_HTTP_SWITCHING_PROTOCOLS;
         r->pending = resp;
         r->pending_status = status;
         r->auth_pending = false;

@@ -5,9 +5,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "http/head-guard.h"
 #include "http/http.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -19,6 +21,7 @@ struct HttpServer {
         sd_event_source *timer_source;
         sd_event_source *defer_source;
         HttpServerConfig config;
+        HeadGuard *heads;        /* deadlines for request heads (slowloris) */
         int listen_fd;           /* owned only after quiescing */
         bool quiesced;
         unsigned n_requests;
@@ -59,6 +62,10 @@ void http_server_kick(HttpServer *s) {
         (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_ONESHOT);
 }
 
+static void kick(void *userdata) {
+        http_server_kick(userdata);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
         char buf[512];
         vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -90,6 +97,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
         if (!r)
                 return;
+        /* A kept-alive connection has a deadline for its next request head too. */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->upgraded)
+                head_guard_await_head(s->heads, c);
         *con_cls = NULL;
         request_free(r);
         s->n_requests--;
@@ -109,9 +119,47 @@ static void fill_remote_addr(HttpRequest *r) {
 
 static enum MHD_Result queue_pending(HttpRequest *r) {
         struct MHD_Response *resp = TAKE_PTR(r->pending);
-        enum MHD_Result m = MHD_queue_response(r->connection, r->pending_status, resp);
+        enum MHD_Result m;
+
+        if (r->close_connection)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        m = MHD_queue_response(r->connection, r->pending_status, resp);
         MHD_destroy_response(resp);
         return m;
+}
+
+typedef struct HeadCheck {
+        unsigned content_length;
+        unsigned transfer_encoding;
+        bool nul;
+} HeadCheck;
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                    const char *value, size_t value_size) {
+        HeadCheck *h = cls;
+        if (strcasecmp(key, "Content-Length") == 0)
+                h->content_length++;
+        else if (strcasecmp(key, "Transfer-Encoding") == 0)
+                h->transfer_encoding++;
+        if (strlen(key) != key_size || (value && strlen(value) != value_size))
+                h->nul = true;
+        return MHD_YES;
+}
+
+/* Request heads that proxies and this server could read differently (request smuggling) are
+ * refused before anything else, and the connection is closed after the answer. */
+static const char *request_head_problem(struct MHD_Connection *c) {
+        HeadCheck h = {};
+        (void) MHD_get_connection_values_n(c, MHD_HEADER_KIND, check_header, &h);
+        if (h.nul)
+                return "Invalid request: a header contains a NUL byte";
+        if (h.content_length > 1)
+                return "Invalid request: more than one Content-Length header";
+        if (h.content_length > 0 && h.transfer_encoding > 0)
+                return "Invalid request: both Content-Length and Transfer-Encoding";
+        if (h.transfer_encoding > 1)
+                return "Invalid request: more than one Transfer-Encoding header";
+        return NULL;
 }
 
 /* 404 and 405, once the caller is known to be allowed to learn them. */
@@ -132,7 +180,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
         if (!r) {
                 const Route *route = NULL;
-                const char *cl;
+                const char *cl, *problem;
 
                 r = calloc(1, sizeof(HttpRequest));
                 if (!r)
@@ -146,6 +194,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 if (!r->method || !r->path)
                         return MHD_NO;
                 fill_remote_addr(r);
+                head_guard_head_done(s->heads, c);
+                problem = request_head_problem(c);
+                if (problem) {
+                        r->close_connection = true;
+                        http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", problem);
+                        return queue_pending(r);
+                }
 
                 r->lookup = router_lookup(s->config.routes, s->config.n_routes, method, url, &route, &r->param);
                 r->route = route;
@@ -230,12 +285,19 @@ int http_server_new(HttpServer **ret, sd_event *event, int listen_fd, const Http
         s->config = *config;
         s->listen_fd = -EBADF;
 
+        /* Up to 90% of the connections may be waiting for their request head; past that the
+         * oldest such one makes room, so a client that sends its head at once always gets in. */
+        r = head_guard_new(&s->heads, event, config->limits.request_head_timeout_usec,
+                           config->limits.max_connections - config->limits.max_connections / 10, kick, s);
+        if (r < 0)
+                return r;
         s->mhd = MHD_start_daemon(
                         MHD_USE_EPOLL | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
                         0, NULL, NULL, on_access, s,
                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                         MHD_OPTION_LISTEN_SOCKET, listen_fd,
                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                        MHD_OPTION_NOTIFY_CONNECTION, head_guard_notify, s->heads,
                         MHD_OPTION_CONNECTION_LIMIT, config->limits.max_connections,
                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, config->limits.max_connections_per_ip,
                         MHD_OPTION_CONNECTION_TIMEOUT, config->limits.connection_timeout_sec,
@@ -269,6 +331,7 @@ HttpServer *http_server_free(HttpServer *s) {
                 return NULL;
         if (s->mhd)
                 MHD_stop_daemon(s->mhd);
+        head_guard_free(s->heads);
         sd_event_source_disable_unref(s->io_source);
         sd_event_source_disable_unref(s->timer_source);
         sd_event_source_disable_unref(s->defer_source);

@@ -163,6 +163,9 @@ static int read_file(int root_fd, const char *path, size_t max, void **ret, size
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EPERM;
+        /* A hard link made by the program: one file could be read (and held) many times over. */
+        if (st.st_nlink > 1)
+                return -EPERM;
         if ((uint64_t) st.st_size > max)
                 return -EFBIG;
         buf = malloc((size_t) st.st_size + 1);

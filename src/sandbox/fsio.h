@@ -7,7 +7,8 @@
 /* File transfer into and out of a sandbox from the host side. root_fd is the sandbox's root
  * (sandbox_open_root()); paths are normalised sandbox paths ("/sandbox/a/b"). Resolution never
  * leaves the directory (/sandbox or /tmp): symlinks pointing out, magic links and mount
- * crossings are refused with -EXDEV/-ELOOP; anything but a regular file is -EPERM. Access is
+ * crossings are refused with -EXDEV/-ELOOP; anything but a regular file, and a file with more
+ * than one hard link, is -EPERM. Access is
  * checked as for the sandbox user (uid/gid: its host ids). */
 
 int sandbox_write_file(int root_fd, const char *path, const void *data, size_t size, uid_t uid, gid_t gid, mode_t mode);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The init process of a sandbox: runs as root of its own user namespace and PID 1 of its own
- * pid namespace. It builds the sandbox's file system once, then serves run requests. */
+/* The init process of a sandbox (the isol8-sandbox-init program): runs as root of its own user
+ * namespace and PID 1 of its own pid namespace. It builds the sandbox's file system once, then
+ * serves run requests. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -217,7 +219,9 @@ static void setup_root(const InitParams *p) {
         if (mkdir("proc", 0555) < 0)
                 fail(errno, "mkdir /proc");
         /* Before pivot_root: once the old root is detached the kernel refuses a new proc. */
-        if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        /* hidepid=invisible: the program (uid 1000) cannot even see init (uid 0) or its
+         * command line, environment and memory. */
+        if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0)
                 fail(errno, "mount /proc");
         if ((r = setup_dev()) < 0)
                 fail(r, "populate /dev");
@@ -282,7 +286,6 @@ static int resize(const char *where, uint64_t size, bool noexec) {
 _Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **envp, int fds[3], const SeccompProgram *seccomp) {
         struct rlimit rl;
         sigset_t all;
-        int r;
 
         if (setsid() < 0)
                 goto fail_errno;
@@ -313,10 +316,8 @@ _Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **env
         }
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 goto fail_errno;
-        if (h->seccomp && (r = seccomp_program_install(seccomp)) < 0) {
-                errno = -r;
+        if (h->seccomp && seccomp->prog.filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &seccomp->prog, 0, 0) < 0)
                 goto fail_errno;
-        }
         execve(argv[0], argv, envp);
         dprintf(2, "isol8: cannot execute %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -466,16 +467,12 @@ static int receive(InitMessage *m, int fds[4], size_t *n_fds) {
 _Noreturn void sandbox_init_main(const InitParams *p) {
         sigset_t mask;
         struct pollfd pfd[2];
-        char c;
         int sfd, r;
 
         init_sock = p->sock;
         (void) prctl(PR_SET_NAME, "isol8-init");
 
-        /* Wait until the daemon has written our uid/gid maps and placed us in our cgroup. */
-        if (read(p->sync_fd, &c, 1) != 1)
-                _exit(1);
-        close(p->sync_fd);
+        /* Started as root of the user namespace (see spawn_child() in sandbox.c); be it fully. */
         if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
                 fail(errno, "become root of the user namespace");
         /* After the credential change, which clears it: if the daemon dies, so does the sandbox. */
@@ -492,16 +489,15 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
         cur_sandbox_bytes = p->sandbox_bytes;
         cur_tmp_bytes = p->tmp_bytes;
 
-        /* Nothing of the daemon's stays open: not its listening socket, bus or journal. */
-        if (dup3(init_sock, 3, O_CLOEXEC) < 0)
-                fail(errno, "dup");
-        init_sock = 3;
+        /* Only the control socket stays open (the program's fds come with each run). */
         r = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (r < 0)
                 fail(errno, "open /dev/null");
         for (int i = 0; i < 3; i++)
                 dup2(r, i);
-        if (syscall(SYS_close_range, 4, ~0U, 0) < 0)
+        if (fcntl(init_sock, F_SETFD, FD_CLOEXEC) < 0)
+                fail(errno, "fcntl");
+        if (syscall(SYS_close_range, init_sock + 1, ~0U, 0) < 0)
                 fail(errno, "close_range");
 
         sigemptyset(&mask);

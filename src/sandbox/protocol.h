@@ -42,7 +42,6 @@ typedef struct RunSpecHeader {
 
 typedef struct InitParams {
         int sock;                   /* control socket */
-        int sync_fd;                /* read end: the daemon writes one byte when maps and cgroup are set */
         const char *root_dir;       /* empty directory to build the root in */
         const char *const *bind_dirs; /* extra read-only directories (runtimes outside /usr) */
         uint64_t sandbox_bytes;
@@ -51,5 +50,9 @@ typedef struct InitParams {
         const SeccompProgram *seccomp;
 } InitParams;
 
-/* Runs in the cloned child; never returns. */
+/* The descriptors isol8-sandbox-init starts with (see init-main.c). */
+#define INIT_FD_SOCKET 3
+#define INIT_FD_SECCOMP 4
+
+/* The init's work, in the isol8-sandbox-init program; never returns. */
 _Noreturn void sandbox_init_main(const InitParams *p);

@@ -17,6 +17,9 @@
 #define INLINE_CODE_MAX (64 * 1024)
 #define KILL_GRACE_USEC (3 * USEC_PER_SEC)
 #define DRAIN_GRACE_USEC (2 * USEC_PER_SEC)
+/* How long output may wait for a slow reader once the program has ended: then what is left in
+ * the pipes is dropped and the run ends, so that its slot is free whatever the client does. */
+#define OUTPUT_STALL_MAX_USEC (10 * USEC_PER_SEC)
 
 typedef enum ExecState {
         STATE_ACQUIRING,
@@ -50,6 +53,7 @@ struct Execution {
         sd_event_source *done_source;
         bool started;
         bool exited;
+        uint64_t exited_usec;
         int wait_status;
         uint64_t phase_start_usec;
         uint64_t base_oom;
@@ -256,8 +260,9 @@ static int on_grace(sd_event_source *s, uint64_t usec, void *userdata) {
         Execution *e = userdata;
 
         e->grace_source = sd_event_source_disable_unref(e->grace_source);
-        if (e->exited && e->output_paused && !e->discard_output) {
-                /* Output waits in the pipes for a slow reader: not stuck, just slow. */
+        if (e->exited && e->output_paused && !e->discard_output &&
+            now_usec(CLOCK_MONOTONIC) < e->exited_usec + OUTPUT_STALL_MAX_USEC) {
+                /* Output waits in the pipes for a slow reader: not stuck, just slow (for a while). */
                 arm_grace(e, DRAIN_GRACE_USEC);
                 return 0;
         }
@@ -504,6 +509,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 return;
         case SANDBOX_EXITED:
                 e->exited = true;
+                e->exited_usec = now_usec(CLOCK_MONOTONIC);
                 e->wait_status = value;
                 /* Every process of the run is gone: the pipes reach EOF promptly. */
                 arm_grace(e, DRAIN_GRACE_USEC);
@@ -511,6 +517,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 return;
         case SANDBOX_DIED:
                 e->exited = true;
+                e->exited_usec = now_usec(CLOCK_MONOTONIC);
                 e->wait_status = SIGKILL;
                 arm_grace(e, DRAIN_GRACE_USEC);
                 phase_check_complete(e);
@@ -615,18 +622,28 @@ static void collect_files(Execution *e) {
         files = json_object_new_object();
         if (!files)
                 return;
+        /* All the files together are held to what one may be: the answer's size is bounded. */
+        uint64_t budget = e->ctx.max_file_bytes / 4 * 3;
         for (char **p = e->req->output_paths; *p; p++) {
                 _cleanup_free_ void *data = NULL;
-                _cleanup_free_ char *b64 = NULL;
+                _cleanup_free_ char *b64 = NULL, *masked = NULL;
                 size_t size;
                 uid_t uid = sandbox_host_uid(e->sb);
-                int r = sandbox_read_file(root, *p, e->ctx.max_file_bytes, uid, uid, &data, &size);
+                int r = sandbox_read_file(root, *p, budget, uid, uid, &data, &size);
                 if (r < 0) {
-                        /* Missing, refused (a link out, a FIFO, a device) or too big: skipped. */
+                        /* Missing, refused (a link out, a hard link, a FIFO, a device) or over the
+                         * budget left: skipped. */
                         log_debug_errno(r, "execution %s: output path %s skipped: %m", e->result.execution_id, *p);
                         continue;
                 }
-                b64 = base64_encode(data, size);
+                budget -= size;
+                if (e->req->secret_mask) {
+                        size_t consumed;
+                        masked = secret_mask_apply(e->req->secret_mask, data, size, true, &size, &consumed);
+                        if (!masked)
+                                continue;
+                }
+                b64 = base64_encode(masked ?: data, size);
                 if (b64)
                         json_object_object_add(files, *p, json_object_new_string(b64));
         }
@@ -752,8 +769,9 @@ char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream
         Buffer b = {};
         int r = 0;
 
-        if (req->secrets) {
-                masked = mask_secrets(src, len, req->secrets, &len);
+        if (req->secret_mask) {
+                size_t consumed;
+                masked = secret_mask_apply(req->secret_mask, src, len, true, &len, &consumed);
                 if (!masked)
                         return NULL;
                 src = masked;

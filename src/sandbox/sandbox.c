@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <grp.h>
+#include <limits.h>
 
 #include "sandbox/protocol.h"
 #include "sandbox/sandbox.h"
@@ -22,7 +24,10 @@
 struct SandboxEngine {
         sd_event *event;
         CgroupManager *cgroups;
-        SeccompProgram seccomp;
+        int init_fd;            /* O_PATH of the isol8-sandbox-init program */
+        int seccomp_fd;         /* sealed memfd with the seccomp program */
+        int devnull_fd;
+        char **init_argv;       /* its arguments but --share-network */
         char *state_dir;
         char *root_dir;
         char **bind_dirs;
@@ -51,6 +56,51 @@ struct Sandbox {
         Sandbox *prev, *next;
 };
 
+/* The init program: next to our own executable (a build tree), else where it is installed. */
+static int open_init_program(const char *configured) {
+        char self[PATH_MAX], path[PATH_MAX + 32];
+        ssize_t n;
+        int fd;
+
+        if (configured)
+                return RET_NERRNO(open(configured, O_PATH | O_CLOEXEC));
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                char *slash;
+                self[n] = 0;
+                slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        snprintf(path, sizeof(path), "%s/isol8-sandbox-init", self);
+                        fd = open(path, O_PATH | O_CLOEXEC);
+                        if (fd >= 0)
+                                return fd;
+                }
+        }
+        return RET_NERRNO(open(ISOL8_LIBEXECDIR "/isol8-sandbox-init", O_PATH | O_CLOEXEC));
+}
+
+static int make_seccomp_memfd(void) {
+        _cleanup_close_ int fd = -EBADF;
+        SeccompProgram prog = {};
+        int r;
+
+        r = seccomp_program_build(&prog);
+        if (r < 0)
+                return r;
+        fd = memfd_create("isol8-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                r = -errno;
+        else
+                r = loop_write(fd, prog.prog.filter, prog.prog.len * sizeof(struct sock_filter));
+        seccomp_program_done(&prog);
+        if (r < 0)
+                return r;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngineConfig *config) {
         _cleanup_(sandbox_engine_freep) SandboxEngine *e = NULL;
         _cleanup_free_ char *self_cgroup = NULL;
@@ -59,6 +109,7 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
         e = calloc(1, sizeof(SandboxEngine));
         if (!e)
                 return -ENOMEM;
+        e->init_fd = e->seccomp_fd = e->devnull_fd = -EBADF;
         e->event = sd_event_ref(event);
         e->uid_base = config->uid_base;
         e->state_dir = strdup(config->state_dir);
@@ -67,6 +118,14 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
         r = mkdir_p(e->root_dir, 0755);
         if (r < 0)
                 return log_error_errno(r, "sandbox: cannot create %s: %m", e->root_dir);
+
+        e->init_fd = open_init_program(config->init_program);
+        if (e->init_fd < 0)
+                return log_error_errno(e->init_fd, "sandbox: cannot find isol8-sandbox-init (%s): %m",
+                                       config->init_program ?: ISOL8_LIBEXECDIR "/isol8-sandbox-init");
+        e->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (e->devnull_fd < 0)
+                return log_error_errno(errno, "sandbox: cannot open /dev/null: %m");
 
         for (int i = 0; i < _RUNTIME_MAX; i++) {
                 bool dup = false;
@@ -78,9 +137,9 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
                         return -ENOMEM;
         }
 
-        r = seccomp_program_build(&e->seccomp);
-        if (r < 0)
-                return log_error_errno(r, "sandbox: cannot build the seccomp filter: %m");
+        e->seccomp_fd = make_seccomp_memfd();
+        if (e->seccomp_fd < 0)
+                return log_error_errno(e->seccomp_fd, "sandbox: cannot build the seccomp filter: %m");
 
         r = read_full_file("/proc/self/cgroup", &self_cgroup, 65536, NULL);
         if (r < 0)
@@ -122,7 +181,9 @@ SandboxEngine *sandbox_engine_free(SandboxEngine *e) {
                 sandbox_teardown(sb);
         }
         cgroup_manager_free(e->cgroups);
-        seccomp_program_done(&e->seccomp);
+        safe_close(e->init_fd);
+        safe_close(e->seccomp_fd);
+        safe_close(e->devnull_fd);
         strv_free(e->bind_dirs);
         free(e->root_dir);
         free(e->state_dir);
@@ -221,8 +282,77 @@ static int write_map(pid_t pid, const char *file, uint32_t base) {
         return write_string_file(path, map);
 }
 
+typedef struct SpawnArgs {
+        int fds[INIT_FD_SECCOMP + 1];   /* become 0..INIT_FD_SECCOMP in the child */
+        int sync_fd;
+        int exec_fd;
+        char **argv;
+} SpawnArgs;
+
+/* The cloned child, a copy of the daemon for a few microseconds: it drops every descriptor but
+ * the ones init needs, waits until its id maps and cgroup are set, becomes root of its user
+ * namespace (so that the exec keeps its capabilities there) and execs isol8-sandbox-init with an
+ * empty environment. Only async-signal-safe calls. */
+_Noreturn static void spawn_child(const SpawnArgs *a) {
+        static char *const empty_env[] = { NULL };
+        enum { N = INIT_FD_SECCOMP + 1 };
+        int fds[N], sync_fd, xfd, r = 0;
+        InitMessage m = { .type = INIT_MSG_READY };
+        char c;
+
+        /* Copy each fd above the range it goes to first, so that no target is overwritten early;
+         * then 0..N-1 are init's, N the sync pipe, N+1 the program, and everything else (the
+         * daemon's sockets, journal stream, database connections) is closed. */
+        for (int i = 0; i < N; i++)
+                if ((fds[i] = fcntl(a->fds[i], F_DUPFD, N + 2)) < 0)
+                        goto fail;
+        if ((sync_fd = fcntl(a->sync_fd, F_DUPFD, N + 2)) < 0 || (xfd = fcntl(a->exec_fd, F_DUPFD, N + 2)) < 0)
+                goto fail;
+        for (int i = 0; i < N; i++)
+                if (dup3(fds[i], i, 0) < 0)
+                        goto fail;
+        if ((sync_fd = dup3(sync_fd, N, O_CLOEXEC)) < 0 || (xfd = dup3(xfd, N + 1, O_CLOEXEC)) < 0)
+                goto fail;
+        if (syscall(SYS_close_range, N + 2, ~0U, 0) < 0)
+                goto fail;
+        if (read(sync_fd, &c, 1) != 1)
+                _exit(1);   /* the daemon gave up on us */
+        if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
+                goto fail;
+        (void) execveat(xfd, "", a->argv, empty_env, AT_EMPTY_PATH);
+fail:
+        r = errno;
+        m.value = -r;
+        snprintf(m.text, sizeof(m.text), "cannot start isol8-sandbox-init: %s", strerror(r));
+        (void) send(INIT_FD_SOCKET, &m, sizeof(m), MSG_NOSIGNAL);
+        _exit(127);
+}
+
+static int build_init_argv(SandboxEngine *e, const SandboxOptions *opts, char ***ret) {
+        _cleanup_strv_free_ char **argv = NULL;
+        char n[32];
+
+        if (strv_push(&argv, strdup("isol8-sandbox-init")) < 0 || strv_push(&argv, strdup("--root")) < 0 ||
+            strv_push(&argv, strdup(e->root_dir)) < 0)
+                return -ENOMEM;
+        snprintf(n, sizeof(n), "%" PRIu64, opts->sandbox_bytes);
+        if (strv_push(&argv, strdup("--sandbox-bytes")) < 0 || strv_push(&argv, strdup(n)) < 0)
+                return -ENOMEM;
+        snprintf(n, sizeof(n), "%" PRIu64, opts->tmp_bytes);
+        if (strv_push(&argv, strdup("--tmp-bytes")) < 0 || strv_push(&argv, strdup(n)) < 0)
+                return -ENOMEM;
+        if (opts->share_network && strv_push(&argv, strdup("--share-network")) < 0)
+                return -ENOMEM;
+        for (char **d = e->bind_dirs; d && *d; d++)
+                if (strv_push(&argv, strdup("--bind")) < 0 || strv_push(&argv, strdup(*d)) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(argv);
+        return 0;
+}
+
 int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler handler, void *userdata, Sandbox **ret) {
         _cleanup_(sandbox_freep) Sandbox *sb = NULL;
+        _cleanup_strv_free_ char **argv = NULL;
         _cleanup_close_ int sync_r = -EBADF, sync_w = -EBADF;
         int sv[2], syncp[2];
         unsigned long flags;
@@ -268,27 +398,28 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         sync_r = syncp[0];
         sync_w = syncp[1];
 
+        r = build_init_argv(e, opts, &argv);
+        if (r < 0) {
+                safe_close(sv[1]);
+                return r;
+        }
         flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
         if (!opts->share_network)
                 flags |= CLONE_NEWNET;
         pid = (pid_t) syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid == 0) {
+                SpawnArgs a = {
+                        .fds = { e->devnull_fd, e->devnull_fd, e->devnull_fd, sv[1], e->seccomp_fd },
+                        .sync_fd = sync_r,
+                        .exec_fd = e->init_fd,
+                        .argv = argv,
+                };
+                spawn_child(&a);
+        }
         if (pid < 0) {
                 r = -errno;
                 safe_close(sv[1]);
-                return log_error_errno(r, "sandbox: clone failed: %m");
-        }
-        if (pid == 0) {
-                InitParams p = {
-                        .sock = sv[1],
-                        .sync_fd = sync_r,
-                        .root_dir = e->root_dir,
-                        .bind_dirs = (const char *const *) e->bind_dirs,
-                        .sandbox_bytes = opts->sandbox_bytes,
-                        .tmp_bytes = opts->tmp_bytes,
-                        .share_network = opts->share_network,
-                        .seccomp = &e->seccomp,
-                };
-                sandbox_init_main(&p);
+                return log_error_errno(r, "sandbox: cannot start isol8-sandbox-init: %m");
         }
         safe_close(sv[1]);
         sync_r = safe_close(sync_r);

@@ -28,6 +28,7 @@ typedef struct SandboxEngineConfig {
         uint32_t uid_base;              /* host uid of slot 0's sandbox root */
         const char *cgroup_root;        /* /sys/fs/cgroup */
         const Runtimes *runtimes;
+        const char *init_program;       /* isol8-sandbox-init; NULL: next to our executable, else libexecdir */
 } SandboxEngineConfig;
 
 int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngineConfig *config);

@@ -163,9 +163,3 @@ void seccomp_program_done(SeccompProgram *p) {
         p->prog.filter = NULL;
         p->prog.len = 0;
 }
-
-int seccomp_program_install(const SeccompProgram *p) {
-        if (!p->prog.filter)
-                return 0;
-        return RET_NERRNO(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->prog, 0, 0));
-}

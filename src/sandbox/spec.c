@@ -18,6 +18,7 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         free(r->cmd);
         strv_free(r->env);
         strv_free(r->secrets);
+        secret_mask_free(r->secret_mask);
         free(r->extension);
         free(r->stdin_data);
         for (size_t i = 0; i < r->n_files; i++) {
@@ -208,7 +209,22 @@ static int parse_options(json_object *opt, const SpecPolicy *p, ExecRequest *req
         if (r < 0)
                 return r;
         if (GET_OPT(json_get_object, opt, "secrets", &o, "options")) {
+                size_t n = 0, total = 0;
+                if (json_object_object_length(o) > SECRETS_MAX)
+                        return errorf(ret_error, "options.secrets: too many secrets (at most %d)", SECRETS_MAX);
                 r = parse_env_object(o, "options.secrets", &req->env, &req->secrets, ret_error);
+                if (r < 0)
+                        return r;
+                for (char **v = req->secrets; v && *v; v++, n++) {
+                        size_t sl = strlen(*v);
+                        if (sl > SECRET_BYTES_MAX)
+                                return errorf(ret_error, "options.secrets: a secret is longer than %d bytes", SECRET_BYTES_MAX);
+                        total += sl;
+                }
+                if (total > SECRETS_TOTAL_BYTES_MAX)
+                        return errorf(ret_error, "options.secrets: %zu bytes of secrets in all (at most %d)", total,
+                                      SECRETS_TOTAL_BYTES_MAX);
+                r = secret_mask_new(req->secrets, &req->secret_mask);
                 if (r < 0)
                         return r;
         }
@@ -379,6 +395,8 @@ int exec_request_parse(json_object *envelope, const SpecPolicy *p, ExecRequest *
                         if (sandbox_path_normalize(key, true, &f->path) < 0)
                                 return errorf(ret_error, "Invalid path in request.files: \"%.128s\"", key);
                         r = file_content_parse(val, &f->content, &f->size);
+                        if (r < 0)
+                                f->path = (free(f->path), NULL);
                         if (r == -EINVAL)
                                 return errorf(ret_error, "request.files[\"%.64s\"] must be a string or a Buffer "
                                               "({\"type\":\"Buffer\",\"data\":[bytes]})", key);

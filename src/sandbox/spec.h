@@ -9,6 +9,7 @@
 #include "sandbox/limits.h"
 #include "sandbox/runtime.h"
 #include "shared/macro.h"
+#include "shared/secret-mask.h"
 
 typedef enum NetworkMode {
         NETWORK_NONE,
@@ -45,6 +46,11 @@ typedef struct ExecFile {
 
 #define SANDBOX_PATH_MAX 1024
 
+/* options.secrets: bounded so that masking stays cheap whatever a tenant sends. */
+#define SECRETS_MAX 64
+#define SECRET_BYTES_MAX 4096
+#define SECRETS_TOTAL_BYTES_MAX 65536
+
 /* A validated execution request. */
 typedef struct ExecRequest {
         RuntimeId runtime;
@@ -52,6 +58,7 @@ typedef struct ExecRequest {
         char *cmd;
         char **env;            /* KEY=VALUE: secrets, then request.env */
         char **secrets;        /* secret values, masked in output */
+        SecretMask *secret_mask;   /* their matcher, NULL without secrets */
         char *extension;       /* ".py", from fileExtension or the runtime */
         char *stdin_data;
         size_t stdin_size;

@@ -26,6 +26,8 @@ struct Session {
         char tenant[TENANT_MAX + 1];
         RuntimeId runtime;
         ExecLimits limits;           /* fixed by the first run */
+        char **secrets;              /* of every run so far (at most SECRETS_MAX), masked in GET /file */
+        SecretMask *secret_mask;
         Sandbox *sb;
         PoolRequest *pool_req;
         bool sb_ready;
@@ -136,8 +138,39 @@ static void session_free(Session *s) {
                 (void) sandbox_kill(s->current->orphan);
         }
         sandbox_free(s->sb);
+        strv_free(s->secrets);
+        secret_mask_free(s->secret_mask);
         free(s->id);
         free(s);
+}
+
+/* A run's secrets may end up in the session's files: remember them for GET /file (the newest
+ * SECRETS_MAX of them). */
+static int session_add_secrets(Session *s, char *const *secrets) {
+        bool changed = false;
+
+        for (char *const *v = secrets; v && *v; v++) {
+                bool known = false;
+                for (char **k = s->secrets; k && *k && !known; k++)
+                        known = streq(*k, *v);
+                if (known)
+                        continue;
+                if (strv_length(s->secrets) >= SECRETS_MAX) {
+                        free(s->secrets[0]);
+                        memmove(s->secrets, s->secrets + 1, strv_length(s->secrets) * sizeof(char *));
+                }
+                if (strv_push(&s->secrets, strdup(*v)) < 0)
+                        return -ENOMEM;
+                changed = true;
+        }
+        if (!changed)
+                return 0;
+        s->secret_mask = secret_mask_free(s->secret_mask);
+        return secret_mask_new(s->secrets, &s->secret_mask);
+}
+
+const SecretMask *session_secret_mask(Session *s) {
+        return s->secret_mask;
 }
 
 static void registry_unlink(SessionRegistry *r, Session *s) {
@@ -347,6 +380,9 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
                         }
                 }
         }
+        k = session_add_secrets(s, req->secrets);
+        if (k < 0)
+                return k;
         u = calloc(1, sizeof(SessionUse));
         if (!u)
                 return -ENOMEM;

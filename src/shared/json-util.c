@@ -5,6 +5,32 @@
 
 #include "shared/json-util.h"
 
+/* Upper bounds on the values and the objects in a JSON text, counted without parsing: every
+ * value but the first follows a ',' or opens a container. */
+static void json_count(const char *buf, size_t len, size_t *ret_values, size_t *ret_objects) {
+        size_t values = 1, objects = 0;
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = buf[i];
+                if (in_string) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_string = false;
+                } else if (c == '"')
+                        in_string = true;
+                else if (c == ',' || c == '[')
+                        values++;
+                else if (c == '{') {
+                        values++;
+                        objects++;
+                }
+        }
+        *ret_values = values;
+        *ret_objects = objects;
+}
+
 int json_parse_limited(const char *buf, size_t len, int max_depth, json_object **ret) {
         _cleanup_free_ char *copy = NULL;
         json_tokener *tok;
@@ -16,6 +42,14 @@ int json_parse_limited(const char *buf, size_t len, int max_depth, json_object *
                 return -E2BIG;
         if (memchr(buf, 0, len))
                 return -EBADMSG;  /* JSON text never holds a raw NUL */
+        /* json-c spends about 50 bytes per value and 250 per object: 10 MiB of "{}," would
+         * cost gigabytes. (A file sent as a Node Buffer is one value per byte.) */
+        {
+                size_t values, objects;
+                json_count(buf, len, &values, &objects);
+                if (values > JSON_VALUES_MAX || objects > JSON_OBJECTS_MAX)
+                        return -E2BIG;
+        }
         if (buf[len] != 0) {
                 /* The tokener needs the terminating NUL to finish a bare top-level number. */
                 copy = strndup(buf, len);

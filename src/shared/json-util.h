@@ -15,6 +15,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_putp_helper);
 #define _cleanup_json_ _cleanup_(json_object_putp_helperp)
 
 #define JSON_DEPTH_MAX 32
+/* Values in one JSON text (objects, arrays, members and elements all count), and objects. */
+#define JSON_VALUES_MAX 2000000
+#define JSON_OBJECTS_MAX 100000
 
 /* Parses exactly one JSON value from the len bytes at buf (buf[len] must be readable; a NUL
  * there saves a copy), rejecting trailing garbage and nesting deeper than max_depth. -EBADMSG on bad JSON, -ELOOP when too deep. */

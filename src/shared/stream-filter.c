@@ -4,26 +4,12 @@
 
 #include "shared/stream-filter.h"
 
-void stream_filter_init(StreamFilter *f, char *const *secrets) {
-        *f = (StreamFilter) { .secrets = secrets };
+void stream_filter_init(StreamFilter *f, const SecretMask *mask) {
+        *f = (StreamFilter) { .mask = mask };
 }
 
 void stream_filter_done(StreamFilter *f) {
         buffer_done(&f->pending);
-}
-
-/* Length of the longest proper suffix of s[0..n) that is a prefix of some secret. */
-static size_t secret_prefix_suffix(char *const *secrets, const char *s, size_t n) {
-        size_t best = 0;
-        for (char *const *p = secrets; p && *p; p++) {
-                size_t sl = strlen(*p);
-                for (size_t k = MIN(sl - 1, n); k > best; k--)
-                        if (memcmp(s + n - k, *p, k) == 0) {
-                                best = k;
-                                break;
-                        }
-        }
-        return best;
 }
 
 /* Bytes at the end of s that start a UTF-8 sequence not yet complete. */
@@ -42,9 +28,8 @@ static size_t utf8_incomplete_tail(const char *s, size_t n) {
 
 int stream_filter_feed(StreamFilter *f, const char *data, size_t len, bool final, Buffer *out) {
         _cleanup_free_ char *masked = NULL, *clean = NULL;
-        size_t hold = 0, mlen, clen;
+        size_t n, consumed, mlen, clen;
         const char *src;
-        size_t n;
         int r;
 
         r = buffer_append(&f->pending, data, len);
@@ -52,34 +37,27 @@ int stream_filter_feed(StreamFilter *f, const char *data, size_t len, bool final
                 return r;
         src = f->pending.data ?: "";
         n = f->pending.size;
-
-        if (f->secrets && f->secrets[0]) {
-                /* Mask complete occurrences, then keep back a tail that may begin a secret. */
-                masked = mask_secrets(src, n, f->secrets, &mlen);
+        /* A character split across chunks waits for its other bytes. */
+        if (!final)
+                n -= utf8_incomplete_tail(src, n);
+        if (f->mask) {
+                /* Complete occurrences are masked; a tail that may begin a secret waits. */
+                masked = secret_mask_apply(f->mask, src, n, final, &mlen, &consumed);
                 if (!masked)
                         return -ENOMEM;
-                if (!final)
-                        hold = secret_prefix_suffix(f->secrets, masked, mlen);
-                src = masked;
-                n = mlen;
-        }
-        if (!final)
-                hold = MAX(hold, utf8_incomplete_tail(src, n));
+        } else
+                consumed = mlen = n;
 
-        clean = utf8_sanitize(src, n - hold, &clen);
+        clean = utf8_sanitize(masked ?: src, mlen, &clen);
         if (!clean)
                 return -ENOMEM;
         r = buffer_append(out, clean, clen);
         if (r < 0)
                 return r;
-
-        {
-                Buffer rest = {};
-                r = buffer_append(&rest, src + n - hold, hold);
-                if (r < 0)
-                        return r;
-                buffer_done(&f->pending);
-                f->pending = rest;
+        if (consumed > 0) {
+                memmove(f->pending.data, src + consumed, f->pending.size - consumed);
+                f->pending.size -= consumed;
+                f->pending.data[f->pending.size] = 0;
         }
         return 0;
 }

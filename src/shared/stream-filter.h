@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "shared/secret-mask.h"
 #include "shared/util.h"
 
 /* Turns a byte stream that arrives in arbitrary chunks into text safe to send as it comes:
@@ -11,11 +12,11 @@
  * replaced by U+FFFD without breaking a character that is split across chunks. Bytes that could
  * still become a secret or a character are held back until more arrive or the stream ends. */
 typedef struct StreamFilter {
-        char *const *secrets;   /* borrowed, NULL-terminated, may be NULL */
+        const SecretMask *mask; /* borrowed, may be NULL */
         Buffer pending;         /* held-back bytes */
 } StreamFilter;
 
-void stream_filter_init(StreamFilter *f, char *const *secrets);
+void stream_filter_init(StreamFilter *f, const SecretMask *mask);
 void stream_filter_done(StreamFilter *f);
 /* Appends what can be released now to out (NUL-terminated). final: the stream ended. */
 int stream_filter_feed(StreamFilter *f, const char *data, size_t len, bool final, Buffer *out);

@@ -94,7 +94,7 @@ int safe_atou64(const char *s, uint64_t *ret) {
 }
 
 int parse_port(const char *s, uint16_t *ret) {
-        uint64_t v;
+        uint64_t v = 0;
         int r = safe_atou64(s, &v);
         if (r < 0)
                 return r;
@@ -322,31 +322,3 @@ char *utf8_sanitize(const char *s, size_t len, size_t *ret_len) {
         return buffer_steal_string(&b);
 }
 
-char *mask_secrets(const char *s, size_t len, char *const *needles, size_t *ret_len) {
-        Buffer b = {};
-        size_t i = 0;
-
-        while (i < len) {
-                size_t best = 0;
-                for (char *const *n = needles; n && *n; n++) {
-                        size_t nl = strlen(*n);
-                        if (nl > best && nl <= len - i && memcmp(s + i, *n, nl) == 0)
-                                best = nl;
-                }
-                if (best > 0) {
-                        if (buffer_append(&b, "***", 3) < 0)
-                                goto fail;
-                        i += best;
-                } else {
-                        if (buffer_append(&b, s + i, 1) < 0)
-                                goto fail;
-                        i++;
-                }
-        }
-        if (ret_len)
-                *ret_len = b.size;
-        return buffer_steal_string(&b);
-fail:
-        buffer_done(&b);
-        return NULL;
-}

@@ -69,4 +69,3 @@ static inline void closedirp_helper(DIR **d) {
 /* Replaces invalid UTF-8 sequences with U+FFFD so the text can be embedded in JSON. */
 char *utf8_sanitize(const char *s, size_t len, size_t *ret_len);
 /* Replaces every occurrence of each needle with "***". */
-char *mask_secrets(const char *s, size_t len, char *const *needles, size_t *ret_len);

@@ -77,7 +77,7 @@ class Deps(unittest.TestCase):
 class Build(unittest.TestCase):
     def test_failed_configure_is_reported_and_repaired(self):
         with tempfile.TemporaryDirectory() as tmp:
-            files = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], capture_output=True, check=True).stdout
+            files = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, check=True).stdout
             for f in files.decode().split("\0"):
                 if f and os.path.exists(os.path.join(ROOT, f)):
                     os.makedirs(os.path.join(tmp, os.path.dirname(f)), exist_ok=True)

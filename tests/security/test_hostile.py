@@ -222,8 +222,10 @@ class Hostile(DaemonTestCase):
         res = self.py("import os\nprint(sorted(int(x) for x in os.listdir('/proc/self/fd')))\n"
                       "names = [open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc') if p.isdigit()]\n"
                       "print('isol8' in names)\n"
-                      "try:\n    os.listdir('/proc/1/root')\n    print('root visible')\nexcept PermissionError:\n    print('denied')")
-        self.assertEqual(res["stdout"].split("\n"), ["[0, 1, 2, 3]", "False", "denied"])
+                      "try:\n    os.listdir('/proc/1/root')\n    print('root visible')\nexcept PermissionError:\n    print('denied')\n"
+                      "except FileNotFoundError:\n    print('hidden')")
+        # /proc is mounted hidepid=invisible: init (pid 1) is not even there.
+        self.assertEqual(res["stdout"].split("\n"), ["[0, 1, 2, 3]", "False", "hidden"])
 
     # 16. namespace and mount tricks
     def test_16_mount_namespace_tricks(self):

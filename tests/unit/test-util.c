@@ -6,6 +6,7 @@
 #include "sandbox/spec.h"
 #include "shared/crypto.h"
 #include "shared/size.h"
+#include "shared/secret-mask.h"
 #include "shared/util.h"
 #include "tap.h"
 
@@ -64,9 +65,63 @@ int main(void) {
 
         {
                 char *needles[] = { (char *) "hunter2", (char *) "abc", NULL };
-                s = mask_secrets("x hunter2 abcabc", 16, needles, &n);
+                SecretMask *m = NULL;
+                size_t used;
+                CHECK(secret_mask_new(needles, &m) == 0 && m);
+                s = secret_mask_apply(m, "x hunter2 abcabc", 16, true, &n, &used);
                 CHECK_STREQ(s, "x *** ******");
+                CHECK(used == 16);
                 free(s);
+                /* not final: a tail that may begin a secret waits */
+                s = secret_mask_apply(m, "abc hunt", 8, false, &n, &used);
+                CHECK_STREQ(s, "*** ");
+                CHECK(used == 4);
+                free(s);
+                secret_mask_free(m);
+        }
+        {
+                /* the longest secret starting at a place wins; overlapping ones; suffixes of others */
+                char *needles[] = { (char *) "ab", (char *) "abcd", (char *) "bcdx", (char *) "d", NULL };
+                SecretMask *m = NULL;
+                size_t used;
+                CHECK(secret_mask_new(needles, &m) == 0);
+                s = secret_mask_apply(m, "abcdx ab abc d", 14, true, &n, &used);
+                CHECK_STREQ(s, "***x *** ***c ***");
+                free(s);
+                /* "ab" is complete but "abcd" may still come: it waits */
+                s = secret_mask_apply(m, "zabc", 4, false, &n, &used);
+                CHECK_STREQ(s, "z");
+                CHECK(used == 1);
+                free(s);
+                secret_mask_free(m);
+        }
+        {
+                /* no secrets: no matcher */
+                char *none[] = { NULL };
+                SecretMask *m = (SecretMask *) 1;
+                CHECK(secret_mask_new(none, &m) == 0 && !m);
+        }
+        {
+                /* 64 secrets of one repeated byte over 1 MiB of it: one pass, one "***" per run */
+                char *needles[65];
+                char *text = malloc(1 << 20);
+                SecretMask *m = NULL;
+                size_t used;
+                for (int i = 0; i < 64; i++) {
+                        needles[i] = malloc(i + 2);
+                        memset(needles[i], 'a', i + 1);
+                        needles[i][i + 1] = 0;
+                }
+                needles[64] = NULL;
+                memset(text, 'a', 1 << 20);
+                CHECK(secret_mask_new(needles, &m) == 0);
+                s = secret_mask_apply(m, text, 1 << 20, true, &n, &used);
+                CHECK(s && n == (1 << 20) / 64 * 3);
+                free(s);
+                secret_mask_free(m);
+                for (int i = 0; i < 64; i++)
+                        free(needles[i]);
+                free(text);
         }
 
         s = base64_encode("hello\0x", 7);

@@ -149,13 +149,16 @@ int main(void) {
                 char *secrets[] = { (char *) "hunter2", NULL };
                 StreamFilter sf;
                 const char *chunks[] = { "pw=hun", "te", "r2!", " \xc3", "\xa9", " end hun" };
-                stream_filter_init(&sf, secrets);
+                SecretMask *mask = NULL;
+                CHECK(secret_mask_new(secrets, &mask) == 0);
+                stream_filter_init(&sf, mask);
                 for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++)
                         CHECK(stream_filter_feed(&sf, chunks[i], strlen(chunks[i]), false, &out) == 0);
                 CHECK(stream_filter_feed(&sf, NULL, 0, true, &out) == 0);
                 CHECK_STREQ(out.data, "pw=***! \xc3\xa9 end hun");
                 buffer_done(&out);
                 stream_filter_done(&sf);
+                secret_mask_free(mask);
                 stream_filter_init(&sf, NULL);
                 CHECK(stream_filter_feed(&sf, "ok\xff", 3, false, &out) == 0);
                 CHECK_STREQ(out.data, "ok\xef\xbf\xbd");
