@@ -61,16 +61,6 @@ static int need_store(HttpRequest *r, ApiContext *ctx) {
         return 0;
 }
 
-static bool tenant_valid(const char *t) {
-        size_t n = strlen(t);
-        if (n == 0 || n > TENANT_MAX)
-                return false;
-        for (const char *p = t; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        return false;
-        return true;
-}
-
 void api_audit_key(Audit *a, bool created, const char *id, const char *tenant, const char *name, const char *via) {
         AuditField f[] = {
                 { "ISOL8_KEY_ID", id },
@@ -132,8 +122,8 @@ static int create_key(HttpRequest *r, ApiContext *ctx, bool login) {
         if (strlen(name) > 255)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "name is longer than 255 characters");
         k = json_get_string(body, "tenantId", &tenant);
-        if (k == -EINVAL || !tenant_valid(tenant))
-                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "tenantId must be 1-%d printable characters", TENANT_MAX);
+        if (k == -EINVAL || !tenant_id_valid(tenant))
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "tenantId must be 1-%d printable characters, not starting with '@'", TENANT_MAX);
         k = json_get_u64(body, "ttlMs", &ttl);
         if (k == -EINVAL || ttl == 0 || ttl > TTL_MAX_MS)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "ttlMs must be a positive number of milliseconds");
@@ -186,7 +176,7 @@ int api_auth_keys_list(HttpRequest *r, void *userdata) {
 
         if (need_store(r, ctx))
                 return 0;
-        if (tenant && !tenant_valid(tenant))
+        if (tenant && !tenant_id_valid(tenant))
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid tenantId");
         c = calloc(1, sizeof(AuthCall));
         if (!c)

@@ -36,6 +36,16 @@ int auth_parse_bearer(const char *header, const char **ret_token, size_t *ret_le
         return 0;
 }
 
+bool tenant_id_valid(const char *t) {
+        size_t n = t ? strlen(t) : 0;
+        if (n == 0 || n > TENANT_MAX || t[0] == '@')
+                return false;
+        for (const char *p = t; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
 bool auth_is_master(const char *master_key, const char *token, size_t token_len) {
         _cleanup_free_ char *t = strndup(token, token_len);
         if (!t || isempty(master_key))

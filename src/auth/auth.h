@@ -11,10 +11,13 @@ typedef enum AuthType {
 } AuthType;
 
 #define TENANT_MAX 128
+/* The master key's tenant: a namespace of its own, which no key's tenant can name (tenant ids
+ * never start with '@'). */
+#define TENANT_MASTER "@master"
 
 typedef struct AuthInfo {
         AuthType type;
-        char tenant[TENANT_MAX + 1];  /* "default" for the master key */
+        char tenant[TENANT_MAX + 1];  /* TENANT_MASTER for the master key */
         char key_id[37];              /* DB key id, empty for the master key */
 } AuthInfo;
 
@@ -24,6 +27,9 @@ const char *auth_type_to_string(AuthType t);
  * surrounding blanks ignored). -ENOKEY if the header is absent, -EINVAL if it is not a
  * non-empty bearer token. The returned pointer points into header. */
 int auth_parse_bearer(const char *header, const char **ret_token, size_t *ret_len);
+
+/* A tenant id a key may have: 1-TENANT_MAX printable characters, not starting with '@'. */
+bool tenant_id_valid(const char *t);
 
 /* Constant-time check of a presented token against the master key. */
 bool auth_is_master(const char *master_key, const char *token, size_t token_len);

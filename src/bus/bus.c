@@ -30,7 +30,7 @@ struct BusService {
         uint64_t last_total;
 };
 
-static const AuthInfo bus_admin = { .type = AUTH_MASTER, .tenant = "default" };
+static const AuthInfo bus_admin = { .type = AUTH_MASTER, .tenant = TENANT_MASTER };
 
 /* Root, or a member of the admin group; everyone else gets AccessDenied. */
 static int check_admin(BusService *b, sd_bus_message *m, sd_bus_error *error) {
@@ -143,8 +143,8 @@ static int method_create_key(sd_bus_message *m, void *userdata, sd_bus_error *er
                 return sd_bus_error_set(error, ERROR_INVALID, "name is required (at most 255 characters)");
         if (isempty(tenant))
                 tenant = "default";
-        if (strlen(tenant) > TENANT_MAX)
-                return sd_bus_error_set(error, ERROR_INVALID, "tenant is too long");
+        if (!tenant_id_valid(tenant))
+                return sd_bus_error_set(error, ERROR_INVALID, "tenant must be 1-128 printable characters, not starting with '@'");
         r = key_call_new(b, m, error, &c);
         if (r < 0)
                 return r;
@@ -221,9 +221,13 @@ static int method_revoke_key(sd_bus_message *m, void *userdata, sd_bus_error *er
         return key_call_started(c, keystore_revoke(b->ctx->keys, c->id, on_revoked, c));
 }
 
-static char *session_path(const char *id) {
+/* Session ids are per tenant: the object is named by both ("<tenant>/<id>", escaped). */
+static char *session_path(const char *tenant, const char *id) {
+        _cleanup_free_ char *name = NULL;
         char *p = NULL;
-        return sd_bus_path_encode(BUS_SESSION_PREFIX, id, &p) < 0 ? NULL : p;
+        if (asprintf(&name, "%s/%s", tenant, id) < 0)
+                return NULL;
+        return sd_bus_path_encode(BUS_SESSION_PREFIX, name, &p) < 0 ? NULL : p;
 }
 
 static int method_list_sessions(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -241,7 +245,7 @@ static int method_list_sessions(sd_bus_message *m, void *userdata, sd_bus_error 
                 _cleanup_free_ char *path = NULL;
                 SessionInfo i;
                 session_info(s, &i);
-                path = session_path(i.id);
+                path = session_path(i.tenant, i.id);
                 if (!path)
                         return -ENOMEM;
                 r = sd_bus_message_append(reply, "(sssbttuo)", i.id, i.tenant, i.runtime, (int) i.active, i.created_usec,
@@ -322,17 +326,23 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-/* Session objects: /org/isol8/Daemon1/session/<escaped id> */
+/* Session objects: /org/isol8/Daemon1/session/<escaped "tenant/id"> */
 static int find_session(sd_bus *bus, const char *path, const char *iface, void *userdata, void **found, sd_bus_error *error) {
         BusService *b = userdata;
-        _cleanup_free_ char *id = NULL;
+        _cleanup_free_ char *name = NULL;
         Session *s;
+        char *slash;
 
         if (!b->ctx)
                 return 0;
-        if (sd_bus_path_decode(path, BUS_SESSION_PREFIX, &id) <= 0 || !id)
+        if (sd_bus_path_decode(path, BUS_SESSION_PREFIX, &name) <= 0 || !name)
                 return 0;
-        if (session_lookup(b->ctx->sessions, &bus_admin, id, &s) < 0)
+        slash = strrchr(name, '/');   /* ids have no '/'; tenants may */
+        if (!slash)
+                return 0;
+        *slash = 0;
+        s = session_find(b->ctx->sessions, name, slash + 1);
+        if (!s)
                 return 0;
         *found = s;
         return 1;
@@ -398,7 +408,7 @@ static int enumerate_sessions(sd_bus *bus, const char *prefix, void *userdata, c
         for (Session *s = session_first(b->ctx->sessions); s; s = session_next(s)) {
                 SessionInfo i;
                 session_info(s, &i);
-                if (strv_push(&l, session_path(i.id)) < 0) {
+                if (strv_push(&l, session_path(i.tenant, i.id)) < 0) {
                         strv_free(l);
                         return -ENOMEM;
                 }
@@ -425,11 +435,11 @@ static int on_counters(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
-void bus_service_session_event(BusService *b, const char *id, bool created) {
+void bus_service_session_event(BusService *b, const char *tenant, const char *id, bool created) {
         _cleanup_free_ char *path = NULL;
         if (!b)
                 return;
-        path = session_path(id);
+        path = session_path(tenant, id);
         if (path)
                 (void) sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_IFACE, created ? "SessionNew" : "SessionRemoved", "so", id, path);
 }

@@ -27,6 +27,6 @@ typedef struct BusService BusService;
 int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiContext *ctx, gid_t admin_gid);
 BusService *bus_service_free(BusService *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusService *, bus_service_free);
-void bus_service_session_event(BusService *b, const char *id, bool created);
+void bus_service_session_event(BusService *b, const char *tenant, const char *id, bool created);
 /* Prints the introspection XML of the objects, as the running daemon answers it. */
 int bus_introspect(FILE *out);

@@ -13,6 +13,7 @@
 #include "bus/bus.h"
 #include <grp.h>
 #include "audit/audit.h"
+#include "audit/failure-limit.h"
 #include "daemon/server.h"
 #include "http/http.h"
 #include "sandbox/pool.h"
@@ -34,6 +35,7 @@ struct Server {
         SessionRegistry *sessions;
         KeyStore *keys;
         Audit *audit;
+        FailureLimit *auth_failures;
         BusService *bus;
         HttpServer *http;
         ApiContext api;
@@ -48,18 +50,12 @@ struct Server {
 typedef struct AuthWait {
         HttpRequest *r;
         RouteAccess access;
-        Audit *audit;
+        FailureLimit *failures;
 } AuthWait;
 
-/* Never the presented key: only why it failed, from where, to where. */
-static void audit_auth_failure(Audit *a, HttpRequest *r, const char *reason) {
-        AuditField f[] = {
-                { "ISOL8_AUTH_REASON", reason },
-                { "ISOL8_REMOTE_ADDR", r->remote_addr[0] ? r->remote_addr : NULL },
-                { "ISOL8_PATH", r->path },
-                { "ISOL8_METHOD", r->method },
-        };
-        audit_emit(a, AUDIT_MESSAGE_AUTH_FAILURE, LOG_WARNING, "auth-failure", "isol8 authentication failure", f, ELEMENTSOF(f));
+/* Never the presented key: only why it failed, from where, to where (rate-limited). */
+static void audit_auth_failure(FailureLimit *f, HttpRequest *r, const char *reason) {
+        failure_limit_record(f, r->remote_addr, reason, r->method, r->path);
 }
 
 static void auth_wait_gone(HttpRequest *r, void *userdata) {
@@ -71,7 +67,7 @@ static void on_key(int error, const KeyInfo *key, void *userdata) {
         HttpRequest *r = w->r;
         RouteAccess access = w->access;
 
-        Audit *audit = w->audit;
+        FailureLimit *failures = w->failures;
 
         free(w);
         if (!r)
@@ -80,13 +76,13 @@ static void on_key(int error, const KeyInfo *key, void *userdata) {
         r->on_abort = NULL;
         r->abort_userdata = NULL;
         if (error == -EHOSTDOWN || error == -ETIMEDOUT || error == -ESHUTDOWN) {
-                audit_auth_failure(audit, r, "unavailable");
+                audit_auth_failure(failures, r, "unavailable");
                 http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Auth database unavailable");
         } else if (error < 0) {
-                audit_auth_failure(audit, r, error == -EKEYREVOKED ? "revoked" : error == -EKEYEXPIRED ? "expired" : "invalid");
+                audit_auth_failure(failures, r, error == -EKEYREVOKED ? "revoked" : error == -EKEYEXPIRED ? "expired" : "invalid");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
         } else if (access == ROUTE_MASTER) {
-                audit_auth_failure(audit, r, "master-required");
+                audit_auth_failure(failures, r, "master-required");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Master key required for this operation");
         } else {
                 r->auth.type = AUTH_APIKEY;
@@ -106,17 +102,17 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
 
         k = auth_parse_bearer(header, &token, &len);
         if (k == -ENOKEY) {
-                audit_auth_failure(s->audit, r, "missing");
+                audit_auth_failure(s->auth_failures, r, "missing");
                 http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "Missing Authorization header");
                 return 1;
         }
         if (k >= 0 && auth_is_master(s->master_key, token, len)) {
                 r->auth.type = AUTH_MASTER;
-                strcpy(r->auth.tenant, "default");
+                strcpy(r->auth.tenant, TENANT_MASTER);
                 return 0;
         }
         if (k < 0 || !s->keys) {
-                audit_auth_failure(s->audit, r, "invalid");
+                audit_auth_failure(s->auth_failures, r, "invalid");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
                 return 1;
         }
@@ -127,11 +123,11 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
         }
         w->r = r;
         w->access = access;
-        w->audit = s->audit;
+        w->failures = s->auth_failures;
         k = keystore_lookup(s->keys, token, len, on_key, w);
         if (k < 0) {
                 free(w);
-                audit_auth_failure(s->audit, r, "invalid");
+                audit_auth_failure(s->auth_failures, r, "invalid");
                 http_reply_error(r, MHD_HTTP_FORBIDDEN, "Invalid API key");
                 return 1;
         }
@@ -150,6 +146,7 @@ Server *server_free(Server *s) {
         session_registry_free(s->sessions);
         bus_service_free(s->bus);
         keystore_free(s->keys);
+        failure_limit_free(s->auth_failures);
         audit_free(s->audit);
         pool_free(s->pool);
         exec_queue_free(s->queue);
@@ -173,7 +170,7 @@ static void on_session_event(const char *id, const char *tenant, bool created, c
         audit_emit(s->audit, created ? AUDIT_MESSAGE_SESSION_NEW : AUDIT_MESSAGE_SESSION_GONE, LOG_INFO,
                    created ? "session-created" : "session-destroyed",
                    created ? "isol8 session created" : "isol8 session destroyed", f, ELEMENTSOF(f));
-        bus_service_session_event(s->bus, id, created);
+        bus_service_session_event(s->bus, tenant, id, created);
 }
 
 static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -282,6 +279,9 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                 if (r < 0)
                         return r;
         }
+        r = failure_limit_new(&s->auth_failures, s->event, s->audit);
+        if (r < 0)
+                return r;
         r = session_registry_new(&s->sessions, s->event, s->engine, s->pool, &sl);
         if (r < 0)
                 return r;

@@ -6,7 +6,9 @@
  *   0-2 /dev/null
  *   3  control socket (SOCK_SEQPACKET) to the daemon
  *   4  memfd with the sandbox's seccomp program (raw struct sock_filter array)
- * It starts as root of its user namespace, with its id maps written and in its cgroup.
+ *   5  sync pipe: one byte once the daemon has written the id maps and set the cgroup
+ * It starts with all capabilities of its user namespace as ambient ones (its uid there is not
+ * mapped yet); once synced it becomes that namespace's root and drops the ambient set.
  * Arguments: --root DIR --sandbox-bytes N --tmp-bytes N [--share-network] [--bind DIR]... */
 #include <errno.h>
 #include <stdio.h>
@@ -50,6 +52,7 @@ int main(int argc, char *argv[]) {
         SeccompProgram seccomp = {};
         InitParams p = {
                 .sock = INIT_FD_SOCKET,
+                .sync_fd = INIT_FD_SYNC,
                 .bind_dirs = bind_dirs,
                 .seccomp = &seccomp,
         };

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -472,9 +473,28 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
         init_sock = p->sock;
         (void) prctl(PR_SET_NAME, "isol8-init");
 
-        /* Started as root of the user namespace (see spawn_child() in sandbox.c); be it fully. */
+        /* Wait until the daemon has written our id maps and placed us in our cgroup, then become
+         * root of the user namespace and drop the ambient capabilities we were started with
+         * (see spawn_child() in sandbox.c): the programs must not inherit them. */
+        {
+                char c;
+                if (read(p->sync_fd, &c, 1) != 1)
+                        _exit(1);
+                close(p->sync_fd);
+        }
         if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
                 fail(errno, "become root of the user namespace");
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+                fail(errno, "clear ambient capabilities");
+        {
+                struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                struct __user_cap_data_struct d[2];
+                if (syscall(SYS_capget, &h, d) < 0)
+                        fail(errno, "capget");
+                d[0].inheritable = d[1].inheritable = 0;
+                if (syscall(SYS_capset, &h, d) < 0)
+                        fail(errno, "clear inheritable capabilities");
+        }
         /* After the credential change, which clears it: if the daemon dies, so does the sandbox. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
                 fail(errno, "PR_SET_PDEATHSIG");
@@ -563,6 +583,15 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                         /* Fresh SysV IPC for the next user of this sandbox (the old namespace goes
                          * with the last process in it), done here, off the path of a run. */
                         r = RET_NERRNO(unshare(CLONE_NEWIPC));
+                        /* A fresh network namespace too: no byte counters, sockets or routes of
+                         * the previous user; and the pid counter starts over. */
+                        if (r >= 0 && !p->share_network) {
+                                r = RET_NERRNO(unshare(CLONE_NEWNET));
+                                if (r >= 0)
+                                        r = loopback_up();
+                        }
+                        if (r >= 0)
+                                r = write_text("/proc/sys/kernel/ns_last_pid", "1");
                         if (r >= 0)
                                 r = reset_mounts(m.a, m.b);
                         if (r >= 0 && !root_ro && set_root_readonly(true) >= 0)

@@ -42,6 +42,7 @@ typedef struct RunSpecHeader {
 
 typedef struct InitParams {
         int sock;                   /* control socket */
+        int sync_fd;                /* one byte comes once the daemon has set the id maps and cgroup */
         const char *root_dir;       /* empty directory to build the root in */
         const char *const *bind_dirs; /* extra read-only directories (runtimes outside /usr) */
         uint64_t sandbox_bytes;
@@ -53,6 +54,7 @@ typedef struct InitParams {
 /* The descriptors isol8-sandbox-init starts with (see init-main.c). */
 #define INIT_FD_SOCKET 3
 #define INIT_FD_SECCOMP 4
+#define INIT_FD_SYNC 5
 
 /* The init's work, in the isol8-sandbox-init program; never returns. */
 _Noreturn void sandbox_init_main(const InitParams *p);

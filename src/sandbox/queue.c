@@ -7,6 +7,7 @@
 
 #include "sandbox/queue.h"
 #include "shared/time-util.h"
+#include "shared/util.h"
 
 struct ExecQueueWaiter {
         ExecQueue *queue;
@@ -17,8 +18,19 @@ struct ExecQueueWaiter {
         ExecQueueWaiter *prev, *next;
 };
 
+#define SERVED_MAX 64
+
+/* When each tenant last got a slot (by grant number): the next slot goes to the waiting tenant
+ * served longest ago, so tenants take turns whatever their share of the queue. */
+typedef struct Served {
+        char tenant[129];
+        uint64_t serial;
+} Served;
+
 struct ExecQueue {
         sd_event *event;
+        Served served[SERVED_MAX];
+        uint64_t grants;
         unsigned max_concurrent;
         unsigned max_queue;
         unsigned max_per_tenant;
@@ -36,7 +48,8 @@ int exec_queue_new(ExecQueue **ret, sd_event *event, unsigned max_concurrent, un
         q->event = sd_event_ref(event);
         q->max_concurrent = max_concurrent;
         q->max_queue = max_queue;
-        q->max_per_tenant = max_per_tenant ? max_per_tenant : max_queue;
+        /* By default one tenant may hold a quarter of the waiting places. */
+        q->max_per_tenant = max_per_tenant ? max_per_tenant : MAX(max_queue / 4, 1u);
         q->timeout_ms = timeout_ms;
         *ret = q;
         return 0;
@@ -78,6 +91,8 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void mark_served(ExecQueue *q, const char *tenant);
+
 int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *userdata, ExecQueueWaiter **ret) {
         ExecQueueWaiter *w;
         unsigned mine = 0;
@@ -85,6 +100,7 @@ int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *u
 
         if (q->running < q->max_concurrent && !q->head) {
                 q->running++;
+                mark_served(q, tenant ?: "");
                 return 1;
         }
         if (q->pending >= q->max_queue)
@@ -123,17 +139,50 @@ void exec_queue_cancel(ExecQueueWaiter *w) {
         free(w);
 }
 
+static Served *served_of(ExecQueue *q, const char *tenant) {
+        for (size_t i = 0; i < SERVED_MAX; i++)
+                if (q->served[i].serial && streq(q->served[i].tenant, tenant))
+                        return &q->served[i];
+        return NULL;
+}
+
+static void mark_served(ExecQueue *q, const char *tenant) {
+        Served *s = served_of(q, tenant);
+        if (!s) {
+                /* The entry served longest ago (or a free one) makes room. */
+                s = &q->served[0];
+                for (size_t i = 1; i < SERVED_MAX; i++)
+                        if (q->served[i].serial < s->serial)
+                                s = &q->served[i];
+                snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+        }
+        s->serial = ++q->grants;
+}
+
 void exec_queue_release(ExecQueue *q) {
-        ExecQueueWaiter *w = q->head;
+        ExecQueueWaiter *w = q->head, *best = NULL;
+        uint64_t best_serial = UINT64_MAX;
+
         if (!w) {
                 if (q->running > 0)
                         q->running--;
                 return;
         }
-        /* Hand the slot straight to the first waiter. */
-        unlink_waiter(w);
-        w->cb(0, w->userdata);
-        free(w);
+        /* Round robin between tenants: the first waiter of the tenant served longest ago. */
+        for (; w; w = w->next) {
+                Served *s = served_of(q, w->tenant);
+                uint64_t serial = s ? s->serial : 0;
+                if (serial < best_serial) {
+                        best = w;
+                        best_serial = serial;
+                        if (serial == 0)
+                                break;
+                }
+        }
+        unlink_waiter(best);
+        mark_served(q, best->tenant);
+        best->cb(0, best->userdata);
+        free(best);
 }
 
 unsigned exec_queue_running(ExecQueue *q) { return q->running; }

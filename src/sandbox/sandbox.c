@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
 #include <unistd.h>
 #include <grp.h>
 #include <limits.h>
@@ -283,49 +284,59 @@ static int write_map(pid_t pid, const char *file, uint32_t base) {
 }
 
 typedef struct SpawnArgs {
-        int fds[INIT_FD_SECCOMP + 1];   /* become 0..INIT_FD_SECCOMP in the child */
-        int sync_fd;
+        int fds[INIT_FD_SYNC + 1];      /* become 0..INIT_FD_SYNC in the child */
         int exec_fd;
         char **argv;
+        int error;                      /* written by the child if it could not exec */
 } SpawnArgs;
 
-/* The cloned child, a copy of the daemon for a few microseconds: it drops every descriptor but
- * the ones init needs, waits until its id maps and cgroup are set, becomes root of its user
- * namespace (so that the exec keeps its capabilities there) and execs isol8-sandbox-init with an
- * empty environment. Only async-signal-safe calls. */
-_Noreturn static void spawn_child(const SpawnArgs *a) {
-        static char *const empty_env[] = { NULL };
-        enum { N = INIT_FD_SECCOMP + 1 };
-        int fds[N], sync_fd, xfd, r = 0;
-        InitMessage m = { .type = INIT_MSG_READY };
-        char c;
+static uint8_t spawn_stack[32 * 1024] __attribute__((aligned(16)));
 
-        /* Copy each fd above the range it goes to first, so that no target is overwritten early;
-         * then 0..N-1 are init's, N the sync pipe, N+1 the program, and everything else (the
-         * daemon's sockets, journal stream, database connections) is closed. */
-        for (int i = 0; i < N; i++)
-                if ((fds[i] = fcntl(a->fds[i], F_DUPFD, N + 2)) < 0)
+/* The cloned child. It shares our memory and we are suspended until it execs (as posix_spawn
+ * does), so no copy of the daemon's memory or descriptors ever lives beside the running daemon:
+ * a database socket the daemon closes is really closed. It puts init's descriptors in place,
+ * closes every other one, keeps its capabilities in the new user namespace across the exec as
+ * ambient ones (its uid there is not mapped yet, so the exec would drop them otherwise), and
+ * execs isol8-sandbox-init with an empty environment. Raw system calls only. */
+static int spawn_child(void *userdata) {
+        static char *const empty_env[] = { NULL };
+        enum { N = INIT_FD_SYNC + 1 };
+        SpawnArgs *a = userdata;
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2] = {};
+        int fds[N], xfd;
+        long r;
+
+        /* Copy each fd above the range it goes to first, so that no target is overwritten early. */
+        for (int i = 0; i < N; i++) {
+                if ((r = syscall(SYS_fcntl, a->fds[i], F_DUPFD, N + 1)) < 0)
                         goto fail;
-        if ((sync_fd = fcntl(a->sync_fd, F_DUPFD, N + 2)) < 0 || (xfd = fcntl(a->exec_fd, F_DUPFD, N + 2)) < 0)
+                fds[i] = (int) r;
+        }
+        if ((r = syscall(SYS_fcntl, a->exec_fd, F_DUPFD_CLOEXEC, N + 1)) < 0)
                 goto fail;
+        xfd = (int) r;
         for (int i = 0; i < N; i++)
-                if (dup3(fds[i], i, 0) < 0)
+                if ((r = syscall(SYS_dup3, fds[i], i, 0)) < 0)
                         goto fail;
-        if ((sync_fd = dup3(sync_fd, N, O_CLOEXEC)) < 0 || (xfd = dup3(xfd, N + 1, O_CLOEXEC)) < 0)
+        if ((r = syscall(SYS_dup3, xfd, N, O_CLOEXEC)) < 0 || (r = syscall(SYS_close_range, N + 1, ~0U, 0)) < 0)
                 goto fail;
-        if (syscall(SYS_close_range, N + 2, ~0U, 0) < 0)
+        xfd = N;
+
+        if ((r = syscall(SYS_capget, &h, d)) < 0)
                 goto fail;
-        if (read(sync_fd, &c, 1) != 1)
-                _exit(1);   /* the daemon gave up on us */
-        if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
+        d[0].inheritable = d[0].permitted;
+        d[1].inheritable = d[1].permitted;
+        if ((r = syscall(SYS_capset, &h, d)) < 0)
                 goto fail;
-        (void) execveat(xfd, "", a->argv, empty_env, AT_EMPTY_PATH);
+        for (unsigned long cap = 0; cap <= 63; cap++)
+                if (d[cap / 32].permitted & (1u << (cap % 32)))
+                        (void) syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+        r = syscall(SYS_execveat, xfd, "", a->argv, empty_env, AT_EMPTY_PATH);
 fail:
-        r = errno;
-        m.value = -r;
-        snprintf(m.text, sizeof(m.text), "cannot start isol8-sandbox-init: %s", strerror(r));
-        (void) send(INIT_FD_SOCKET, &m, sizeof(m), MSG_NOSIGNAL);
-        _exit(127);
+        a->error = (int) (r < 0 ? r : -EIO);
+        syscall(SYS_exit, 127);
+        return 127;
 }
 
 static int build_init_argv(SandboxEngine *e, const SandboxOptions *opts, char ***ret) {
@@ -406,15 +417,19 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
         if (!opts->share_network)
                 flags |= CLONE_NEWNET;
-        pid = (pid_t) syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid == 0) {
+        {
                 SpawnArgs a = {
-                        .fds = { e->devnull_fd, e->devnull_fd, e->devnull_fd, sv[1], e->seccomp_fd },
-                        .sync_fd = sync_r,
+                        .fds = { e->devnull_fd, e->devnull_fd, e->devnull_fd, sv[1], e->seccomp_fd, sync_r },
                         .exec_fd = e->init_fd,
                         .argv = argv,
                 };
-                spawn_child(&a);
+                pid = clone(spawn_child, spawn_stack + sizeof(spawn_stack), (int) (flags | CLONE_VM | CLONE_VFORK | SIGCHLD), &a);
+                if (pid > 0 && a.error < 0) {
+                        /* It could not exec and has exited: nothing but its zombie to collect. */
+                        (void) waitpid(pid, NULL, 0);
+                        pid = -1;
+                        errno = -a.error;
+                }
         }
         if (pid < 0) {
                 r = -errno;

@@ -36,6 +36,9 @@ static const char *const deny_eperm[] = {
         "uselib", "userfaultfd", "ustat", "vhangup", "vm86", "vm86old", "pidfd_getfd",
         "fanotify_mark", "kexec_file_load", "memfd_secret", "landlock_create_ruleset",
         "lsm_set_self_attr", "map_shadow_stack",
+        /* inotify on the host's /usr bind would show which files other tenants' runs open; the
+         * filter cannot tell a path inside the sandbox's own tmpfs apart, so no watches at all. */
+        "inotify_init", "inotify_init1", "inotify_add_watch",
 };
 
 static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,

@@ -192,15 +192,28 @@ SessionRegistry *session_registry_free(SessionRegistry *r) {
         return NULL;
 }
 
-static Session *find(SessionRegistry *r, const char *id) {
+Session *session_find(SessionRegistry *r, const char *tenant, const char *id) {
         for (Session *s = r->sessions; s; s = s->next)
-                if (streq(s->id, id))
+                if (streq(s->id, id) && streq(s->tenant, tenant))
                         return s;
         return NULL;
 }
 
-static bool visible(const Session *s, const AuthInfo *who) {
-        return who->type == AUTH_MASTER || streq(s->tenant, who->tenant);
+/* Session ids are scoped by tenant: another tenant can neither see nor take an id. The master
+ * key has its own namespace, and reaches another tenant's session by id when exactly one tenant
+ * has that id. */
+static Session *find(SessionRegistry *r, const AuthInfo *who, const char *id) {
+        Session *s = session_find(r, who->tenant, id), *found = NULL;
+
+        if (s || who->type != AUTH_MASTER)
+                return s;
+        for (s = r->sessions; s; s = s->next)
+                if (streq(s->id, id)) {
+                        if (found)
+                                return NULL;   /* ambiguous */
+                        found = s;
+                }
+        return found;
 }
 
 void session_touch(Session *s) {
@@ -322,9 +335,7 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
                 *ret_error = strdup("Invalid sessionId (1-128 characters of A-Z a-z 0-9 . _ : -)");
                 return -EINVAL;
         }
-        s = find(r, req->session_id);
-        if (s && !visible(s, who))
-                return -ENOENT;
+        s = find(r, who, req->session_id);
         if (s && s->runtime != req->runtime) {
                 if (asprintf(ret_error, "Cannot switch runtime from %s to %s in session %s", runtime_to_string(s->runtime),
                              runtime_to_string(req->runtime), s->id) < 0)
@@ -434,8 +445,8 @@ void session_use_done(SessionUse *u) {
 }
 
 int session_lookup(SessionRegistry *r, const AuthInfo *who, const char *id, Session **ret) {
-        Session *s = id ? find(r, id) : NULL;
-        if (!s || !visible(s, who))
+        Session *s = id ? find(r, who, id) : NULL;
+        if (!s)
                 return -ENOENT;
         *ret = s;
         return 0;
@@ -450,8 +461,8 @@ static void destroy(SessionRegistry *r, Session *s, const char *reason) {
 }
 
 int session_destroy(SessionRegistry *r, const AuthInfo *who, const char *id) {
-        Session *s = find(r, id);
-        if (!s || !visible(s, who))
+        Session *s = find(r, who, id);
+        if (!s)
                 return 0;
         destroy(r, s, "deleted");
         return 1;
@@ -493,7 +504,7 @@ json_object *session_list_json(SessionRegistry *r, const AuthInfo *who) {
         for (Session *s = r->sessions; s; s = s->next) {
                 json_object *o;
                 char t1[64], t2[64];
-                if (!visible(s, who))
+                if (who->type != AUTH_MASTER && !streq(s->tenant, who->tenant))
                         continue;
                 o = json_object_new_object();
                 if (!o)

@@ -53,6 +53,8 @@ void session_use_done(SessionUse *u);
 
 /* Finds a session the caller may see; -ENOENT otherwise. */
 int session_lookup(SessionRegistry *r, const AuthInfo *who, const char *id, Session **ret);
+/* Exactly the session id of tenant (no master rules). */
+Session *session_find(SessionRegistry *r, const char *tenant, const char *id);
 /* The secrets of the session's runs so far, to mask in files read out of it (NULL: none). */
 const SecretMask *session_secret_mask(Session *s);
 /* Marks a file access. */

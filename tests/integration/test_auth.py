@@ -155,17 +155,21 @@ class Contract:
         self.assertEqual(listed[0]["name"], "cli")
 
     def test_other_tenant_cannot_use_a_session(self):
+        # Session ids are per tenant: b's "shared-name" is b's own, empty session.
         a = self.create(name="a", tenantId="tenant-a")["key"]
         b = self.create(name="b", tenantId="tenant-b")["key"]
         body = {"request": {"code": "echo secret > /sandbox/s; echo a", "runtime": "bash"}, "sessionId": "shared-name"}
         self.assertEqual(self.daemon.post("/execute", body, key=a).status, 200)
         r = self.daemon.post("/execute", {"request": {"code": "cat /sandbox/s", "runtime": "bash"}, "sessionId": "shared-name"}, key=b)
-        self.assertEqual((r.status, r.json()), (404, {"error": "Session not found"}))
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("secret", r.json()["stdout"])
+        self.assertEqual(r.json()["exitCode"], 1)
         r = self.daemon.get("/file?sessionId=shared-name&path=s", key=b)
         self.assertEqual(r.status, 404)
-        self.assertEqual(self.daemon.get("/sessions", key=b).json()["sessions"], [])
-        self.assertEqual([s["id"] for s in self.daemon.get("/sessions", key=a).json()["sessions"]], ["shared-name"])
-        self.assertIn("shared-name", [s["id"] for s in self.daemon.get("/sessions").json()["sessions"]])
+        self.assertEqual([s["tenantId"] for s in self.daemon.get("/sessions", key=b).json()["sessions"]], ["tenant-b"])
+        self.assertEqual([s["tenantId"] for s in self.daemon.get("/sessions", key=a).json()["sessions"]], ["tenant-a"])
+        self.assertEqual(sorted(s["tenantId"] for s in self.daemon.get("/sessions").json()["sessions"]
+                                if s["id"] == "shared-name"), ["tenant-a", "tenant-b"])
         # b's delete does not touch a's session
         self.daemon.request("DELETE", "/session/shared-name", key=b)
         self.assertEqual(self.daemon.get("/file?sessionId=shared-name&path=s", key=a).status, 200)

@@ -145,7 +145,7 @@ class Bus(unittest.TestCase):
         self.assertEqual(set(entry), {"id", "tenantId", "runtime", "isActive", "createdAt", "lastAccessedAt", "executions"})
         show = json.loads(self.ctl("--json", "sessions", "show", "bus-visible").stdout)
         self.assertEqual(show["executions"], 1)
-        r = self.busctl("--json=short", "get-property", NAME, "/org/isol8/Daemon1/session/bus_2dvisible",
+        r = self.busctl("--json=short", "get-property", NAME, "/org/isol8/Daemon1/session/_40master_2fbus_2dvisible",
                         "org.isol8.Daemon1.Session", "Runtime")
         self.assertEqual(json.loads(r.stdout)["data"], "bash", r.stderr)
         self.assertEqual(self.ctl("sessions", "kill", "bus-visible").returncode, 0)
@@ -154,7 +154,7 @@ class Bus(unittest.TestCase):
         self.assertEqual(self.ctl("sessions", "show", "nope").returncode, 4)
         # Destroy() on the session object itself
         self.daemon.post("/execute", {"request": {"cmd": "true"}, "sessionId": "by-object"})
-        r = self.busctl("call", NAME, "/org/isol8/Daemon1/session/by_2dobject", "org.isol8.Daemon1.Session", "Destroy")
+        r = self.busctl("call", NAME, "/org/isol8/Daemon1/session/_40master_2fby_2dobject", "org.isol8.Daemon1.Session", "Destroy")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.daemon.get("/sessions").json()["sessions"], [])
 

@@ -79,7 +79,7 @@ class Journal(unittest.TestCase):
         self.assertEqual(r["ISOL8_RUNTIME"], "bash")
         self.assertEqual(r["ISOL8_EXIT_CODE"], "0")
         self.assertEqual(r["ISOL8_AUTH_TYPE"], "master")
-        self.assertEqual(r["ISOL8_TENANT"], "default")
+        self.assertEqual(r["ISOL8_TENANT"], "@master")
         self.assertEqual(r["ISOL8_USER_ID"], "alice")
         self.assertEqual(r["ISOL8_REMOTE_ADDR"], "127.0.0.1")
         self.assertEqual(r["ISOL8_TIMED_OUT"], "0")
@@ -132,7 +132,7 @@ class Journal(unittest.TestCase):
         self.assertEqual(len(rec), 1)
         r = rec[0]
         self.assertEqual(r["MESSAGE_ID"], IDS["execution"])
-        self.assertEqual(r["ISOL8_TENANT"], "default")
+        self.assertEqual(r["ISOL8_TENANT"], "@master")
         self.assertEqual(r["PRIORITY"], "6")
         self.assertEqual(r["ISOL8_USER_ID"], evil)
         self.assertEqual(records(ISOL8_TENANT="forged"), [])

@@ -4,6 +4,7 @@
 sandbox's init, taking the host's memory or the daemon's attention. Each test proves a bound
 holds with small sizes and short times."""
 
+import json
 import os
 import re
 import socket
@@ -71,7 +72,18 @@ class InitIsNotTheDaemon(unittest.TestCase):
             r = self.d.post("/execute", {"request": {"code": "true", "runtime": "bash", "stdin": blob},
                                          "sessionId": f"big-{i}"}, key=SECRET_KEY)
             self.assertEqual(r.status, 200, r)
-        inits = init_pids(self.d.pid())
+        # The pool refills meanwhile: wait until every child of the daemon has settled (a child
+        # between clone and exec is the daemon for a few microseconds).
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            inits = init_pids(self.d.pid())
+            try:
+                if all(open(f"/proc/{p}/cmdline", "rb").read().startswith(b"isol8-sandbox-init\0") and
+                       len(os.listdir(f"/proc/{p}/fd")) == 5 for p in inits):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
         self.assertGreaterEqual(len(inits), 3)
         for pid in inits:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -250,6 +262,150 @@ class OutputFiles(DaemonTestCase):
         # base64 of at most 3/4 of the body limit
         self.assertLessEqual(total, 4 << 20)
         self.assertGreaterEqual(len(files), 2)
+
+
+class WebSocketPeers(DaemonTestCase):
+    config = {"poolSize": 1, "maxConcurrent": 2, "queue": {"timeoutMs": 30000}}
+
+    def ws_connect(self):
+        s = socket.create_connection(("127.0.0.1", self.daemon.port), timeout=5)
+        s.sendall(b"GET /execute/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Authorization: Bearer " + MASTER.encode() + b"\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        self.assertIn(b"101", head.split(b"\r\n")[0])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        return s
+
+    @staticmethod
+    def frame(payload, opcode=1):
+        mask = b"\x01\x02\x03\x04"
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([0x80 | n])
+        else:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        return head + mask + data
+
+    def test_non_reading_clients_do_not_keep_slots(self):
+        # Clients that start a flood and never read: their programs hit their timeout, and
+        # their slots come back within a bounded time, whatever the clients do.
+        socks = []
+        try:
+            for _ in range(2):
+                s = self.ws_connect()
+                s.sendall(self.frame(json.dumps({"type": "execute", "request": {"cmd": "yes", "timeoutMs": 1000}}).encode()))
+                socks.append(s)
+            time.sleep(0.5)
+            self.assertEqual(self.daemon.get("/queue/status").json()["current"], 2)
+            deadline = time.time() + 25
+            while self.daemon.get("/queue/status").json()["current"] and time.time() < deadline:
+                time.sleep(0.25)
+            self.assertEqual(self.daemon.get("/queue/status").json()["current"], 0)
+            self.assertEqual(self.daemon.execute({"code": "echo free", "runtime": "bash"})["stdout"], "free")
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_ping_flood_does_not_grow_memory(self):
+        # Pings from a peer that never reads pongs: its input stops being read once its queue
+        # is full, and it is dropped; the daemon's memory stays bounded.
+        def rss():
+            return vm_rss_kib(self.daemon.pid())
+        before = rss()
+        s = self.ws_connect()
+        pings = self.frame(b"x" * 125, opcode=9) * 500
+        sent = 0
+        s.settimeout(2)
+        try:
+            while sent < (300 << 20):
+                s.sendall(pings)
+                sent += len(pings)
+        except (socket.timeout, BrokenPipeError, ConnectionResetError):
+            pass
+        self.assertLess(sent, 60 << 20)   # the server stopped taking input long before 300 MiB
+        self.assertLess(rss() - before, 40 << 10)
+        s.close()
+        self.assert_healthy()
+
+
+class Tenants(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = Daemon(config={"poolSize": 1}, args=["--auth-db", os.path.join(cls.tmp.name, "k.db")]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.d.stop() == 0
+        cls.tmp.cleanup()
+
+    def key(self, **body):
+        r = self.d.post("/auth/keys", dict(name="k", **body))
+        self.assertEqual(r.status, 201, r)
+        return r.json()["key"]
+
+    def test_master_has_its_own_namespace(self):
+        self.d.post("/execute", {"request": {"cmd": "echo op-secret > /sandbox/s"}, "sessionId": "ops"})
+        default_key = self.key()                        # no tenantId: tenant "default"
+        login = self.d.post("/auth/login", {}).json()["token"]
+        for k in (default_key, login):
+            self.assertEqual(self.d.get("/sessions", key=k).json()["sessions"], [])
+            self.assertEqual(self.d.get("/file?sessionId=ops&path=s", key=k).status, 404)
+            self.d.request("DELETE", "/session/ops", key=k)
+        r = self.d.post("/execute", {"request": {"cmd": "cat /sandbox/s"}, "sessionId": "ops"}, key=default_key)
+        self.assertNotIn("op-secret", r.json()["stdout"])
+        self.d.request("DELETE", "/session/ops", key=default_key)
+        self.assertEqual(self.d.get("/file?sessionId=ops&path=s").status, 200)
+        r = self.d.post("/auth/keys", {"name": "x", "tenantId": "@master"})
+        self.assertEqual(r.status, 400)
+
+    def test_session_ids_are_per_tenant(self):
+        a, b = self.key(tenantId="ta"), self.key(tenantId="tb")
+        # b squats the id a will use: a still gets its own session
+        self.assertEqual(self.d.post("/execute", {"request": {"cmd": "echo b > /sandbox/o"}, "sessionId": "job"}, key=b).status, 200)
+        r = self.d.post("/execute", {"request": {"cmd": "cat /sandbox/o 2>/dev/null; echo a > /sandbox/o"},
+                                     "sessionId": "job"}, key=a)
+        self.assertEqual((r.status, r.json()["stdout"]), (200, ""))
+        self.assertEqual(self.d.post("/execute", {"request": {"cmd": "cat /sandbox/o"}, "sessionId": "job"}, key=b).json()["stdout"], "b")
+        self.assertEqual(self.d.post("/execute", {"request": {"cmd": "cat /sandbox/o"}, "sessionId": "job"}, key=a).json()["stdout"], "a")
+        for k in (a, b):
+            self.d.request("DELETE", "/session/job", key=k)
+
+
+class QueueFairness(unittest.TestCase):
+    def test_tenants_take_turns_and_share_the_queue(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Daemon(config={"maxConcurrent": 1, "poolSize": 2, "queue": {"maxSize": 8}},
+                       args=["--auth-db", os.path.join(tmp, "k.db")]).start()
+            try:
+                a = d.post("/auth/keys", {"name": "a", "tenantId": "qa"}).json()["key"]
+                b = d.post("/auth/keys", {"name": "b", "tenantId": "qb"}).json()["key"]
+                order = []
+                def run(key, tag, sleep):
+                    r = d.post("/execute", {"request": {"cmd": f"sleep {sleep}; echo {tag}"}}, key=key)
+                    if r.status == 200:
+                        order.append(r.json()["stdout"])
+                    return r.status
+                import concurrent.futures
+                with concurrent.futures.ThreadPoolExecutor(6) as ex:
+                    futs = [ex.submit(run, a, "a0", 0.6)]
+                    time.sleep(0.3)
+                    for i in (1, 2):
+                        futs.append(ex.submit(run, a, f"a{i}", 0.2))
+                        time.sleep(0.1)
+                    # The default share is a quarter of the waiting places: a's third waiter is refused.
+                    self.assertEqual(d.post("/execute", {"request": {"cmd": "true"}}, key=a).status, 429)
+                    futs.append(ex.submit(run, b, "b1", 0.2))
+                    self.assertEqual([f.result() for f in futs], [200] * 4)
+                # b arrived after a's waiters but, not served yet, goes first: tenants take turns
+                self.assertEqual(order, ["a0", "b1", "a1", "a2"])
+            finally:
+                self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":
