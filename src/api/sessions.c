@@ -52,6 +52,8 @@ static int reply_file_error(HttpRequest *r, int error, const char *path) {
         case -ENOSPC:
         case -EDQUOT:
                 return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "File too large: %s", path);
+        case -ENOMEM:
+                return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "File does not fit in the session's memory limit: %s", path);
         case -EXDEV:
         case -ELOOP:
         case -EPERM:
@@ -70,7 +72,7 @@ static int reply_file_error(HttpRequest *r, int error, const char *path) {
 
 /* The session's root directory and its user, or a 404 reply (returns > 0). Marks the access. */
 static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *ret_root, uid_t *ret_uid,
-                         const SecretMask **ret_mask) {
+                         const SecretMask **ret_mask, Sandbox **ret_sandbox) {
         Session *s;
         int root;
         if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s) ||
@@ -81,7 +83,25 @@ static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *r
         *ret_uid = sandbox_host_uid(session_sandbox(s));
         if (ret_mask)
                 *ret_mask = session_secret_mask(s);
+        if (ret_sandbox)
+                *ret_sandbox = session_sandbox(s);
         return 0;
+}
+
+typedef struct FilePut {
+        Sandbox *sb;
+        const char *path;
+        const void *data;
+        size_t size;
+        uid_t uid;
+} FilePut;
+
+static int file_put_charged(void *userdata) {
+        FilePut *f = userdata;
+        _cleanup_close_ int root = sandbox_open_root(f->sb);
+        if (root < 0)
+                return root;
+        return sandbox_write_file(root, f->path, f->data, f->size, f->uid, f->uid, 0644);
 }
 
 int api_file_put(HttpRequest *r, void *userdata) {
@@ -92,6 +112,7 @@ int api_file_put(HttpRequest *r, void *userdata) {
         _cleanup_close_ int root = -EBADF;
         const char *id = NULL, *p = NULL, *content = NULL;
         json_object *cv;
+        Sandbox *sb;
         size_t size;
         uid_t uid;
         int k;
@@ -106,9 +127,10 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        if (session_files(ctx, r, id, &root, &uid, NULL) > 0)
+        if (session_files(ctx, r, id, &root, &uid, NULL, &sb) > 0)
                 return 0;
-        k = sandbox_write_file(root, path, data, size, uid, uid, 0644);
+        /* Written from the sandbox's cgroup: the file counts against the session's memory limit. */
+        k = sandbox_charged_call(sb, file_put_charged, &(FilePut) { sb, path, data, size, uid });
         if (k < 0)
                 return reply_file_error(r, k, path);
         return reply_ok(r, NULL, NULL);
@@ -130,7 +152,7 @@ int api_file_get(HttpRequest *r, void *userdata) {
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing sessionId or path");
         if (sandbox_path_normalize(p, true, &path) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
-        if (session_files(ctx, r, id, &root, &uid, &mask) > 0)
+        if (session_files(ctx, r, id, &root, &uid, &mask, NULL) > 0)
                 return 0;
         /* base64 grows by a third: keep the answer within the body limit. */
         k = sandbox_read_file(root, path, ctx->exec.max_file_bytes / 4 * 3, uid, uid, &data, &size);

@@ -49,6 +49,7 @@ typedef struct Config {
         char *runtime_path[8];          /* indexed by RuntimeId; NULL = search the host */
         /* http */
         uint64_t http_connection_timeout_sec;
+        uint64_t output_budget_bytes;
         uint64_t http_max_connections;
         uint64_t http_max_connections_per_ip;
         uint64_t http_request_head_timeout_ms;

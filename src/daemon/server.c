@@ -36,6 +36,7 @@ struct Server {
         KeyStore *keys;
         Audit *audit;
         FailureLimit *auth_failures;
+        uint64_t output_held;           /* buffered output of all runs (see ExecContext) */
         BusService *bus;
         HttpServer *http;
         ApiContext api;
@@ -316,6 +317,8 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                         .runtimes = &s->runtimes,
                         .devnull_fd = s->devnull_fd,
                         .max_file_bytes = s->config.limits.body_bytes,
+                        .output_held = &s->output_held,
+                        .output_budget = s->config.output_budget_bytes,
                 },
                 .policy = {
                         .defaults = &s->config.defaults,

@@ -29,6 +29,9 @@ typedef struct HttpLimits {
  * later: the body is read meanwhile, and the request then ends with an error reply or goes on
  * with http_request_auth_done(). */
 #define HTTP_AUTH_PENDING 2
+/* What the bodies of all requests whose key is still being looked up may hold together; past
+ * it such uploads are answered 503. */
+#define HTTP_UNAUTHENTICATED_BODY_MAX (UINT64_C(32) << 20)
 typedef int (*HttpAuthenticator)(HttpRequest *r, const char *authorization, RouteAccess access, void *userdata);
 
 typedef struct HttpServerConfig {
@@ -68,6 +71,7 @@ struct HttpRequest {
         bool checked;                 /* routing and size checks done (after authentication) */
         bool close_connection;        /* answer with "Connection: close" */
         bool upgraded;                /* answered 101: the socket left HTTP */
+        uint64_t unauthenticated_bytes; /* of body, counted while the key is looked up */
         AuthInfo auth;
         char remote_addr[64];
         struct MHD_Response *pending;  /* reply made while suspended, queued on resume */
@@ -92,5 +96,7 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
 int http_reply_errno(HttpRequest *r, int error, const char *context);
 
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
+/* The request's body no longer counts as unauthenticated (its key is known). */
+void http_request_forget_unauthenticated(HttpRequest *r);
 /* Ends a pending authentication successfully (r->auth filled): the request goes on. */
 void http_request_auth_done(HttpRequest *r);

@@ -46,6 +46,7 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
         r->pending = resp;
         r->pending_status = status;
         r->auth_pending = false;
+        http_request_forget_unauthenticated(r);
         if (r->suspended) {
                 /* Queued when MHD calls the access handler again after the resume. */
                 r->suspended = false;
@@ -110,6 +111,7 @@ void http_request_auth_done(HttpRequest *r) {
         if (!r->auth_pending)
                 return;
         r->auth_pending = false;
+        http_request_forget_unauthenticated(r);
         r->on_abort = NULL;
         if (r->suspended) {
                 /* It was waiting at its final call: go on to the handler. */

@@ -22,6 +22,7 @@ struct HttpServer {
         sd_event_source *defer_source;
         HttpServerConfig config;
         HeadGuard *heads;        /* deadlines for request heads (slowloris) */
+        uint64_t unauthenticated_body_bytes;   /* held by requests whose key is being looked up */
         int listen_fd;           /* owned only after quiescing */
         bool quiesced;
         unsigned n_requests;
@@ -73,9 +74,20 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         log_debug("http: %s", buf);
 }
 
+void http_request_forget_unauthenticated(HttpRequest *r) {
+        r->server->unauthenticated_body_bytes -= r->unauthenticated_bytes;
+        r->unauthenticated_bytes = 0;
+}
+
+static void request_forget_body(HttpRequest *r) {
+        http_request_forget_unauthenticated(r);
+        buffer_done(&r->body);
+}
+
 static HttpRequest *request_free(HttpRequest *r) {
         if (!r)
                 return NULL;
+        http_request_forget_unauthenticated(r);
         if (r->on_abort) {
                 HttpRequestAbortFn f = r->on_abort;
                 r->on_abort = NULL;
@@ -210,7 +222,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                         k = s->config.authenticate(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
                                                    access, s->config.auth_userdata);
                         if (k == HTTP_AUTH_PENDING)
-                                r->auth_pending = true;   /* the lookup runs while the body arrives */
+                                r->auth_pending = true;
                         else if (k > 0)
                                 goto flush;
                 }
@@ -226,12 +238,24 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         }
 
         if (*upload_data_size > 0) {
+                if (r->auth_pending && !r->replied && !r->body_too_large &&
+                    s->unauthenticated_body_bytes + *upload_data_size > HTTP_UNAUTHENTICATED_BODY_MAX) {
+                        /* Bodies whose key is not known yet are bounded all together: a slow or
+                         * unreachable key store cannot make us hold gigabytes of them. */
+                        request_forget_body(r);
+                        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                         "Too many uploads are waiting for their key to be checked; try again");
+                }
                 if (!r->replied && !r->body_too_large) {
                         if (r->body.size + *upload_data_size > s->config.limits.max_body_bytes) {
                                 r->body_too_large = true;
-                                buffer_done(&r->body);
+                                request_forget_body(r);
                         } else if (buffer_append(&r->body, upload_data, *upload_data_size) < 0)
                                 return MHD_NO;
+                        else if (r->auth_pending) {
+                                s->unauthenticated_body_bytes += *upload_data_size;
+                                r->unauthenticated_bytes += *upload_data_size;
+                        }
                 }
                 *upload_data_size = 0;
                 /* Never answer in the middle of an upload: a reply made meanwhile (a key that

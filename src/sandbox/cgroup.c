@@ -57,6 +57,11 @@ static int write_file(const char *dir, const char *file, const char *value) {
         return loop_write(fd, value, strlen(value));
 }
 
+static bool file_exists_at(const char *dir, const char *file) {
+        _cleanup_free_ char *p = NULL;
+        return asprintf(&p, "%s/%s", dir, file) >= 0 && access(p, F_OK) >= 0;
+}
+
 static int read_file(const char *dir, const char *file, char **ret) {
         _cleanup_free_ char *p = NULL;
         if (asprintf(&p, "%s/%s", dir, file) < 0)
@@ -576,6 +581,13 @@ static int cgroup_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t
                 return r;
         (void) write_file(cg->path[V1_MEMORY], "memory.memsw.limit_in_bytes", buf);
         (void) write_file(cg->path[V1_MEMORY], "memory.swappiness", "0");
+        /* v1 keeps TCP buffers outside memory.limit_in_bytes (and tcp_mem is host-wide): bound
+         * them by the same limit. (v2 charges socket memory to memory.current itself.) */
+        if (file_exists_at(cg->path[V1_MEMORY], "memory.kmem.tcp.limit_in_bytes")) {
+                r = write_file(cg->path[V1_MEMORY], "memory.kmem.tcp.limit_in_bytes", buf);
+                if (r < 0)
+                        return r;
+        }
         if (pids > 0)
                 snprintf(buf, sizeof(buf), "%" PRIu64, pids);
         r = write_file(cg->path[V1_PIDS], "pids.max", pids > 0 ? buf : "max");

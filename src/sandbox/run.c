@@ -12,6 +12,7 @@
 #include "sandbox/run.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
+#include "shared/json-util.h"
 #include "shared/time-util.h"
 
 #define INLINE_CODE_MAX (64 * 1024)
@@ -54,6 +55,7 @@ struct Execution {
         bool started;
         bool exited;
         uint64_t exited_usec;
+        uint64_t output_held;       /* what this run counts in *ctx.output_held */
         int wait_status;
         uint64_t phase_start_usec;
         uint64_t base_oom;
@@ -120,6 +122,8 @@ Execution *execution_free(Execution *e) {
         sd_event_source_disable_unref(e->done_source);
         buffer_done(&e->result.out);
         buffer_done(&e->result.err);
+        if (e->ctx.output_held)
+                *e->ctx.output_held -= e->output_held;
         json_object_put(e->result.files);
         exec_request_free(e->req);
         free(e);
@@ -158,6 +162,14 @@ static void handle_output(Execution *e, int stream, const char *buf, size_t n) {
                 keep = (size_t) MIN((uint64_t) n, max - *kept);
         if (keep < n)
                 res->truncated = true;
+        if (keep > 0 && !e->cb.on_output && e->ctx.output_held) {
+                uint64_t room = *e->ctx.output_held < e->ctx.output_budget ? e->ctx.output_budget - *e->ctx.output_held : 0;
+                if (keep > room) {
+                        keep = (size_t) room;
+                        res->truncated = true;
+                        *total = MAX(*total, max + 1);   /* reported as truncated */
+                }
+        }
         if (keep == 0)
                 return;
         *kept += keep;
@@ -166,7 +178,10 @@ static void handle_output(Execution *e, int stream, const char *buf, size_t n) {
                 e->cb.on_output(e, (ExecStream) stream, e->phase, buf, keep, e->userdata);
                 return;
         }
-        (void) buffer_append(b, buf, keep);
+        if (buffer_append(b, buf, keep) >= 0 && e->ctx.output_held) {
+                *e->ctx.output_held += keep;
+                e->output_held += keep;
+        }
 }
 
 static int on_output_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -527,14 +542,13 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
         }
 }
 
-static int write_request_files(Execution *e) {
+static int write_request_files_charged(void *userdata) {
+        Execution *e = userdata;
         _cleanup_close_ int root = -EBADF;
         const ExecRequest *req = e->req;
         uid_t uid = sandbox_host_uid(e->sb);
         int r;
 
-        if (req->n_files == 0 && use_inline(req) && streq(req->workdir, "/sandbox"))
-                return 0;
         root = sandbox_open_root(e->sb);
         if (root < 0)
                 return root;
@@ -559,6 +573,15 @@ static int write_request_files(Execution *e) {
                         return r;
         }
         return 0;
+}
+
+static int write_request_files(Execution *e) {
+        const ExecRequest *req = e->req;
+
+        if (req->n_files == 0 && use_inline(req) && streq(req->workdir, "/sandbox"))
+                return 0;
+        /* Written from the sandbox's cgroup: the files count against its memory limit. */
+        return sandbox_charged_call(e->sb, write_request_files_charged, e);
 }
 
 static void sandbox_acquired(Execution *e) {
@@ -779,6 +802,14 @@ char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream
         clean = utf8_sanitize(src, len, &len);
         if (!clean)
                 return NULL;
+        /* The cap holds for the text as JSON carries it: a control byte is six bytes there. */
+        {
+                size_t keep = json_escaped_prefix(clean, len, req->limits.max_output);
+                if (keep < len) {
+                        len = keep;
+                        total = MAX(total, (uint64_t) req->limits.max_output + 1);
+                }
+        }
         r = buffer_append(&b, clean, len);
         trim_trailing_ws(&b);
         if (r >= 0 && total > req->limits.max_output) {

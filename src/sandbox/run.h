@@ -74,6 +74,10 @@ typedef struct ExecContext {
         const Runtimes *runtimes;
         int devnull_fd;
         uint64_t max_file_bytes;    /* cap for one outputPaths file */
+        /* Buffered output held by all executions together (NULL: unbounded): past the budget
+         * a run's output is truncated, so many runs cannot take the host's memory at once. */
+        uint64_t *output_held;
+        uint64_t output_budget;
 } ExecContext;
 
 /* Starts an execution. With sb == NULL a sandbox comes from the pool (or a dedicated one for

@@ -89,6 +89,11 @@ int sandbox_signal(Sandbox *sb, int sig);
 int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes);
 /* An O_PATH fd for the sandbox's root directory, as seen from the host. */
 int sandbox_open_root(Sandbox *sb);
+/* Runs fn(userdata) in a short-lived child in the sandbox's cgroup (with none of our fds but
+ * 0-2: fn opens what it needs) and waits for it; returns fn's result (a negative errno, or 0):
+ * files it writes into the sandbox's tmpfs are charged to the sandbox's memory limit, not to the
+ * daemon. -ENOMEM if the child was killed (that limit). */
+int sandbox_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata);
 /* host uid/gid of the sandbox user, for files the daemon writes into it. */
 uid_t sandbox_host_uid(Sandbox *sb);
 /* Network bytes of the sandbox's own interfaces (lo excluded). */

@@ -158,3 +158,21 @@ int json_add(json_object *o, const char *key, json_object *value) {
 const char *json_to_string(json_object *o) {
         return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
+
+size_t json_escaped_prefix(const char *s, size_t len, uint64_t max_encoded) {
+        uint64_t n = 0;
+        size_t i = 0, keep = 0;
+
+        while (i < len) {
+                unsigned char c = (unsigned char) s[i];
+                n += c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c == '\b' || c == '\f' ? 2 :
+                     c < 0x20 ? 6 : 1;
+                if (n > max_encoded)
+                        break;
+                i++;
+                /* Whole characters only: a cut never splits a UTF-8 sequence. */
+                if (i == len || ((unsigned char) s[i] & 0xc0) != 0x80)
+                        keep = i;
+        }
+        return i == len ? len : keep;
+}

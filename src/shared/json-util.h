@@ -34,3 +34,7 @@ int json_get_array(json_object *o, const char *key, json_object **ret);
 /* Adds key: value, consuming value. Returns -ENOMEM. */
 int json_add(json_object *o, const char *key, json_object *value);
 const char *json_to_string(json_object *o);
+
+/* How many bytes of UTF-8 text s fit in max_encoded bytes once escaped in a JSON string (cut
+ * at a character boundary). */
+size_t json_escaped_prefix(const char *s, size_t len, uint64_t max_encoded);

@@ -408,5 +408,159 @@ class QueueFairness(unittest.TestCase):
                 self.assertEqual(d.stop(), 0)
 
 
+class ReusedSandbox(DaemonTestCase):
+    config = {"poolStrategy": "fast", "poolSize": {"clean": 1, "dirty": 1}, "maxConcurrent": 1}
+
+    def test_fresh_network_and_pid_counter_after_a_clean(self):
+        # A previous user's loopback traffic and process count must not show in the next run.
+        noisy = ("python3 -c \"import socket; a=socket.socket(); a.bind(('127.0.0.1',0)); a.listen(); "
+                 "b=socket.create_connection(a.getsockname()); c,_=a.accept(); b.sendall(b'x'*500000)\"; "
+                 "for i in $(seq 1 40); do /bin/true; done")
+        ids = []
+        for _ in range(8):
+            # what the run finds when it starts, then noise for the next user of the sandbox
+            res = self.run_code("awk '/lo:/ {print $2}' /proc/net/dev; echo $$; " + noisy, "bash")
+            rx, pid = res["stdout"].split("\n")[:2]
+            self.assertEqual(int(rx), 0, res)
+            self.assertLess(int(pid), 10, res)
+            ids.append(res["containerId"])
+        self.assertLess(len(set(ids)), len(ids), "the pool never reused a sandbox")
+
+
+class Inotify(DaemonTestCase):
+    config = {"poolSize": 1}
+
+    def test_no_inotify(self):
+        code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                "fd = libc.inotify_init1(0)\nprint(fd, os.strerror(ctypes.get_errno()))")
+        res = self.run_code(code, "python")
+        self.assertEqual(res["stdout"], "-1 Operation not permitted")
+
+
+class FilesCharged(DaemonTestCase):
+    config = {"poolSize": 1, "limits": {"maxBodyBytes": 16 << 20}}
+
+    def test_uploads_count_against_the_session_memory(self):
+        import base64
+        r = self.daemon.post("/execute", {"request": {"cmd": "true"}, "sessionId": "mem",
+                                          "options": {"memoryLimit": "64m", "sandboxSize": "512m"}})
+        self.assertEqual(r.status, 200, r)
+        blob = base64.b64encode(os.urandom(10 << 20)).decode()
+        accepted, statuses = 0, []
+        for i in range(10):
+            r = self.daemon.post("/file", {"sessionId": "mem", "path": f"f{i}", "content": blob})
+            statuses.append(r.status)
+            if r.status == 200:
+                accepted += 10
+        # 100 MiB offered to a 64 MiB session: the limit holds, and says so
+        self.assertIn(413, statuses, statuses)
+        self.assertLessEqual(accepted, 64)
+        self.assertIn("memory limit", self.daemon.post("/file", {"sessionId": "mem", "path": "g", "content": blob}).json()["error"])
+        self.daemon.request("DELETE", "/session/mem")
+
+
+class TcpBuffers(DaemonTestCase):
+    config = {"poolSize": 1}
+
+    @unittest.skipUnless(os.path.exists("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes") or
+                         os.path.isdir("/sys/fs/cgroup/memory"), "cgroup v1 memory controller only")
+    def test_tcp_buffers_within_the_memory_limit(self):
+        # Connections that are written to and never read fill socket buffers: on cgroup v1 these
+        # are kernel memory outside memory.limit_in_bytes unless the TCP limit is set.
+        code = ("import socket\na = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen(512)\n"
+                "total = 0\nkeep = []\nfor i in range(150):\n"
+                "    b = socket.create_connection(a.getsockname()); c, _ = a.accept(); b.setblocking(False)\n"
+                "    keep += [b, c]\n"
+                "    try:\n        while True:\n            total += b.send(b'x' * 65536)\n"
+                "    except OSError:\n        pass\nprint(total)")
+        res = self.run_code(code, "python", {"memoryLimit": "64m"}, timeoutMs=20000)
+        queued = int(res["stdout"].split()[-1]) if res["stdout"].strip() else 0
+        self.assertLess(queued, 96 << 20, res)
+
+
+class OutputAmplification(DaemonTestCase):
+    config = {"poolSize": 2, "limits": {"outputBudgetBytes": 3 << 20}}
+
+    def test_control_bytes_counted_as_sent(self):
+        r = self.daemon.post("/execute", {"request": {"code": "import sys; sys.stdout.write('\\x01' * 1000000)",
+                                                      "runtime": "python"}, "options": {"maxOutputSize": 1 << 20}})
+        self.assertEqual(r.status, 200)
+        self.assertLess(len(r.body), 1200000)   # not 6 MB of "\u0001"
+        self.assertIn("OUTPUT TRUNCATED", r.json()["stdout"])
+
+    def test_output_budget_across_runs(self):
+        import concurrent.futures
+        code = "import sys, time; sys.stdout.write('y' * 1500000); sys.stdout.flush(); time.sleep(1)"
+        with concurrent.futures.ThreadPoolExecutor(3) as ex:
+            rs = list(ex.map(lambda _: self.daemon.post("/execute", {"request": {"code": code, "runtime": "python"},
+                                                                      "options": {"maxOutputSize": 2 << 20}}), range(3)))
+        kept = [r.json()["stdout"].split("\n\n---")[0].count("y") for r in rs]
+        self.assertLessEqual(sum(kept), 3 << 20)
+        self.assertTrue(any(r.json()["truncated"] for r in rs), kept)
+        self.assertEqual(self.daemon.execute({"code": "print('y' * 10)", "runtime": "python"})["stdout"], "y" * 10)
+
+
+class SlowKeyStore(unittest.TestCase):
+    def test_bodies_of_unknown_keys_are_not_buffered(self):
+        import concurrent.futures
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)   # accepts and never answers: the key store hangs
+        d = Daemon(config={"poolSize": 1, "auth": {"timeoutMs": 3000}},
+                   args=["--auth-db", f"postgres://u:p@127.0.0.1:{hole.getsockname()[1]}/x"]).start()
+        try:
+            before = vm_rss_kib(d.pid())
+            body = b'{"request":{"cmd":"true","stdin":"' + b"x" * (4 << 20) + b'"}}'
+
+            def upload(i):
+                c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+                c.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer isol8_" + (b"%064x" % i) +
+                          b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+                try:
+                    c.sendall(body)
+                except OSError:
+                    pass
+                return c
+
+            with concurrent.futures.ThreadPoolExecutor(40) as ex:
+                conns = [f for f in [ex.submit(upload, i) for i in range(40)]]
+                time.sleep(1.5)
+                grown = vm_rss_kib(d.pid()) - before
+                for f in conns:
+                    try:
+                        f.result(timeout=15).close()
+                    except Exception:
+                        pass
+            # 160 MiB of bodies offered while no key could be checked: almost none held
+            self.assertLess(grown, 48 << 10, grown)
+            r = d.post("/execute", {"request": {"cmd": "echo master"}})
+            self.assertEqual(r.json()["stdout"], "master")
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr_text()[-2000:])
+            hole.close()
+
+
+class AuthFailureFlood(unittest.TestCase):
+    def test_failures_are_rate_limited(self):
+        with tempfile.TemporaryDirectory() as logs:
+            d = Daemon(config={"poolSize": 1, "audit": {"enabled": True, "destination": "file", "logDir": logs}}).start()
+            try:
+                for i in range(300):
+                    d.request("GET", "/" + "p" * 20000, key="wrong-key")
+            finally:
+                self.assertEqual(d.stop(), 0)
+            records = []
+            for name in os.listdir(logs):
+                with open(os.path.join(logs, name)) as f:
+                    records += [json.loads(line) for line in f if line.strip()]
+            failures = [r for r in records if r.get("ISOL8_AUTH_REASON") not in (None, "summary")]
+            summaries = [r for r in records if r.get("ISOL8_AUTH_REASON") == "summary"]
+            self.assertLessEqual(len(failures), 300)
+            self.assertLess(len(failures), 150)
+            self.assertTrue(summaries)
+            self.assertEqual(len(failures) + sum(int(r["ISOL8_FAILURE_COUNT"]) for r in summaries), 300)
+            self.assertTrue(all(len(r.get("ISOL8_PATH", "")) <= 256 for r in failures))
+
+
 if __name__ == "__main__":
     isol8test.main()
