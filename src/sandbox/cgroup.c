@@ -534,6 +534,13 @@ int cgroup_attach(Cgroup *cg, pid_t pid) {
         return 0;
 }
 
+int cgroup_attach_memory(Cgroup *cg, pid_t pid) {
+        char s[32];
+        snprintf(s, sizeof(s), "%d", (int) pid);
+        /* v1 migrations are slow (one per hierarchy): only the memory one matters here. */
+        return write_file(cg->manager->version == CGROUP_V2 ? cg->path[0] : cg->path[V1_MEMORY], "cgroup.procs", s);
+}
+
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
         int r;
 

@@ -46,6 +46,8 @@ int cgroup_create(CgroupManager *m, const char *name, Cgroup **ret);
 Cgroup *cgroup_destroy(Cgroup *cg);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Cgroup *, cgroup_destroy);
 int cgroup_attach(Cgroup *cg, pid_t pid);
+/* Moves pid into the sandbox's memory cgroup only (what it allocates is charged there). */
+int cgroup_attach_memory(Cgroup *cg, pid_t pid);
 /* memory in bytes (0: unlimited), cpu as a fraction of CPUs (<= 0: unlimited), pids (0: unlimited). */
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
 int cgroup_read_stats(Cgroup *cg, CgroupStats *ret);

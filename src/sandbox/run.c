@@ -578,9 +578,14 @@ static int write_request_files_charged(void *userdata) {
 static int write_request_files(Execution *e) {
         const ExecRequest *req = e->req;
 
-        if (req->n_files == 0 && use_inline(req) && streq(req->workdir, "/sandbox"))
+        /* Nothing to write: no files, no program file (cmd, or inline code), the default workdir. */
+        if (req->n_files == 0 && (!req->code || use_inline(req)) && streq(req->workdir, "/sandbox"))
                 return 0;
-        /* Written from the sandbox's cgroup: the files count against its memory limit. */
+        /* Written from the sandbox's cgroup, so that files count against its memory limit. A
+         * lone small program file is written directly: the charge is negligible and the child
+         * (a fork and a cgroup move) would cost more than the write. */
+        if (req->n_files == 0 && strlen(req->code ?: "") <= INLINE_CODE_MAX && streq(req->workdir, "/sandbox"))
+                return write_request_files_charged(e);
         return sandbox_charged_call(e->sb, write_request_files_charged, e);
 }
 

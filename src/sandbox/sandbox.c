@@ -626,7 +626,7 @@ int sandbox_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata)
                 return -errno;
         if (pid == 0) {
                 (void) syscall(SYS_close_range, 3, ~0U, 0);
-                r = cgroup_attach(sb->cgroup, getpid());
+                r = cgroup_attach_memory(sb->cgroup, getpid());
                 if (r >= 0)
                         r = fn(userdata);
                 _exit(r < 0 ? MIN(-r, 255) : 0);

@@ -8,3 +8,5 @@ export ISOL8_BIN="$PWD/build/src/isol8"
 /usr/bin/python3 tests/bench/bench.py
 echo
 /usr/bin/python3 tests/bench/bench_more.py
+echo
+/usr/bin/python3 tests/bench/bench_pool.py
