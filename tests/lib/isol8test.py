@@ -28,6 +28,23 @@ def free_port():
     return port
 
 
+def raw_exchange(port, data, timeout=5):
+    """Sends raw bytes to the daemon and returns all it answers until it closes (or timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            out += c
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
 def sandbox_processes():
     """pids of processes running with a sandbox uid (the uid range the daemon maps)."""
     found = []

@@ -131,22 +131,6 @@ class DatabaseRefusesConnections(unittest.TestCase):
             self.assertEqual(d.stop(), 0, d.stderr_text()[-2000:])
 
 
-def raw_http(port, data, timeout=5):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
-    out = b""
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            out += c
-    except socket.timeout:
-        pass
-    s.close()
-    return out
-
-
 class Http(DaemonTestCase):
     config = {"poolSize": 1, "http": {"requestHeadTimeoutMs": 1500, "maxConnections": 40, "maxConnectionsPerIp": 40}}
 
@@ -162,7 +146,7 @@ class Http(DaemonTestCase):
             b"Content-Length: 3\r\n\r\n" % (MASTER.encode(), len(body)) + body,
         ]
         for h in heads:
-            out = raw_http(self.daemon.port, h)
+            out = isol8test.raw_exchange(self.daemon.port, h)
             self.assertTrue(out.startswith(b"HTTP/1.1 400") or out == b"", out[:300])
             self.assertNotIn(b'"current"', out)   # the hidden or NUL-keyed request was not served
             self.assertEqual(out.count(b"HTTP/1.1"), min(1, len(out)), out[:500])
