@@ -32,6 +32,65 @@ static void fsids_leave(FsIds *old) {
         (void) setfsgid(old->gid);
 }
 
+/* Whether openat2() works here: systemd's RestrictSUIDSGID= filter cannot look into its flags
+ * and answers ENOSYS, and so may other seccomp filters and old kernels. */
+static int openat2_works = -1;
+
+void fsio_use_openat2(bool use) {
+        openat2_works = use;
+}
+
+/* The same resolution with openat(): one component at a time, never following a symlink
+ * (stricter than RESOLVE_BENEATH, which allows links that stay inside) and never leaving the
+ * file system of dirfd (a mount point below it). Paths are normalised: no "..", no "/" first. */
+static int openat_walk_beneath(int dirfd, const char *path, int flags, mode_t mode) {
+        _cleanup_close_ int cur = -EBADF;
+        _cleanup_free_ char *copy = NULL;
+        struct stat st;
+        char *p, *slash;
+        dev_t dev;
+        int fd;
+
+        if (fstat(dirfd, &st) < 0)
+                return -errno;
+        dev = st.st_dev;
+        copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        if (copy[0] == '/')
+                return -EXDEV;
+        cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (cur < 0)
+                return -errno;
+        for (p = copy; (slash = strchr(p, '/')); p = slash + 1) {
+                int next;
+                *slash = 0;
+                if (!*p || streq(p, "."))
+                        continue;
+                if (streq(p, ".."))
+                        return -EXDEV;
+                next = openat(cur, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return errno == ENOTDIR ? -ELOOP : -errno;
+                safe_close(cur);
+                cur = next;
+                if (fstat(cur, &st) < 0)
+                        return -errno;
+                if (st.st_dev != dev)
+                        return -EXDEV;
+        }
+        if (streq(p, ".."))
+                return -EXDEV;
+        fd = openat(cur, *p ? p : ".", flags | O_NOFOLLOW | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY), mode);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || st.st_dev != dev) {
+                safe_close(fd);
+                return -EXDEV;
+        }
+        return fd;
+}
+
 static int openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) {
         struct open_how how = {
                 /* openat2 refuses flags that mean nothing with O_PATH */
@@ -39,7 +98,16 @@ static int openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) 
                 .mode = (flags & O_CREAT) ? mode : 0,
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         };
-        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        long fd;
+
+        if (openat2_works == 0)
+                return openat_walk_beneath(dirfd, path, flags, mode);
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        if (fd < 0 && errno == ENOSYS) {
+                openat2_works = 0;
+                return openat_walk_beneath(dirfd, path, flags, mode);
+        }
+        openat2_works = 1;
         return fd < 0 ? -errno : (int) fd;
 }
 
