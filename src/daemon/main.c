@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/config.h"
@@ -43,6 +44,49 @@ static void help(void) {
                ISOL8_VERSION);
 }
 
+/* A credential systemd passed in $CREDENTIALS_DIRECTORY (LoadCredential=), trailing newline cut.
+ * -ENXIO: no credentials directory; -ENOENT: no such credential. */
+static int read_credential(const char *name, char **ret) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        size_t size;
+        int r;
+
+        if (isempty(dir))
+                return -ENXIO;
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        r = read_full_file(path, &text, 4096, &size);
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\r\n")] = 0;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+#define API_KEY_FILE "/etc/isol8/api-key"
+
+/* The key file: its first line. Readable by others than root is refused (-EPERM). */
+static int read_key_file(const char *path, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t size;
+        int r;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (st.st_mode & 0077) {
+                fprintf(stderr, "isol8 serve: %s is readable by other users than its owner: chmod 0600 it\n", path);
+                return -EPERM;
+        }
+        r = read_full_file(path, &text, 4096, &size);
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\r\n")] = 0;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 static int serve(int argc, char **argv) {
         enum { ARG_AUTH_DB = 0x100, ARG_BUS, ARG_HOST, ARG_BUS_INTROSPECT };
         static const struct option options[] = {
@@ -62,6 +106,7 @@ static int serve(int argc, char **argv) {
         const char *port_flag = NULL, *key = NULL, *config_flag = NULL, *auth_db = NULL, *host = "0.0.0.0";
         const char *port_source = NULL;
         bool auth_db_set = false;
+        _cleanup_free_ char *credential_key = NULL;
         const char *bus = NULL;
         Config config;
         ServerOptions so = { .listen_fd = -EBADF };
@@ -100,7 +145,19 @@ static int serve(int argc, char **argv) {
         if (!key)
                 key = getenv("ISOL8_API_KEY");
         if (isempty(key)) {
-                fprintf(stderr, "isol8 serve: an API key is required: pass --key KEY or set ISOL8_API_KEY.\n");
+                /* A credential (LoadCredential=api-key:... in a drop-in), else the key file. */
+                r = read_credential("api-key", &credential_key);
+                if (r == -ENOENT || r == -ENXIO)
+                        r = read_key_file(API_KEY_FILE, &credential_key);
+                if (r < 0 && r != -ENOENT) {
+                        fprintf(stderr, "isol8 serve: cannot read the master key: %s\n", strerror(-r));
+                        return 1;
+                }
+                key = credential_key;
+        }
+        if (isempty(key)) {
+                fprintf(stderr, "isol8 serve: a master key is required: create " API_KEY_FILE " (mode 0600, one "
+                                "line), or set ISOL8_API_KEY, or pass --key KEY.\n");
                 return 1;
         }
 

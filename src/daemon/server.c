@@ -298,7 +298,10 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                         .touch_interval_usec = MAX(s->config.auth_last_used_flush_ms, (uint64_t) 50) * USEC_PER_MSEC,
                 };
                 if (isempty(conn)) {
-                        if (asprintf(&def, "%s/.isol8/auth.db", getenv("HOME") ?: "/root") < 0)
+                        /* Under systemd the state directory (StateDirectory=isol8); else ~/.isol8. */
+                        const char *state = getenv("STATE_DIRECTORY");
+                        if (!isempty(state) ? asprintf(&def, "%.*s/auth.db", (int) strcspn(state, ":"), state) < 0
+                                            : asprintf(&def, "%s/.isol8/auth.db", getenv("HOME") ?: "/root") < 0)
                                 return -ENOMEM;
                         conn = def;
                 }

@@ -70,7 +70,8 @@ class Install(unittest.TestCase):
             for root, _, files in os.walk(dest):
                 for f in files:
                     found.add(os.path.relpath(os.path.join(root, f), dest))
-            want = ["bin/isol8", "bin/isol8ctl", "isol8.socket", "isol8.service", "system.d/org.isol8.Daemon1.conf",
+            want = ["bin/isol8", "bin/isol8ctl", "libexec/isol8/isol8-sandbox-init", "isol8.socket", "isol8.service",
+                    "usr/share/dbus-1/system.d/org.isol8.Daemon1.conf",
                     "system-services/org.isol8.Daemon1.service", "interfaces/org.isol8.Daemon1.xml", "catalog/isol8.catalog",
                     "sysusers.d/isol8.conf", "tmpfiles.d/isol8.conf", "man1/isol8.1", "man1/isol8ctl.1", "man8/isol8-serve.8",
                     "man5/isol8.config.json.5", "include/isol8/isol8.h", "pkgconfig/isol8.pc", "completions/isol8ctl"]
