@@ -58,6 +58,7 @@ static unsigned long mount_flags_of(const char *path) {
         if (statvfs(path, &sv) < 0)
                 return 0;
         /* Keep the flags the kernel locks for a mount inherited into a user namespace. */
+        if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
         if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
         if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
         if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
@@ -496,6 +497,9 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
 
         init_sock = p->sock;
         (void) prctl(PR_SET_NAME, "isol8-init");
+        /* What init writes for the programs (/etc/passwd, ...) must be readable by them, whatever
+         * umask the service runs with (UMask=0077 under its unit). */
+        umask(022);
 
         /* Wait until the daemon has written our id maps and placed us in our cgroup, then become
          * root of the user namespace and drop the ambient capabilities we were started with
