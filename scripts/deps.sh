@@ -16,11 +16,13 @@ RUN_PACKAGES=(
         python3 nodejs npm
 )
 # Tests and benchmarks only: database servers the tests start themselves, a private D-Bus and
-# journald, real clients, load tools, a reference sandbox, sanitizer runtimes.
+# journald, real clients, load tools, a reference sandbox, and a Debian booted with systemd in
+# systemd-nspawn (its root file system made by mmdebstrap) for tests/system.
 TEST_PACKAGES=(
         postgresql mariadb-server mariadb-client
         dbus curl python3-websockets
         wrk bubblewrap hyperfine
+        systemd-container mmdebstrap
 )
 
 want_test=

@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""isol8 as users run it: installed by `meson install` into a Debian 12 that boots systemd 252 as
+PID 1 (systemd-nspawn), then driven by the README's systemd section word for word: systemctl,
+curl, isol8ctl over the system bus, journalctl."""
+
+import json
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
+sys.path.insert(0, os.path.dirname(__file__))
+import isol8test  # noqa: E402
+from nspawn import Machine  # noqa: E402
+
+KEY = "system-test-master-key-0123456789"
+BUILD = os.path.abspath(os.path.join(os.path.dirname(isol8test.ISOL8), ".."))
+
+
+class Systemd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.m = Machine(BUILD).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.m.stop()
+
+    def sh(self, command, **kw):
+        return self.m.run(command, **kw)
+
+    def curl(self, path, body=None, key=KEY, method=None):
+        cmd = f"curl -s -m 20 'localhost:3000{path}'"
+        if key:
+            cmd += f" -H 'Authorization: Bearer {key}'"
+        if method:
+            cmd += f" -X {method}"
+        if body is not None:
+            cmd += " -X POST -d '" + json.dumps(body).replace("'", "'\\''") + "'"
+        r = self.sh(cmd)
+        return json.loads(r.stdout) if r.stdout.strip().startswith("{") else r.stdout
+
+    def restart_clean(self):
+        self.sh("systemctl reset-failed isol8.service isol8.socket; systemctl restart isol8.socket", check=True)
+
+    def test_01_without_a_key_the_journal_says_what_to_do(self):
+        self.sh("systemctl enable --now isol8.socket", check=True)
+        self.sh("curl -s -m 5 localhost:3000/health")
+        time.sleep(1)
+        log = self.sh("journalctl -u isol8.service --no-pager -o cat").stdout
+        self.assertIn("create /etc/isol8/api-key", log)
+        # The README's step: the key file, then the socket again.
+        self.sh(f"mkdir -p /etc/isol8 && (umask 077; echo {KEY} > /etc/isol8/api-key)", check=True)
+        self.restart_clean()
+        self.assertEqual(self.curl("/health", key=None)["status"], "ok")
+
+    def test_02_readme_examples(self):
+        r = self.curl("/execute", {"request": {"code": "print(1 + 1)", "runtime": "python"}})
+        self.assertEqual((r["stdout"], r["exitCode"]), ("2", 0))
+        r = self.curl("/execute", {"request": {"cmd": "ls /sandbox", "files": {"data.csv": "a,b\n1,2\n"}, "timeoutMs": 5000},
+                                   "options": {"memoryLimit": "128m", "pidsLimit": 32, "secrets": {"TOKEN": "s3cr3t"}}})
+        self.assertEqual(r["stdout"], "data.csv", r)
+        self.assertEqual(self.curl("/execute", {"request": {"cmd": "true"}}, key="wrong")["error"], "Invalid API key")
+
+    def test_03_files_outputs_and_sessions(self):
+        r = self.curl("/execute", {"request": {"cmd": "mkdir -p out && echo made > out/r.txt", "outputPaths": ["out/r.txt"]}})
+        self.assertEqual(r["files"], {"/sandbox/out/r.txt": "bWFkZQo="}, r)
+        r = self.curl("/execute", {"request": {"cmd": "echo 41 > /sandbox/n"}, "sessionId": "sys-s"})
+        self.assertEqual(r["exitCode"], 0, r)
+        self.assertEqual(self.curl("/file", {"sessionId": "sys-s", "path": "in.txt", "content": "aGk="}), {"ok": True})
+        r = self.curl("/execute", {"request": {"cmd": "echo $(( $(cat n) + 1 )) $(cat in.txt)"}, "sessionId": "sys-s"})
+        self.assertEqual(r["stdout"], "42 hi")
+        self.assertEqual(self.curl("/file?sessionId=sys-s&path=n")["content"], "NDEK")
+        self.assertEqual(self.curl("/session/sys-s", method="DELETE"), {"ok": True})
+
+    def test_04_isol8ctl_on_the_system_bus(self):
+        r = self.sh("isol8ctl status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Executions total", r.stdout)
+        self.sh("useradd -M -G isol8 operator1 && useradd -M stranger", check=True)
+        r = self.sh("isol8ctl status", user="operator1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.sh("isol8ctl keys list", user="operator1")
+        self.assertNotEqual(r.returncode, 3, r.stderr)
+        # anyone may read the status; keys and changes are for root and the isol8 group
+        self.assertEqual(self.sh("isol8ctl status", user="stranger").returncode, 0)
+        r = self.sh("isol8ctl keys list", user="stranger")
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        r = self.sh("isol8ctl cleanup", user="stranger")
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+
+    def test_05_db_keys_in_the_state_directory(self):
+        self.sh("""printf '{"auth": {"enabled": true}}\\n' > /etc/isol8/config.json && systemctl restart isol8.service""",
+                check=True)
+        k = self.curl("/auth/keys", {"name": "ci", "tenantId": "team-a"})
+        self.assertTrue(k.get("key", "").startswith("isol8_"), k)
+        self.assertEqual(self.curl("/execute", {"request": {"cmd": "echo tenant"}}, key=k["key"])["stdout"], "tenant")
+        self.assertEqual(self.sh("stat -c '%a %U' /var/lib/isol8/auth.db").stdout.strip(), "600 root")
+        r = self.sh("isol8ctl keys list --no-legend")
+        self.assertIn("team-a", r.stdout)
+        # the audit trail, as the README reads it
+        time.sleep(1)
+        r = self.sh("journalctl -t isol8 -o json ISOL8_TENANT=team-a --no-pager")
+        recs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        self.assertTrue(any(x.get("ISOL8_RUNTIME") == "bash" for x in recs), r.stdout[-2000:])
+        self.assertIn("listening on", self.sh("journalctl -u isol8.service --no-pager -o cat").stdout)
+
+    def test_06_restart_and_kill(self):
+        self.sh("systemctl restart isol8.service", check=True)
+        self.assertEqual(self.curl("/execute", {"request": {"cmd": "echo back"}})["stdout"], "back")
+        pid = self.sh("systemctl show -p MainPID --value isol8.service").stdout.strip()
+        self.sh(f"kill -9 {pid}", check=True)
+        deadline = time.time() + 20
+        out = None
+        while time.time() < deadline:
+            out = self.curl("/execute", {"request": {"cmd": "echo recovered"}})
+            if isinstance(out, dict) and out.get("stdout") == "recovered":
+                break
+            time.sleep(0.5)
+        self.assertEqual(out.get("stdout"), "recovered", out)
+        self.assertNotEqual(self.sh("systemctl show -p MainPID --value isol8.service").stdout.strip(), pid)
+
+    def test_07_stop_leaves_nothing(self):
+        self.curl("/execute", {"request": {"cmd": "true"}, "sessionId": "left"})
+        self.assertGreater(int(self.sh("pgrep -c -x isol8-init").stdout.strip() or 0), 0)
+        self.assertTrue(self.sh("find /sys/fs/cgroup -type d -name 'sb-*'").stdout.strip())
+        self.sh("systemctl stop isol8.socket isol8.service", check=True)
+        self.assertEqual(self.sh("pgrep -c -x isol8-init").stdout.strip(), "0")
+        r = self.sh("find /sys/fs/cgroup -type d -name 'sb-*'")
+        self.assertEqual(r.stdout.strip(), "")
+        self.assertNotIn("/run/isol8/root", self.sh("cat /proc/mounts").stdout)
+        self.sh("systemctl start isol8.socket", check=True)
+
+    def test_08_exposure(self):
+        r = self.sh("systemd-analyze security isol8.service --no-pager")
+        m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
+        self.assertTrue(m, r.stdout[-500:])
+        print(f"# systemd-analyze security isol8.service: exposure {m.group(1)}")
+        self.assertLessEqual(float(m.group(1)), 4.0)
+
+
+if __name__ == "__main__":
+    isol8test.main()
