@@ -2,6 +2,7 @@
 /* DB-backed key management: POST/GET /auth/keys, DELETE /auth/keys/:id, POST /auth/login.
  * Master key only (the router checks); every answer waits on the key store without blocking. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +69,11 @@ void api_audit_key(Audit *a, bool created, const char *id, const char *tenant, c
                 { "ISOL8_KEY_NAME", name },
                 { "ISOL8_VIA", via },
         };
+        char message[256];
+        snprintf(message, sizeof(message), "API key %.8s %s for tenant %s (over %s)", id ?: "?", created ? "created" : "revoked",
+                 tenant ?: "?", via ?: "?");
         audit_emit(a, created ? AUDIT_MESSAGE_KEY_CREATED : AUDIT_MESSAGE_KEY_REVOKED, LOG_NOTICE,
-                   created ? "key-created" : "key-revoked", created ? "isol8 API key created" : "isol8 API key revoked",
-                   f, ELEMENTSOF(f));
+                   created ? "key-created" : "key-revoked", message, f, ELEMENTSOF(f));
 }
 
 static void on_created(int error, const KeyInfo *k, const char *plain, void *userdata) {

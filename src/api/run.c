@@ -180,7 +180,14 @@ static void audit_execution(ApiRun *s, const ExecResult *res, const ExecRequest 
                 { "ISOL8_STDOUT", out },
                 { "ISOL8_STDERR", err },
         };
-        audit_emit(a, AUDIT_MESSAGE_EXECUTION, LOG_INFO, "execution", "isol8 execution finished", f, ELEMENTSOF(f));
+        {
+                char message[256];
+                snprintf(message, sizeof(message), "execution %.8s by tenant %s: %s, exit %d, %" PRIu64 " ms%s%s%s",
+                         res->execution_id, s->who.tenant, runtime_to_string(req->runtime), res->exit_code, res->duration_ms,
+                         req->session_id ? ", in a session" : "", res->timed_out ? ", timed out" : "",
+                         res->oom_killed ? ", out of memory" : "");
+                audit_emit(a, AUDIT_MESSAGE_EXECUTION, LOG_INFO, "execution", message, f, ELEMENTSOF(f));
+        }
 }
 
 static void on_exec_done(Execution *e, void *userdata) {

@@ -47,6 +47,7 @@ typedef struct AuditField {
         const char *value;     /* NULL: left out */
 } AuditField;
 
-/* message: fixed text (no untrusted data). */
+/* message: what happened, in words; only data that cannot hold control characters (ids,
+ * validated tenants, numbers) or that was made safe. */
 void audit_emit(Audit *a, const char *message_id, int priority, const char *event, const char *message,
                 const AuditField *fields, size_t n_fields);

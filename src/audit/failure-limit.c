@@ -35,8 +35,10 @@ static void flush(FailureLimit *f) {
                         { "ISOL8_REMOTE_ADDR", s->addr[0] ? s->addr : "other" },
                         { "ISOL8_FAILURE_COUNT", count },
                 };
-                audit_emit(f->audit, AUDIT_MESSAGE_AUTH_FAILURE, LOG_WARNING, "auth-failure-summary",
-                           "isol8 authentication failures in the last second, past the per-second records",
+                char message[160];
+                snprintf(message, sizeof(message), "%u more authentication failures from %s in the last second",
+                         s->count, s->addr[0] ? s->addr : "other addresses");
+                audit_emit(f->audit, AUDIT_MESSAGE_AUTH_FAILURE, LOG_WARNING, "auth-failure-summary", message,
                            fields, ELEMENTSOF(fields));
         }
         f->n_suppressed = 0;
@@ -92,9 +94,15 @@ void failure_limit_record(FailureLimit *f, const char *remote, const char *reaso
                         { "ISOL8_PATH", p },
                         { "ISOL8_METHOD", method },
                 };
+                char message[400];
+                /* The path is the client's: no control character reaches the message. */
+                for (char *c = p; *c; c++)
+                        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                                *c = '?';
+                snprintf(message, sizeof(message), "authentication failure from %s: %s (%s %.64s)",
+                         !isempty(remote) ? remote : "?", reason, method ?: "?", p);
                 f->in_window++;
-                audit_emit(f->audit, AUDIT_MESSAGE_AUTH_FAILURE, LOG_WARNING, "auth-failure", "isol8 authentication failure",
-                           fields, ELEMENTSOF(fields));
+                audit_emit(f->audit, AUDIT_MESSAGE_AUTH_FAILURE, LOG_WARNING, "auth-failure", message, fields, ELEMENTSOF(fields));
                 return;
         }
         for (size_t i = 0; i < f->n_suppressed && !s; i++)

@@ -196,6 +196,13 @@ const char *keystore_describe(KeyStore *ks) {
         return db_describe(ks->db);
 }
 
+static void cache_drop(KeyStore *ks, size_t i);
+
+void keystore_drop_cache(KeyStore *ks) {
+        while (ks->n_cache > 0)
+                cache_drop(ks, ks->n_cache - 1);
+}
+
 static CacheEntry *cache_find(KeyStore *ks, const char *hash) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         for (size_t i = 0; i < ks->n_cache; i++)

@@ -49,5 +49,7 @@ int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata
 int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata);
 /* Writes pending lastUsedAt updates now (also done on a timer and at exit). */
 void keystore_flush(KeyStore *ks);
+/* Forgets every cached lookup (a reload): the next use of each key asks the database. */
+void keystore_drop_cache(KeyStore *ks);
 
 void key_info_done(KeyInfo *k);

@@ -98,6 +98,7 @@ static const ConfigKey config_keys[] = {
         { "http.requestHeadTimeoutMs",      CT_U64,    F(http_request_head_timeout_ms) },
         { "http.maxHeaderBytes",            CT_U64,    F(http_max_header_bytes) },
         { "http.sseKeepaliveMs",            CT_U64,    F(sse_keepalive_ms) },
+        { "idleExitSec",                    CT_U64,    F(idle_exit_sec) },
         { "dbus",                           CT_OBJECT, 0 },
         { "dbus.adminGroup",                CT_STRING, F(dbus_admin_group) },
         { "sandbox",                        CT_OBJECT, 0 },
@@ -163,6 +164,7 @@ void config_init(Config *c) {
                 .http_request_head_timeout_ms = 10000,
                 .http_max_header_bytes = 65536,
                 .sse_keepalive_ms = 15000,
+                .idle_exit_sec = IDLE_EXIT_DEFAULT,
                 .sandbox_uid_base = 1000000,
                 .sandbox_state_dir = xstrdup("/run/isol8"),
         };

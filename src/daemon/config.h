@@ -13,6 +13,9 @@ typedef enum PoolStrategy {
         POOL_SECURE,
 } PoolStrategy;
 
+#define IDLE_EXIT_DEFAULT UINT64_MAX
+#define IDLE_EXIT_ACTIVATED_SEC 300
+
 typedef struct Config {
         uint64_t max_concurrent;
         ExecDefaults defaults;
@@ -50,6 +53,7 @@ typedef struct Config {
         /* http */
         uint64_t http_connection_timeout_sec;
         uint64_t output_budget_bytes;
+        uint64_t idle_exit_sec;         /* 0: never; IDLE_EXIT_DEFAULT: 300 under socket activation, else never */
         uint64_t http_max_connections;
         uint64_t http_max_connections_per_ip;
         uint64_t http_request_head_timeout_ms;

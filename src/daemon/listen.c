@@ -122,12 +122,10 @@ int listen_socket_bind(const char *address, uint16_t port, bool interactive, int
                 port = chosen;
                 r = bind_one(address, port, &fd);
         }
-        if (r == -EADDRINUSE) {
-                uint16_t busy = port;
-                r = bind_one(address, 0, &fd);
-                if (r >= 0 && listen_socket_port(fd, &port) >= 0)
-                        log_notice("Port %u is already in use; using free port %u instead.", busy, port);
-        }
+        if (r == -EADDRINUSE)
+                return log_error_errno(r, "Port %u is already in use (pass --port 0 for any free port).", port);
+        if (r >= 0 && port == 0)
+                (void) listen_socket_port(fd, &port);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on %s:%u: %m", address, port);
         *ret_fd = fd;

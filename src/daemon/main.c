@@ -189,6 +189,7 @@ static int serve(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
@@ -212,6 +213,7 @@ static int serve(int argc, char **argv) {
         so.port = port;
         so.master_key = key;
         so.bus = bus;
+        so.config_path = config_flag;
 
         r = server_new(&server, &config, &so);
         config_done(&config);

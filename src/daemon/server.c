@@ -43,7 +43,10 @@ struct Server {
         char *master_key;
         int devnull_fd;
         uint16_t port;
-        sd_event_source *sig_term, *sig_int, *drain_timer;
+        sd_event_source *sig_term, *sig_int, *sig_hup, *drain_timer, *idle_timer;
+        char *config_path;
+        uint64_t idle_exit_usec;
+        uint64_t idle_since;
         uint64_t drain_deadline;
         bool stopping;
 };
@@ -141,6 +144,9 @@ Server *server_free(Server *s) {
         if (!s)
                 return NULL;
         sd_event_source_disable_unref(s->sig_term);
+        sd_event_source_disable_unref(s->sig_hup);
+        free(s->config_path);
+        sd_event_source_disable_unref(s->idle_timer);
         sd_event_source_disable_unref(s->sig_int);
         sd_event_source_disable_unref(s->drain_timer);
         http_server_free(s->http);
@@ -168,9 +174,13 @@ static void on_session_event(const char *id, const char *tenant, bool created, c
                 { "ISOL8_TENANT", tenant },
                 { "ISOL8_REASON", reason },
         };
+        char message[256];
+        if (created)
+                snprintf(message, sizeof(message), "session %s of tenant %s created", id, tenant);
+        else
+                snprintf(message, sizeof(message), "session %s of tenant %s destroyed (%s)", id, tenant, reason ?: "?");
         audit_emit(s->audit, created ? AUDIT_MESSAGE_SESSION_NEW : AUDIT_MESSAGE_SESSION_GONE, LOG_INFO,
-                   created ? "session-created" : "session-destroyed",
-                   created ? "isol8 session created" : "isol8 session destroyed", f, ELEMENTSOF(f));
+                   created ? "session-created" : "session-destroyed", message, f, ELEMENTSOF(f));
         bus_service_session_event(s->bus, tenant, id, created);
 }
 
@@ -183,14 +193,7 @@ static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
                sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
 }
 
-static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
-        Server *s = userdata;
-
-        if (s->stopping)
-                return 0;
-        s->stopping = true;
-        log_info("Received %s, stopping: no new connections, cancelling running executions.",
-                 si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+static int server_begin_stop(Server *s) {
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         s->api.shutting_down = true;
         if (s->keys)
@@ -199,6 +202,79 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, voi
         api_cancel_all(&s->api);
         s->drain_deadline = now_usec(CLOCK_MONOTONIC) + DRAIN_TIMEOUT_USEC;
         return sd_event_add_time_relative(s->event, &s->drain_timer, CLOCK_MONOTONIC, 0, 1000, on_drain_check, s);
+}
+
+static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+        Server *s = userdata;
+
+        if (s->stopping)
+                return 0;
+        s->stopping = true;
+        log_info("Received %s, stopping: no new connections, cancelling running executions.",
+                 si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        return server_begin_stop(s);
+}
+
+/* SIGHUP (systemctl reload): the configuration's limits and defaults are read again and the
+ * key cache is dropped; runs under way keep what they started with. Everything else (ports,
+ * pool, database, bus) needs a restart. */
+static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+        Server *s = userdata;
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        Config fresh = {};
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nSTATUS=Reloading\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
+        config_init(&fresh);
+        r = config_find_and_load(&fresh, s->config_path, &path, &error);
+        if (r < 0)
+                log_error("Reload failed, keeping the configuration in use: %s", error ?: strerror(-r));
+        else {
+                /* Swap, so that the old strings go with fresh. */
+                ExecDefaults old = s->config.defaults;
+                s->config.defaults = fresh.defaults;
+                fresh.defaults = old;
+                s->config.limits.timeout_ms = fresh.limits.timeout_ms;
+                s->config.limits.memory_bytes = fresh.limits.memory_bytes;
+                s->config.limits.cpu = fresh.limits.cpu;
+                s->config.limits.pids = fresh.limits.pids;
+                s->config.limits.max_output = fresh.limits.max_output;
+                s->config.limits.sandbox_bytes = fresh.limits.sandbox_bytes;
+                s->config.limits.tmp_bytes = fresh.limits.tmp_bytes;
+                s->config.output_budget_bytes = fresh.output_budget_bytes;
+                s->api.exec.output_budget = fresh.output_budget_bytes;
+                if (s->keys)
+                        keystore_drop_cache(s->keys);
+                log_info("Reloaded the configuration%s%s: limits and defaults, key cache dropped.", path ? " from " : "",
+                         path ?: "");
+        }
+        config_done(&fresh);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on port %u", s->port);
+        return 0;
+}
+
+/* Under socket activation the listening socket stays with systemd, which starts us again on
+ * the next connection: after idle_exit_usec without a connection, a run or a session, exit. */
+static int on_idle_check(sd_event_source *es, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        bool idle = http_server_n_connections(s->http) == 0 && api_n_runs(&s->api) == 0 &&
+                    session_count(s->sessions) == 0 && exec_queue_pending(s->queue) == 0;
+
+        if (s->stopping)
+                return 0;
+        if (!idle)
+                s->idle_since = 0;
+        else if (s->idle_since == 0)
+                s->idle_since = now;
+        else if (now - s->idle_since >= s->idle_exit_usec) {
+                s->stopping = true;
+                log_info("Idle for %" PRIu64 " s: exiting (systemd starts the service again on the next connection).",
+                         s->idle_exit_usec / USEC_PER_SEC);
+                return server_begin_stop(s);
+        }
+        (void) sd_event_source_set_time_relative(es, MAX(s->idle_exit_usec / 4, USEC_PER_SEC));
+        return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
 }
 
 int server_new(Server **ret, Config *config, const ServerOptions *opts) {
@@ -376,6 +452,22 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         r = sd_event_add_signal(s->event, &s->sig_int, SIGINT, on_signal, s);
         if (r < 0)
                 return r;
+        r = sd_event_add_signal(s->event, &s->sig_hup, SIGHUP, on_reload, s);
+        if (r < 0)
+                return r;
+        if (opts->config_path && !(s->config_path = strdup(opts->config_path)))
+                return -ENOMEM;
+
+        if (s->config.idle_exit_sec == IDLE_EXIT_DEFAULT)
+                s->idle_exit_usec = opts->activated ? IDLE_EXIT_ACTIVATED_SEC * USEC_PER_SEC : 0;
+        else
+                s->idle_exit_usec = s->config.idle_exit_sec * USEC_PER_SEC;
+        if (s->idle_exit_usec > 0) {
+                r = sd_event_add_time_relative(s->event, &s->idle_timer, CLOCK_MONOTONIC,
+                                               MAX(s->idle_exit_usec / 4, USEC_PER_SEC), USEC_PER_SEC / 2, on_idle_check, s);
+                if (r < 0)
+                        return r;
+        }
 
         pool_replenish(s->pool);
         *ret = TAKE_PTR(s);

@@ -12,6 +12,7 @@ typedef struct ServerOptions {
         uint16_t port;
         bool activated;
         const char *bus;            /* "system", "user", an address, "none"; NULL: system, if there is one */
+        const char *config_path;    /* --config, read again on SIGHUP; NULL: the usual places */
 } ServerOptions;
 
 /* Takes the config. */

@@ -49,6 +49,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
 /* Stops accepting new connections; open ones are served to the end. */
 void http_server_quiesce(HttpServer *s);
 unsigned http_server_n_requests(HttpServer *s);
+/* Open connections, upgraded ones included. */
+unsigned http_server_n_connections(HttpServer *s);
 /* Runs MHD once more from the loop, after resuming a connection or changing its state. */
 void http_server_kick(HttpServer *s);
 

@@ -380,3 +380,8 @@ void http_server_quiesce(HttpServer *s) {
 unsigned http_server_n_requests(HttpServer *s) {
         return s->n_requests;
 }
+
+unsigned http_server_n_connections(HttpServer *s) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        return info ? info->num_connections : 0;
+}

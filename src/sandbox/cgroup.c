@@ -251,6 +251,16 @@ static int v2_setup(CgroupManager *m, const char *root, const char *self_cgroup)
         if (r < 0)
                 return log_error_errno(r, "cgroup: cannot create %s: %m", m->base[0]);
         (void) v2_enable_controllers(m->base[0]);
+        /* Without these every run would fail later: refuse to start, saying why. (A real cgroupfs
+         * always has the file; a test's fake tree may not.) */
+        {
+                _cleanup_free_ char *avail = NULL;
+                if (read_file(m->base[0], "cgroup.controllers", &avail) >= 0 &&
+                    (!strstr(avail, "memory") || !strstr(avail, "pids")))
+                        return log_error_errno(EPERM, "cgroup v2: the memory and pids controllers are not available in %s; "
+                                               "they must be delegated to the daemon's cgroup (Delegate=yes under systemd)",
+                                               m->base[0]);
+        }
         m->n = 1;
         return 0;
 }

@@ -12,6 +12,7 @@
 #include "shared/util.h"
 
 static int log_max_level = LOG_INFO;
+static int log_on_tty = -1;
 
 void log_set_max_level(int level) {
         log_max_level = level;
@@ -33,7 +34,13 @@ int log_internal(int level, int error, const char *fmt, ...) {
                 va_start(ap, fmt);
                 vsnprintf(buf, sizeof(buf), fmt, ap);
                 va_end(ap);
-                fprintf(stderr, "<%d>%s\n", level, buf);
+                /* "<N>" tells journald the priority; a person at a terminal has no use for it. */
+                if (log_on_tty < 0)
+                        log_on_tty = isatty(STDERR_FILENO);
+                if (log_on_tty)
+                        fprintf(stderr, "%s\n", buf);
+                else
+                        fprintf(stderr, "<%d>%s\n", level, buf);
         }
         errno = saved;
         return -error;

@@ -290,18 +290,23 @@ class Startup(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("ISOL8_PORT", r.stderr)
 
-    def test_busy_port_picks_a_free_one_without_terminal(self):
+    def test_busy_port_fails_without_terminal_and_port_0_picks_one(self):
         blocker = socket.socket()
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", 0))
         blocker.listen(1)
         busy = blocker.getsockname()[1]
         try:
-            d = Daemon(port=busy).start()
+            # like any daemon: a busy port is an error, not a silent move
+            r = self.run_daemon(["--key", "k", "--port", str(busy)])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"Port {busy} is already in use", r.stderr)
+            self.assertIn("--port 0", r.stderr)
+            # ...unless the user asks for any free port
+            d = Daemon(port=0).start()
             try:
                 got = self.port_of(d)
-                self.assertNotEqual(got, busy)
-                self.assertIn(str(busy), d.stderr_text())
+                self.assertNotIn(got, (0, busy))
                 d.port = got
                 self.assertEqual(d.get("/health", key=None).status, 200)
             finally:
@@ -326,6 +331,57 @@ class Activation(unittest.TestCase):
             self.assertEqual(d.get("/queue/status", key=None).status, 401)
             out = d.read_line(5)
             self.assertEqual(out, f"isol8 server v0.1.0 listening on http://localhost:{d.port}")
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_idle_exit(self):
+        # With nothing to do for idleExitSec the daemon exits 0 (systemd starts it again on the
+        # next connection); a live session keeps it.
+        d = Daemon(activation=True, config={"idleExitSec": 2, "poolSize": 1}).start()
+        try:
+            r = d.post("/execute", {"request": {"cmd": "true"}, "sessionId": "keep"})
+            self.assertEqual(r.status, 200)
+            time.sleep(4)
+            self.assertEqual(d.get("/health", key=None).status, 200)
+            self.assertEqual(d.request("DELETE", "/session/keep").status, 200)
+            deadline = time.time() + 10
+            while d.proc.poll() is None and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(d.proc.poll(), 0, d.stderr_text())
+            self.assertIn("Idle for 2 s: exiting", d.stderr_text())
+        finally:
+            if d.proc.poll() is None:
+                d.stop()
+
+    def test_no_idle_exit_when_started_by_hand(self):
+        d = Daemon(config={"poolSize": 1}).start()
+        try:
+            time.sleep(1)
+            self.assertIsNone(d.proc.poll())
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_reload_on_sighup(self):
+        d = Daemon(config={"poolSize": 1, "limits": {"maxTimeoutMs": 1000}}).start()
+        try:
+            req = {"request": {"cmd": "true"}, "options": {"timeoutMs": 5000}}
+            self.assertEqual(d.post("/execute", req).status, 400)
+            with open(os.path.join(d.dir.name, "isol8.config.json"), "w") as f:
+                json.dump({"poolSize": 1, "limits": {"maxTimeoutMs": 10000}}, f)
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while "Reloaded the configuration" not in d.stderr_text() and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(d.post("/execute", req).status, 200)
+            # a broken file keeps what is in use
+            with open(os.path.join(d.dir.name, "isol8.config.json"), "w") as f:
+                f.write("{broken")
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while "Reload failed" not in d.stderr_text() and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertIn("Reload failed", d.stderr_text())
+            self.assertEqual(d.post("/execute", req).status, 200)
         finally:
             self.assertEqual(d.stop(), 0)
 

@@ -103,7 +103,7 @@ class Daemon:
         self.args = list(args)
         self.env = env
         self.activation = activation
-        self.port = port or free_port()
+        self.port = port if port is not None else free_port()
         self.proc = None
         self.stdout_lines = []
 

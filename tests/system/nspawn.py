@@ -94,8 +94,13 @@ class Machine:
                         pass
             time.sleep(0.1)
         assert self.leader, "the container did not start"
-        r = self.run("systemctl is-system-running --wait", timeout=90)
-        assert r.stdout.strip() in ("running", "degraded"), (r.stdout, self.run("systemctl --failed").stdout)
+        # systemctl answers only once the manager's private bus is up: ask again until it does.
+        while True:
+            r = self.run("systemctl is-system-running --wait", timeout=90)
+            if r.stdout.strip() or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.stdout.strip() in ("running", "degraded"), (r.stdout, r.stderr, self.run("systemctl --failed").stdout)
         # What a package's maintainer scripts do after unpacking.
         self.run("ldconfig && systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload && "
                  "systemctl reload dbus", check=True)

@@ -134,6 +134,33 @@ class Systemd(unittest.TestCase):
         self.assertNotIn("/run/isol8/root", self.sh("cat /proc/mounts").stdout)
         self.sh("systemctl start isol8.socket", check=True)
 
+    def test_09_reload(self):
+        self.sh("""printf '{"auth": {"enabled": true}, "limits": {"maxTimeoutMs": 1000}}\\n' > /etc/isol8/config.json""", check=True)
+        self.assertEqual(self.curl("/health", key=None)["status"], "ok")   # socket-activated again
+        pid = self.sh("systemctl show -p MainPID --value isol8.service").stdout.strip()
+        self.sh("systemctl reload isol8.service", check=True)
+        self.assertEqual(self.sh("systemctl show -p MainPID --value isol8.service").stdout.strip(), pid)
+        r = self.curl("/execute", {"request": {"cmd": "true"}, "options": {"timeoutMs": 5000}})
+        self.assertIn("timeoutMs", r.get("error", ""), r)
+        self.assertIn("Reloaded the configuration", self.sh("journalctl -u isol8.service --no-pager -o cat").stdout)
+
+    def test_10_idle_exit_and_activation_again(self):
+        self.sh("""printf '{"idleExitSec": 2}\\n' > /etc/isol8/config.json && systemctl reset-failed isol8.service && """
+                "systemctl restart isol8.service", check=True)
+        deadline = time.time() + 20
+        state = ""
+        while time.time() < deadline:
+            state = self.sh("systemctl is-active isol8.service").stdout.strip()
+            if state == "inactive":
+                break
+            time.sleep(0.5)
+        self.assertEqual(state, "inactive")
+        self.assertEqual(self.sh("systemctl is-active isol8.socket").stdout.strip(), "active")
+        r = self.curl("/execute", {"request": {"cmd": "echo again"}})
+        self.assertEqual(r.get("stdout") if isinstance(r, dict) else r, "again",
+                         self.sh("journalctl -u isol8.service --no-pager -o cat | tail -20").stdout)
+        self.assertEqual(self.sh("systemctl is-active isol8.service").stdout.strip(), "active")
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)

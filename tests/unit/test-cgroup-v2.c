@@ -141,6 +141,15 @@ int main(void) {
         CHECK(!exists("system.slice/isol8.service/isol8/d4242/sb-0-1"));
         cgroup_manager_free(m);
         CHECK(!exists("system.slice/isol8.service/isol8/d4242"));
+
+        /* Controllers not delegated (a cgroup2 tree without memory and pids for us): refuse to
+         * start, rather than answer /health and fail every run. */
+        snprintf(p, sizeof(p), "%s/system.slice/isol8.service/isol8/d4343", root);
+        CHECK(mkdir_p(p, 0755) == 0);
+        writef("system.slice/isol8.service/isol8/d4343/cgroup.controllers", "cpu io\n");
+        m = NULL;
+        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/system.slice/isol8.service\n", 4343) == -EPERM);
+        CHECK(m == NULL);
         snprintf(p, sizeof(p), "rm -rf %s", root);
         CHECK(system(p) == 0);
         return tap_done();
