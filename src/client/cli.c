@@ -211,7 +211,9 @@ int cli_run(int argc, char **argv) {
                 case A_SESSION: session = optarg; break;
                 case A_OUT: out_path = optarg; break;
                 case 'h': run_help(); return 0;
-                default: return 2;
+                default:
+                        fprintf(stderr, "isol8 run: see isol8 run --help\n");
+                        return 2;
                 }
         if (optind < argc) {
                 const char *file = argv[optind];

@@ -3,11 +3,14 @@
  * timedatectl and loginctl. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "shared/json-util.h"
 #include "shared/time-util.h"
@@ -16,6 +19,10 @@
 #define BUS_NAME "org.isol8.Daemon1"
 #define BUS_PATH "/org/isol8/Daemon1"
 #define MANAGER "org.isol8.Daemon1.Manager"
+/* How long a call may wait for the daemon (D-Bus activation included) before we say so. */
+#define CALL_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* The longest key lifetime the daemon accepts. */
+#define TTL_MAX_MS (UINT64_C(10) * 365 * 24 * 3600 * 1000)
 
 enum {
         EXIT_OK = 0,
@@ -28,6 +35,7 @@ enum {
 static const char *arg_address = NULL;
 static bool arg_user = false;
 static bool arg_json = false;
+static bool arg_json_pretty = true;
 static bool arg_legend = true;
 static const char *arg_tenant = NULL;
 static const char *arg_ttl = NULL;
@@ -58,10 +66,12 @@ static int help(const char *verb) {
                        "  --system                   Talk to the daemon on the system bus (default)\n"
                        "  --user                     ... on the user bus\n"
                        "  --address=ADDRESS          ... on the bus at ADDRESS\n"
-                       "  --json                     JSON output for scripts\n"
-                       "  --no-legend                Tables without header\n"
+                       "  --json[=pretty|short]      JSON output for scripts\n"
+                       "  --no-legend                Tables without header and footer\n"
+                       "  --no-pager                 Accepted for habit; output is never paged\n"
                        "  --tenant=T                 Tenant for keys list/create\n"
-                       "  --ttl=DURATION             Lifetime of a new key (e.g. 90s, 30m, 1h, 7d)\n"
+                       "  --ttl=TIMESPAN             Lifetime of a new key: \"3600\" (seconds), \"90s\", \"1h 30m\",\n"
+                       "                             \"7d\", \"1w\" (at most 10 years)\n"
                        "  -h, --help                 Show this help (also: isol8ctl COMMAND --help)\n\n"
                        "Exit status: 0 success, 1 failure, 2 bad usage, 3 access denied, 4 not found.\n");
         return EXIT_OK;
@@ -88,25 +98,52 @@ static int connect_bus(sd_bus **ret) {
                 sd_bus_unref(bus);
                 return r;
         }
+        (void) sd_bus_set_method_call_timeout(bus, CALL_TIMEOUT_USEC);
         *ret = bus;
         return 0;
 }
 
+/* One plain sentence for what went wrong; exit 4 only for "no such key or session". */
 static int bus_failure(const sd_bus_error *error, int r) {
-        fprintf(stderr, "isol8ctl: %s\n", error && error->message ? error->message : strerror(-r));
-        if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
+        if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) || r == -EACCES || r == -EPERM) {
+                fprintf(stderr, "isol8ctl: permission denied: run it as root or as a member of the isol8 group.\n");
                 return EXIT_DENIED;
+        }
         if (sd_bus_error_has_name(error, "org.isol8.Daemon1.Error.UnknownKey") ||
             sd_bus_error_has_name(error, "org.isol8.Daemon1.Error.UnknownSession") ||
-            sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
-            sd_bus_error_has_name(error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-            sd_bus_error_has_name(error, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+            sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_OBJECT)) {
+                fprintf(stderr, "isol8ctl: %s\n", error->message ?: "not found");
                 return EXIT_NOT_FOUND;
+        }
+        if (sd_bus_error_has_name(error, SD_BUS_ERROR_SERVICE_UNKNOWN) || sd_bus_error_has_name(error, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
+            sd_bus_error_has_name(error, "org.freedesktop.DBus.Error.Spawn.ChildExited") ||
+            sd_bus_error_has_name(error, "org.freedesktop.DBus.Error.Spawn.ServiceNotFound") ||
+            sd_bus_error_has_name(error, "org.freedesktop.systemd1.UnitFailed")) {
+                fprintf(stderr, "isol8ctl: the isol8 daemon is not running (start it: systemctl start isol8.socket; "
+                                "why it stopped: journalctl -u isol8.service).\n");
+                return EXIT_FAILURE_;
+        }
+        if (sd_bus_error_has_name(error, SD_BUS_ERROR_NO_REPLY) || sd_bus_error_has_name(error, SD_BUS_ERROR_TIMEOUT) ||
+            r == -ETIMEDOUT) {
+                fprintf(stderr, "isol8ctl: the isol8 daemon did not answer within %u s (systemctl status isol8.service).\n",
+                        (unsigned) (CALL_TIMEOUT_USEC / USEC_PER_SEC));
+                return EXIT_FAILURE_;
+        }
+        fprintf(stderr, "isol8ctl: %s\n", error && error->message ? error->message : strerror(-r));
         return EXIT_FAILURE_;
 }
 
+/* A time for a table: local and readable on a terminal, ISO 8601 (UTC) otherwise. */
 static const char *iso(uint64_t usec, char buf[static 64]) {
-        return usec ? format_iso8601(usec, buf) : "-";
+        if (!usec)
+                return "-";
+        if (isatty(STDOUT_FILENO)) {
+                time_t t = (time_t) (usec / USEC_PER_SEC);
+                struct tm tm;
+                if (localtime_r(&t, &tm) && strftime(buf, 64, "%a %Y-%m-%d %H:%M:%S %Z", &tm) > 0)
+                        return buf;
+        }
+        return format_iso8601(usec, buf);
 }
 
 static json_object *iso_json(uint64_t usec) {
@@ -115,7 +152,8 @@ static json_object *iso_json(uint64_t usec) {
 }
 
 static void print_json(json_object *o) {
-        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        printf("%s\n", json_object_to_json_string_ext(o, (arg_json_pretty ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN) |
+                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* A table: widths from the data, header unless --no-legend. */
@@ -186,25 +224,53 @@ static int cmd_status(sd_bus *bus) {
         return EXIT_OK;
 }
 
+/* A systemd time span in milliseconds: "3600" (seconds), "90s", "1h 30m", "2d", "1w", "500ms". */
 static int parse_ttl(const char *s, uint64_t *ret) {
-        char *end;
-        double v = strtod(s, &end);
-        double mult = 1;
-        if (end == s || v <= 0)
+        static const struct { const char *suffix; uint64_t ms; } units[] = {
+                { "ms", 1 }, { "msec", 1 }, { "s", 1000 }, { "sec", 1000 }, { "second", 1000 }, { "seconds", 1000 },
+                { "m", 60000 }, { "min", 60000 }, { "minute", 60000 }, { "minutes", 60000 },
+                { "h", 3600000 }, { "hr", 3600000 }, { "hour", 3600000 }, { "hours", 3600000 },
+                { "d", 86400000 }, { "day", 86400000 }, { "days", 86400000 },
+                { "w", 604800000 }, { "week", 604800000 }, { "weeks", 604800000 },
+                { "M", 2629800000 }, { "month", 2629800000 }, { "months", 2629800000 },
+                { "y", 31557600000 }, { "year", 31557600000 }, { "years", 31557600000 },
+        };
+        uint64_t total = 0;
+        bool any = false;
+
+        while (*s) {
+                char *end;
+                unsigned long long v;
+                size_t ul;
+                uint64_t mult = 0;
+
+                s += strspn(s, " ");
+                if (!*s)
+                        break;
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                errno = 0;
+                v = strtoull(s, &end, 10);
+                if (errno)
+                        return -ERANGE;
+                s = end + strspn(end, " ");
+                ul = strspn(s, "abcdefghijklmnopqrstuvwxyzM");
+                if (ul == 0)
+                        mult = 1000;   /* a bare number is seconds, as in systemd */
+                for (size_t i = 0; i < ELEMENTSOF(units) && !mult; i++)
+                        if (strlen(units[i].suffix) == ul && strncmp(s, units[i].suffix, ul) == 0)
+                                mult = units[i].ms;
+                if (!mult)
+                        return -EINVAL;
+                s += ul;
+                if (v > TTL_MAX_MS / mult || total + v * mult > TTL_MAX_MS)
+                        return -ERANGE;
+                total += v * mult;
+                any = true;
+        }
+        if (!any || total == 0)
                 return -EINVAL;
-        if (streq(end, "") || streq(end, "ms"))
-                mult = 1;
-        else if (streq(end, "s"))
-                mult = 1000;
-        else if (streq(end, "m") || streq(end, "min"))
-                mult = 60000;
-        else if (streq(end, "h"))
-                mult = 3600000;
-        else if (streq(end, "d"))
-                mult = 86400000;
-        else
-                return -EINVAL;
-        *ret = (uint64_t) (v * mult);
+        *ret = total;
         return 0;
 }
 
@@ -268,14 +334,8 @@ static int cmd_keys(sd_bus *bus, int argc, char **argv) {
                 const char *id, *key, *prefix;
                 uint64_t expires, ttl = 0;
 
-                if (argc < 2) {
-                        fprintf(stderr, "isol8ctl: keys create needs a NAME\n");
-                        return EXIT_USAGE;
-                }
-                if (arg_ttl && parse_ttl(arg_ttl, &ttl) < 0) {
-                        fprintf(stderr, "isol8ctl: invalid --ttl: %s\n", arg_ttl);
-                        return EXIT_USAGE;
-                }
+                if (arg_ttl && parse_ttl(arg_ttl, &ttl) < 0)
+                        return EXIT_USAGE;   /* not reached: checked before connecting */
                 r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "CreateKey", &error, &reply, "sst", argv[1],
                                        arg_tenant ?: "default", ttl);
                 if (r < 0)
@@ -300,10 +360,6 @@ static int cmd_keys(sd_bus *bus, int argc, char **argv) {
                 return EXIT_OK;
         }
         if (streq(verb, "revoke")) {
-                if (argc < 2) {
-                        fprintf(stderr, "isol8ctl: keys revoke needs an ID\n");
-                        return EXIT_USAGE;
-                }
                 r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "RevokeKey", &error, NULL, "s", argv[1]);
                 if (r < 0)
                         return bus_failure(&error, r);
@@ -313,8 +369,7 @@ static int cmd_keys(sd_bus *bus, int argc, char **argv) {
                         printf("{\"ok\": true, \"id\": \"%s\"}\n", argv[1]);
                 return EXIT_OK;
         }
-        fprintf(stderr, "isol8ctl: unknown keys command '%s' (list, create, revoke)\n", verb);
-        return EXIT_USAGE;
+        return EXIT_USAGE;   /* not reached: checked before connecting */
 }
 
 static json_object *session_json(const char *id, const char *tenant, const char *runtime, int active, uint64_t created,
@@ -347,10 +402,6 @@ static int cmd_sessions(sd_bus *bus, int argc, char **argv) {
                 int active;
                 bool found = false;
 
-                if (streq(verb, "show") && argc < 2) {
-                        fprintf(stderr, "isol8ctl: sessions show needs an ID\n");
-                        return EXIT_USAGE;
-                }
                 r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "ListSessions", &error, &reply, NULL);
                 if (r < 0)
                         return bus_failure(&error, r);
@@ -399,10 +450,6 @@ static int cmd_sessions(sd_bus *bus, int argc, char **argv) {
                 return EXIT_OK;
         }
         if (streq(verb, "kill")) {
-                if (argc < 2) {
-                        fprintf(stderr, "isol8ctl: sessions kill needs an ID\n");
-                        return EXIT_USAGE;
-                }
                 r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "DestroySession", &error, NULL, "s", argv[1]);
                 if (r < 0)
                         return bus_failure(&error, r);
@@ -410,8 +457,7 @@ static int cmd_sessions(sd_bus *bus, int argc, char **argv) {
                         printf("Destroyed session %s.\n", argv[1]);
                 return EXIT_OK;
         }
-        fprintf(stderr, "isol8ctl: unknown sessions command '%s' (list, show, kill)\n", verb);
-        return EXIT_USAGE;
+        return EXIT_USAGE;   /* not reached: checked before connecting */
 }
 
 static int cmd_cleanup(sd_bus *bus) {
@@ -432,14 +478,56 @@ static int cmd_cleanup(sd_bus *bus) {
         return EXIT_OK;
 }
 
+static int usage(const char *fmt, ...) _printf_(1, 2);
+static int usage(const char *fmt, ...) {
+        va_list ap;
+        fprintf(stderr, "isol8ctl: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "; see isol8ctl --help\n");
+        return EXIT_USAGE;
+}
+
+/* Every usage error is found here, before the bus is touched. */
+static int check_args(int argc, char **argv) {
+        const char *verb = argv[0], *sub = argc > 1 ? argv[1] : NULL;
+        uint64_t ttl;
+
+        if (arg_tenant && (!*arg_tenant || arg_tenant[0] == '@' || strlen(arg_tenant) > 128))
+                return usage("--tenant must be 1-128 characters, not starting with '@'");
+        if (arg_ttl && parse_ttl(arg_ttl, &ttl) < 0)
+                return usage("invalid --ttl '%s' (a time span: 3600, 90s, 1h 30m, 7d, 1w; at most 10 years)", arg_ttl);
+        if (streq(verb, "status") || streq(verb, "cleanup"))
+                return argc == 1 ? 0 : usage("%s takes no arguments", verb);
+        if (streq(verb, "keys")) {
+                if (!sub || streq(sub, "list"))
+                        return argc <= 2 ? 0 : usage("keys list takes no arguments");
+                if (streq(sub, "create"))
+                        return argc == 3 && *argv[2] ? 0 : usage("keys create needs one NAME");
+                if (streq(sub, "revoke"))
+                        return argc == 3 ? 0 : usage("keys revoke needs one ID");
+                return usage("unknown keys command '%s' (list, create, revoke)", sub);
+        }
+        if (streq(verb, "sessions")) {
+                if (!sub || streq(sub, "list"))
+                        return argc <= 2 ? 0 : usage("sessions list takes no arguments");
+                if (streq(sub, "show") || streq(sub, "kill"))
+                        return argc == 3 ? 0 : usage("sessions show and kill need one ID");
+                return usage("unknown sessions command '%s' (list, show, kill)", sub);
+        }
+        return usage("unknown command '%s'", verb);
+}
+
 int main(int argc, char **argv) {
-        enum { ARG_SYSTEM = 0x100, ARG_USER, ARG_ADDRESS, ARG_JSON, ARG_NO_LEGEND, ARG_TENANT, ARG_TTL, ARG_VERSION };
+        enum { ARG_SYSTEM = 0x100, ARG_USER, ARG_ADDRESS, ARG_JSON, ARG_NO_LEGEND, ARG_NO_PAGER, ARG_TENANT, ARG_TTL, ARG_VERSION };
         static const struct option options[] = {
                 { "system", no_argument, NULL, ARG_SYSTEM },
                 { "user", no_argument, NULL, ARG_USER },
                 { "address", required_argument, NULL, ARG_ADDRESS },
-                { "json", no_argument, NULL, ARG_JSON },
+                { "json", optional_argument, NULL, ARG_JSON },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "tenant", required_argument, NULL, ARG_TENANT },
                 { "ttl", required_argument, NULL, ARG_TTL },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -455,13 +543,21 @@ int main(int argc, char **argv) {
                 case ARG_SYSTEM: arg_user = false; arg_address = NULL; break;
                 case ARG_USER: arg_user = true; break;
                 case ARG_ADDRESS: arg_address = optarg; break;
-                case ARG_JSON: arg_json = true; break;
+                case ARG_JSON:
+                        arg_json = true;
+                        if (optarg && !streq(optarg, "pretty") && !streq(optarg, "short"))
+                                return usage("--json takes pretty or short, not '%s'", optarg);
+                        arg_json_pretty = !optarg || streq(optarg, "pretty");
+                        break;
                 case ARG_NO_LEGEND: arg_legend = false; break;
+                case ARG_NO_PAGER: break;
                 case ARG_TENANT: arg_tenant = optarg; break;
                 case ARG_TTL: arg_ttl = optarg; break;
                 case ARG_VERSION: printf("isol8ctl %s\n", ISOL8_VERSION); return EXIT_OK;
                 case 'h': want_help = true; break;
-                default: return EXIT_USAGE;
+                default:
+                        fprintf(stderr, "isol8ctl: see isol8ctl --help\n");
+                        return EXIT_USAGE;
                 }
         argc -= optind;
         argv += optind;
@@ -469,10 +565,9 @@ int main(int argc, char **argv) {
                 return help(argc > 0 ? argv[0] : NULL);
         if (argc == 0)
                 return help(NULL), EXIT_USAGE;
-        if (!streq(argv[0], "status") && !streq(argv[0], "keys") && !streq(argv[0], "sessions") && !streq(argv[0], "cleanup")) {
-                fprintf(stderr, "isol8ctl: unknown command '%s'; see isol8ctl --help\n", argv[0]);
-                return EXIT_USAGE;
-        }
+        r = check_args(argc, argv);
+        if (r != 0)
+                return r;
         r = connect_bus(&bus);
         if (r < 0)
                 return EXIT_FAILURE_;

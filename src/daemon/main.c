@@ -19,19 +19,26 @@
 static void help(void) {
         printf("isol8 %s — run untrusted code in Linux-namespace sandboxes\n\n"
                "Usage:\n"
-               "  isol8 serve [OPTIONS]     Start the HTTP server\n"
+               "  isol8 serve [OPTIONS]     Start the HTTP server (see isol8 serve --help)\n"
                "  isol8 run [FILE] [...]    Run code (on a server with --host, else locally; see isol8 run --help)\n"
                "  isol8 login --host URL --key MASTER [--name N] [--ttl MS]\n"
                "                            Store a short-lived key for a server (~/.isol8/credentials.json)\n"
                "  isol8 logout [--host URL] Forget stored keys\n"
                "  isol8 session list|stop ID --host URL\n"
                "  isol8 health [--host URL]\n"
-               "  isol8 --version\n\n"
-               "Options for serve:\n"
-               "  -p, --port N              Port to listen on (else $ISOL8_PORT, $PORT, 3000);\n"
-               "                            ignored under socket activation\n"
+               "  isol8 --version\n",
+               ISOL8_VERSION);
+}
+
+static void help_serve(void) {
+        printf("isol8 serve [OPTIONS]\n\n"
+               "Serve the isol8 HTTP API (see isol8-serve(8)).\n\n"
+               "Options:\n"
+               "  -p, --port N              Port to listen on (else $ISOL8_PORT, $PORT, 3000; 0: any free\n"
+               "                            port); ignored under socket activation\n"
                "      --host ADDR           Address to bind (default 0.0.0.0)\n"
-               "  -k, --key KEY             Master API key (else $ISOL8_API_KEY); required\n"
+               "  -k, --key KEY             Master API key (else $ISOL8_API_KEY, the credential api-key,\n"
+               "                            /etc/isol8/api-key); required\n"
                "  -c, --config PATH         Config file (else ./isol8.config.json,\n"
                "                            ~/.isol8/config.json, /etc/isol8/config.json)\n"
                "      --auth-db [CONN]      DB-backed API keys (SQLite path, postgres://, mysql://)\n"
@@ -40,8 +47,7 @@ static void help(void) {
                "                            the system bus when there is one)\n"
                "      --bus-introspect      Print the D-Bus introspection XML and exit\n"
                "  -v, --verbose             Debug logging\n"
-               "  -h, --help                Show this help\n",
-               ISOL8_VERSION);
+               "  -h, --help                Show this help\n");
 }
 
 /* A credential systemd passed in $CREDENTIALS_DIRECTORY (LoadCredential=), trailing newline cut.
@@ -133,8 +139,10 @@ static int serve(int argc, char **argv) {
                         return bus_introspect(stdout) < 0 ? 1 : 0;
                 case ARG_HOST: host = optarg; break;
                 case 'v': log_set_max_level(LOG_DEBUG); break;
-                case 'h': help(); return 0;
-                default: return 2;
+                case 'h': help_serve(); return 0;
+                default:
+                        fprintf(stderr, "isol8 serve: see isol8 serve --help\n");
+                        return 2;
                 }
         }
         if (optind < argc) {
@@ -226,18 +234,25 @@ static int serve(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-        if (argc >= 2 && streq(argv[1], "serve"))
-                return serve(argc - 1, argv + 1);
-        if (argc >= 2 && streq(argv[1], "run"))
-                return cli_run(argc - 1, argv + 1);
-        if (argc >= 2 && streq(argv[1], "login"))
-                return cli_login(argc - 1, argv + 1);
-        if (argc >= 2 && streq(argv[1], "logout"))
-                return cli_logout(argc - 1, argv + 1);
-        if (argc >= 2 && streq(argv[1], "session"))
-                return cli_session(argc - 1, argv + 1);
-        if (argc >= 2 && streq(argv[1], "health"))
-                return cli_health(argc - 1, argv + 1);
+        static const char *const verbs[][2] = {
+                { "serve", "isol8 serve" }, { "run", "isol8 run" }, { "login", "isol8 login" },
+                { "logout", "isol8 logout" }, { "session", "isol8 session" }, { "health", "isol8 health" },
+        };
+        /* getopt names the program by argv[0] of the verb: "isol8 run: unrecognized option ...". */
+        for (size_t i = 0; argc >= 2 && i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[1], verbs[i][0])) {
+                        int r = 0;
+                        argv[1] = (char *) verbs[i][1];
+                        switch (i) {
+                        case 0: r = serve(argc - 1, argv + 1); break;
+                        case 1: r = cli_run(argc - 1, argv + 1); break;
+                        case 2: r = cli_login(argc - 1, argv + 1); break;
+                        case 3: r = cli_logout(argc - 1, argv + 1); break;
+                        case 4: r = cli_session(argc - 1, argv + 1); break;
+                        default: r = cli_health(argc - 1, argv + 1); break;
+                        }
+                        return r;
+                }
         if (argc >= 2 && (streq(argv[1], "--version") || streq(argv[1], "version"))) {
                 printf("isol8 %s\n", ISOL8_VERSION);
                 return 0;
@@ -246,6 +261,9 @@ int main(int argc, char **argv) {
                 help();
                 return 0;
         }
-        help();
+        if (argc < 2)
+                fprintf(stderr, "isol8: a command is needed (serve, run, login, logout, session, health); see isol8 --help\n");
+        else
+                fprintf(stderr, "isol8: unknown command '%s'; see isol8 --help\n", argv[1]);
         return 2;
 }

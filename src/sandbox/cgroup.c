@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
@@ -27,6 +28,9 @@ static const char *const v1_names[_V1_MAX] = { "memory", "pids", "cpu", "cpuacct
 struct CgroupManager {
         CgroupVersion version;
         pid_t self_pid;
+        char name[64];          /* our directory below .../isol8: "d<pid>" (or "d<pid>.<n>" if taken) */
+        char *lock_dir;         /* where each daemon holds <name>.lock while it lives (NULL: none) */
+        int lock_fd;
         /* v2: [0] only. v1: one per controller. "<mount><own>/isol8" and ".../d<pid>" */
         char *top[_V1_MAX];
         char *base[_V1_MAX];
@@ -241,7 +245,7 @@ static int v2_setup(CgroupManager *m, const char *root, const char *self_cgroup)
                         return log_error_errno(r, "cgroup: cannot enable controllers in %s (is the cgroup delegated?): %m", own_dir);
         }
         if (asprintf(&m->top[0], "%s/isol8", own_dir) < 0 ||
-            asprintf(&m->base[0], "%s/d%d", m->top[0], (int) m->self_pid) < 0)
+            asprintf(&m->base[0], "%s/%s", m->top[0], m->name) < 0)
                 return -ENOMEM;
         r = mkdir_one(m->top[0]);
         if (r < 0)
@@ -277,7 +281,7 @@ static int v1_setup(CgroupManager *m, const char *root, const char *self_cgroup)
                 if (r < 0)
                         return log_error_errno(r, "cgroup: cannot find own %s cgroup: %m", v1_names[i]);
                 if (asprintf(&m->top[i], "%s%s%sisol8", mnt, own, endswith(own, "/") ? "" : "/") < 0 ||
-                    asprintf(&m->base[i], "%s/d%d", m->top[i], (int) m->self_pid) < 0)
+                    asprintf(&m->base[i], "%s/%s", m->top[i], m->name) < 0)
                         return -ENOMEM;
                 r = mkdir_one(m->top[i]);
                 if (r >= 0)
@@ -289,8 +293,45 @@ static int v1_setup(CgroupManager *m, const char *root, const char *self_cgroup)
         return 0;
 }
 
+/* Locks <lock_dir>/<name>.lock: held while we live, it is what says that a directory is a live
+ * daemon's (pids say nothing across pid namespaces). 1: ours now; 0: held by another; < 0 error. */
+static int lock_name(const char *lock_dir, const char *name, int *ret_fd) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+
+        if (asprintf(&path, "%s/%s.lock", lock_dir, name) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? 0 : -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 1;
+}
+
+static int take_name(CgroupManager *m, const char *lock_dir) {
+        snprintf(m->name, sizeof(m->name), "d%d", (int) m->self_pid);
+        if (!lock_dir)
+                return 0;
+        m->lock_dir = strdup(lock_dir);
+        if (!m->lock_dir)
+                return -ENOMEM;
+        (void) mkdir(lock_dir, 0700);
+        for (unsigned n = 1; n < 100; n++) {
+                int r = lock_name(lock_dir, m->name, &m->lock_fd);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: cannot lock %s/%s.lock: %m", lock_dir, m->name);
+                if (r > 0)
+                        return 0;
+                /* A live daemon in another pid namespace has our pid: take another name. */
+                snprintf(m->name, sizeof(m->name), "d%d.%u", (int) m->self_pid, n);
+        }
+        return -EBUSY;
+}
+
 int cgroup_manager_new(CgroupManager **ret, const char *root, CgroupVersion version,
-                       const char *self_cgroup, pid_t self_pid) {
+                       const char *self_cgroup, pid_t self_pid, const char *lock_dir) {
         _cleanup_(cgroup_manager_freep) CgroupManager *m = NULL;
         int r;
 
@@ -311,6 +352,10 @@ int cgroup_manager_new(CgroupManager **ret, const char *root, CgroupVersion vers
                 return -ENOMEM;
         m->version = version;
         m->self_pid = self_pid;
+        m->lock_fd = -EBADF;
+        r = take_name(m, lock_dir);
+        if (r < 0)
+                return r;
         r = version == CGROUP_V2 ? v2_setup(m, root, self_cgroup) : v1_setup(m, root, self_cgroup);
         if (r < 0)
                 return r;
@@ -327,6 +372,13 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
                 free(m->base[i]);
                 free(m->top[i]);
         }
+        if (m->lock_fd >= 0) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s.lock", m->lock_dir, m->name) >= 0)
+                        (void) unlink(path);
+                safe_close(m->lock_fd);
+        }
+        free(m->lock_dir);
         free(m);
         return NULL;
 }
@@ -474,19 +526,29 @@ int cgroup_manager_reclaim(CgroupManager *m) {
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {
-                uint64_t pid;
-                char comm_path[64];
-                _cleanup_free_ char *comm = NULL;
-
-                if (de->d_type != DT_DIR || de->d_name[0] != 'd' || safe_atou64(de->d_name + 1, &pid) < 0)
+                if (de->d_type != DT_DIR || de->d_name[0] != 'd' || streq(de->d_name, m->name))
                         continue;
-                if ((pid_t) pid == m->self_pid)
-                        continue;
-                /* A live isol8 daemon owns it: leave it alone. */
-                snprintf(comm_path, sizeof(comm_path), "/proc/%" PRIu64 "/comm", pid);
-                if (read_one_line_file_at(AT_FDCWD, comm_path, &comm) >= 0 && streq(comm, "isol8"))
-                        continue;
-                log_info("cgroup: reclaiming sandboxes left by daemon %" PRIu64, pid);
+                if (m->lock_dir) {
+                        /* Its daemon holds its lock while it lives (in whatever pid namespace). */
+                        _cleanup_close_ int fd = -EBADF;
+                        _cleanup_free_ char *path = NULL;
+                        int r = lock_name(m->lock_dir, de->d_name, &fd);
+                        if (r == 0)
+                                continue;
+                        if (r > 0 && asprintf(&path, "%s/%s.lock", m->lock_dir, de->d_name) >= 0)
+                                (void) unlink(path);
+                } else {
+                        /* No lock directory: a live isol8 daemon with that pid owns it. */
+                        uint64_t pid;
+                        char comm_path[64];
+                        _cleanup_free_ char *comm = NULL;
+                        if (safe_atou64(de->d_name + 1, &pid) < 0)
+                                continue;
+                        snprintf(comm_path, sizeof(comm_path), "/proc/%" PRIu64 "/comm", pid);
+                        if (read_one_line_file_at(AT_FDCWD, comm_path, &comm) >= 0 && streq(comm, "isol8"))
+                                continue;
+                }
+                log_info("cgroup: reclaiming sandboxes left by %s", de->d_name);
                 kill_tree(m, de->d_name);
                 n++;
         }

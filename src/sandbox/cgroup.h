@@ -29,8 +29,10 @@ typedef struct CgroupStats {
 
 /* root: the cgroupfs mount point ("/sys/fs/cgroup", or a fake tree in tests); self_cgroup: the
  * text of /proc/self/cgroup; version 0 detects it from root. */
+/* lock_dir: where the daemon holds a lock naming its cgroup directory while it lives, which is how
+ * cgroup_manager_reclaim() tells live daemons' directories from dead ones' (NULL: by pid). */
 int cgroup_manager_new(CgroupManager **ret, const char *root, CgroupVersion version,
-                       const char *self_cgroup, pid_t self_pid);
+                       const char *self_cgroup, pid_t self_pid, const char *lock_dir);
 /* Removes the per-daemon directory (every sandbox cgroup must be destroyed first). */
 CgroupManager *cgroup_manager_free(CgroupManager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CgroupManager *, cgroup_manager_free);

@@ -145,7 +145,12 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
         r = read_full_file("/proc/self/cgroup", &self_cgroup, 65536, NULL);
         if (r < 0)
                 return r;
-        r = cgroup_manager_new(&e->cgroups, config->cgroup_root, 0, self_cgroup, getpid());
+        {
+                _cleanup_free_ char *locks = NULL;
+                if (asprintf(&locks, "%s/cgroup-locks", config->state_dir) < 0)
+                        return -ENOMEM;
+                r = cgroup_manager_new(&e->cgroups, config->cgroup_root, 0, self_cgroup, getpid(), locks);
+        }
         if (r < 0)
                 return r;
         r = cgroup_manager_reclaim(e->cgroups);

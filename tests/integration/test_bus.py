@@ -137,6 +137,22 @@ class Bus(unittest.TestCase):
         self.assertIn("Key not found", r.stderr)
         self.assertEqual(self.ctl("keys", "create", "x", "--ttl", "soon").returncode, 2)
 
+    def test_isol8ctl_ttl_time_spans(self):
+        import datetime
+        for ttl, secs in (("3600", 3600), ("90s", 90), ("1h 30m", 5400), ("2d", 172800), ("1w", 604800)):
+            r = self.ctl("--json=short", "keys", "create", "span", "--tenant", "t-span", "--ttl", ttl)
+            self.assertEqual(r.returncode, 0, (ttl, r.stderr))
+            self.assertNotIn("\n  ", r.stdout)   # short JSON: one line
+            expires = datetime.datetime.fromisoformat(json.loads(r.stdout)["expiresAt"].replace("Z", "+00:00"))
+            left = (expires - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+            self.assertAlmostEqual(left, secs, delta=30)
+        for bad in ("11y", "0", "", "5 parsecs", "-3s"):
+            r = self.ctl("keys", "create", "x", "--ttl", bad)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--ttl", r.stderr)
+        r = self.ctl("keys", "create", "x", "--tenant", "")
+        self.assertEqual(r.returncode, 2)
+
     def test_sessions_over_bus(self):
         self.daemon.post("/execute", {"request": {"cmd": "echo x > /sandbox/f"}, "sessionId": "bus-visible"})
         listed = json.loads(self.ctl("--json", "sessions", "list").stdout)
@@ -247,6 +263,17 @@ class Bus(unittest.TestCase):
             self.assertIn("isol8ctl", r.stdout)
         self.assertEqual(self.ctl("frobnicate").returncode, 2)
         self.assertEqual(self.ctl("keys", "explode").returncode, 2)
+        # usage errors are found before the bus is touched: no bus needed for them
+        for args in (["keys", "create"], ["keys", "revoke"], ["sessions", "kill"], ["status", "extra"], ["--json=loud", "status"]):
+            r = subprocess.run([ISOL8CTL, "--address=unix:path=/nonexistent"] + args, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn("see isol8ctl --help", r.stderr)
+        # refused by the bus policy: one plain sentence, exit 3
+        r = self.ctl("cleanup", user=65534)
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(r.stderr.strip().count("\n"), 0)
+        self.assertIn("permission denied", r.stderr)
+        self.assertNotIn("matched rules", r.stderr)
         r = subprocess.run([ISOL8CTL, "--address=unix:path=/nonexistent", "status"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot connect", r.stderr)

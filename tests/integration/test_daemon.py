@@ -283,6 +283,19 @@ class Startup(unittest.TestCase):
         finally:
             self.assertEqual(d.stop(), 0)
 
+    def test_usage_errors_go_to_stderr_with_a_hint(self):
+        for args, hint in ((["frobnicate"], "see isol8 --help"), ([], "see isol8 --help"),
+                           (["run", "--bogus"], "see isol8 run --help"), (["serve", "--bogus"], "see isol8 serve --help")):
+            r = subprocess.run([isol8test.ISOL8] + args, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, "", args)
+            self.assertIn(hint, r.stderr, args)
+        r = subprocess.run([isol8test.ISOL8, "serve", "--help"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith("isol8 serve [OPTIONS]"))
+        self.assertIn("--auth-db", r.stdout)
+        self.assertNotIn("isol8 login", r.stdout)
+
     def test_invalid_port_is_refused(self):
         r = self.run_daemon(["--key", "k", "--port", "70000"])
         self.assertEqual(r.returncode, 1)

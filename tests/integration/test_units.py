@@ -74,7 +74,7 @@ class Install(unittest.TestCase):
                     "usr/share/dbus-1/system.d/org.isol8.Daemon1.conf",
                     "system-services/org.isol8.Daemon1.service", "interfaces/org.isol8.Daemon1.xml", "catalog/isol8.catalog",
                     "sysusers.d/isol8.conf", "tmpfiles.d/isol8.conf", "man1/isol8.1", "man1/isol8ctl.1", "man8/isol8-serve.8",
-                    "man5/isol8.config.json.5", "include/isol8/isol8.h", "pkgconfig/isol8.pc", "completions/isol8ctl"]
+                    "man5/isol8.config.json.5", "include/isol8/isol8.h", "pkgconfig/isol8.pc", "completions/isol8ctl", "completions/isol8"]
             for w in want:
                 self.assertTrue(any(f.endswith(w) for f in found), f"{w} not installed: {sorted(found)}")
             self.assertTrue(any("libisol8.so" in f for f in found))

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,18 +45,19 @@ int main(void) {
         CgroupManager *m = NULL;
         Cgroup *cg = NULL;
         CgroupStats st;
-        char *s, p[512];
+        char *s, p[512], locks[256];
         pid_t child;
         int status;
 
         snprintf(root, sizeof(root), "/tmp/isol8-fake-cgroup-XXXXXX");
         CHECK(mkdtemp(root) != NULL);
+        snprintf(locks, sizeof(locks), "%.200s/locks", root);
         snprintf(p, sizeof(p), "%s/system.slice/isol8.service", root);
         CHECK(mkdir_p(p, 0755) == 0);
         writef("system.slice/isol8.service/cgroup.controllers", "cpuset cpu io memory pids\n");
 
         /* Refuses the root of the hierarchy. */
-        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/\n", 4242) == -EPERM);
+        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/\n", 4242, NULL) == -EPERM);
 
         CHECK(cgroup_self_path("12:pids:/a\n0::/system.slice/isol8.service\n", "", &s) == 0 && strcmp(s, "/system.slice/isol8.service") == 0);
         free(s);
@@ -63,7 +65,7 @@ int main(void) {
         free(s);
         CHECK(cgroup_self_path("4:memory:/x/y\n", "pids", &s) == -ENOENT);
 
-        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/system.slice/isol8.service\n", 4242) == 0);
+        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/system.slice/isol8.service\n", 4242, locks) == 0);
         CHECK(m && cgroup_manager_version(m) == CGROUP_V2);
         /* The daemon moved itself to a leaf and delegated controllers below its cgroup. */
         s = readf("system.slice/isol8.service/supervisor/cgroup.procs");
@@ -130,17 +132,32 @@ int main(void) {
         CHECK_STREQ(s, "0");  /* thawed again */
         free(s);
 
-        /* Reclaim: a directory of a daemon that is gone is removed; our own stays. */
+        /* Reclaim: a directory of a daemon that is gone is removed; our own stays; one whose
+         * daemon holds its lock stays too, whatever its pid (another pid namespace). */
+        CHECK(exists("locks/d4242.lock"));
         snprintf(p, sizeof(p), "%s/system.slice/isol8.service/isol8/d999999/sb-1-1", root);
         CHECK(mkdir_p(p, 0755) == 0);
-        CHECK(cgroup_manager_reclaim(m) == 1);
-        CHECK(!exists("system.slice/isol8.service/isol8/d999999"));
-        CHECK(exists("system.slice/isol8.service/isol8/d4242/sb-0-1"));
+        snprintf(p, sizeof(p), "%s/system.slice/isol8.service/isol8/d1/sb-1-1", root);
+        CHECK(mkdir_p(p, 0755) == 0);
+        {
+                int lock;
+                snprintf(p, sizeof(p), "%.200s/d1.lock", locks);
+                lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                CHECK(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
+                CHECK(cgroup_manager_reclaim(m) == 1);
+                CHECK(!exists("system.slice/isol8.service/isol8/d999999"));
+                CHECK(exists("system.slice/isol8.service/isol8/d1/sb-1-1"));
+                CHECK(exists("system.slice/isol8.service/isol8/d4242/sb-0-1"));
+                close(lock);   /* that daemon is gone now */
+                CHECK(cgroup_manager_reclaim(m) == 1);
+                CHECK(!exists("system.slice/isol8.service/isol8/d1"));
+        }
 
         cgroup_destroy(cg);
         CHECK(!exists("system.slice/isol8.service/isol8/d4242/sb-0-1"));
         cgroup_manager_free(m);
         CHECK(!exists("system.slice/isol8.service/isol8/d4242"));
+        CHECK(!exists("locks/d4242.lock"));
 
         /* Controllers not delegated (a cgroup2 tree without memory and pids for us): refuse to
          * start, rather than answer /health and fail every run. */
@@ -148,7 +165,7 @@ int main(void) {
         CHECK(mkdir_p(p, 0755) == 0);
         writef("system.slice/isol8.service/isol8/d4343/cgroup.controllers", "cpu io\n");
         m = NULL;
-        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/system.slice/isol8.service\n", 4343) == -EPERM);
+        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/system.slice/isol8.service\n", 4343, NULL) == -EPERM);
         CHECK(m == NULL);
         snprintf(p, sizeof(p), "rm -rf %s", root);
         CHECK(system(p) == 0);
