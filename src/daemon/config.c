@@ -166,7 +166,10 @@ void config_init(Config *c) {
                 .sse_keepalive_ms = 15000,
                 .idle_exit_sec = IDLE_EXIT_DEFAULT,
                 .sandbox_uid_base = 1000000,
-                .sandbox_state_dir = xstrdup("/run/isol8"),
+                /* Under systemd, RuntimeDirectory=isol8 ($RUNTIME_DIRECTORY, its first entry). */
+                .sandbox_state_dir = getenv("RUNTIME_DIRECTORY") && *getenv("RUNTIME_DIRECTORY")
+                                             ? strndup(getenv("RUNTIME_DIRECTORY"), strcspn(getenv("RUNTIME_DIRECTORY"), ":"))
+                                             : xstrdup("/run/isol8"),
         };
         c->security_allowed_networks = calloc(2, sizeof(char *));
         if (!c->security_allowed_networks)

@@ -4,6 +4,7 @@
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -295,6 +296,44 @@ class Startup(unittest.TestCase):
         self.assertTrue(r.stdout.startswith("isol8 serve [OPTIONS]"))
         self.assertIn("--auth-db", r.stdout)
         self.assertNotIn("isol8 login", r.stdout)
+
+    def test_no_priority_prefixes_on_a_terminal(self):
+        import pty
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        busy = blocker.getsockname()[1]
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ.pop("ISOL8_API_KEY", None)
+            os.execv(isol8test.ISOL8, [isol8test.ISOL8, "serve", "--host", "127.0.0.1", "--port", str(busy), "--key", "k",
+                                       "--bus", "none"])
+        out = b""
+        deadline = time.time() + 10
+        try:
+            while time.time() < deadline:
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if not r:
+                    continue
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if b"already in use" in out and b"\n" in out.split(b"already in use", 1)[1]:
+                    break
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            blocker.close()
+        text = out.decode(errors="replace")
+        self.assertIn("already in use", text)     # the start-up error reached the terminal...
+        self.assertNotRegex(text, r"(^|\n)<\d>")  # ...without journald's "<3>"
 
     def test_invalid_port_is_refused(self):
         r = self.run_daemon(["--key", "k", "--port", "70000"])

@@ -59,6 +59,17 @@ class Units(unittest.TestCase):
             self.assertNotEqual(r.stderr.strip(), "")
 
 
+class ExampleConfig(unittest.TestCase):
+    def test_the_installed_example_is_valid_and_complete(self):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../units/isol8.config.example.json")
+        d = isol8test.Daemon(config=open(path).read().replace('"idleExitSec": 300', '"idleExitSec": 0')).start()
+        try:
+            self.assertEqual(d.get("/health", key=None).status, 200)
+            self.assertNotIn("nknown", d.stderr_text())   # no unknown key warned about
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
 class Install(unittest.TestCase):
     def test_meson_installs_everything(self):
         build = os.path.abspath(os.path.join(os.path.dirname(isol8test.ISOL8), ".."))
@@ -74,7 +85,8 @@ class Install(unittest.TestCase):
                     "usr/share/dbus-1/system.d/org.isol8.Daemon1.conf",
                     "system-services/org.isol8.Daemon1.service", "interfaces/org.isol8.Daemon1.xml", "catalog/isol8.catalog",
                     "sysusers.d/isol8.conf", "tmpfiles.d/isol8.conf", "man1/isol8.1", "man1/isol8ctl.1", "man8/isol8-serve.8",
-                    "man5/isol8.config.json.5", "include/isol8/isol8.h", "pkgconfig/isol8.pc", "completions/isol8ctl", "completions/isol8"]
+                    "man5/isol8.config.json.5", "include/isol8/isol8.h", "pkgconfig/isol8.pc", "completions/isol8ctl", "completions/isol8",
+                    "doc/isol8/isol8.config.example.json"]
             for w in want:
                 self.assertTrue(any(f.endswith(w) for f in found), f"{w} not installed: {sorted(found)}")
             self.assertTrue(any("libisol8.so" in f for f in found))

@@ -106,6 +106,9 @@ class Systemd(unittest.TestCase):
         r = self.sh("journalctl -t isol8 -o json ISOL8_TENANT=team-a --no-pager")
         recs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
         self.assertTrue(any(x.get("ISOL8_RUNTIME") == "bash" for x in recs), r.stdout[-2000:])
+        # and reads well: what happened, in words
+        self.assertTrue(any(re.match(r"execution [0-9a-f]{8} by tenant team-a: bash, exit 0, \d+ ms$", x.get("MESSAGE", ""))
+                            for x in recs), [x.get("MESSAGE") for x in recs])
         self.assertIn("listening on", self.sh("journalctl -u isol8.service --no-pager -o cat").stdout)
 
     def test_06_restart_and_kill(self):
@@ -160,6 +163,20 @@ class Systemd(unittest.TestCase):
         self.assertEqual(r.get("stdout") if isinstance(r, dict) else r, "again",
                          self.sh("journalctl -u isol8.service --no-pager -o cat | tail -20").stdout)
         self.assertEqual(self.sh("systemctl is-active isol8.service").stdout.strip(), "active")
+
+    def test_11_isol8ctl_when_the_service_cannot_start(self):
+        self.sh("systemctl stop isol8.socket isol8.service; mv /etc/isol8/api-key /etc/isol8/api-key.off; "
+                "systemctl reset-failed isol8.service", check=True)
+        try:
+            t0 = time.time()
+            r = self.sh("isol8ctl status")
+            self.assertLess(time.time() - t0, 10)   # not the bus's 25 s
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertRegex(r.stderr, "not running|did not answer")
+        finally:
+            self.sh("mv /etc/isol8/api-key.off /etc/isol8/api-key; systemctl reset-failed isol8.service; "
+                    "systemctl start isol8.socket", check=True)
 
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
