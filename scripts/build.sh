@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds isol8 into build/ (and, with --asan, an AddressSanitizer+UBSan build into build-asan/).
+# Builds isol8 into build/; with --asan also an AddressSanitizer+UBSan build into build-asan/, with
+# --clang also a clang build into build-clang/ (both warning-free: the project builds with -Werror).
 # Quiet when all goes well; on a failure it prints what meson or ninja said. A build directory
 # whose configuration failed (no build.ninja) is wiped and configured again, never left broken.
 set -uo pipefail
@@ -29,6 +30,10 @@ build_dir() {
 }
 
 build_dir build --buildtype=debugoptimized || exit 1
-if [ "${1:-}" = "--asan" ]; then
-        build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
-fi
+for arg in "$@"; do
+        case "$arg" in
+                --asan) build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1 ;;
+                --clang) CC=clang build_dir build-clang || exit 1 ;;
+                *) echo "build.sh: unknown option '$arg' (--asan, --clang)" >&2; exit 2 ;;
+        esac
+done

@@ -22,7 +22,7 @@ TEST_PACKAGES=(
         postgresql mariadb-server mariadb-client
         dbus curl python3-websockets
         wrk bubblewrap hyperfine
-        systemd-container mmdebstrap
+        systemd-container mmdebstrap clang
 )
 
 want_test=

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test: unit, integration and security suites on the normal
-# build, then unit and integration suites again under AddressSanitizer+UBSan. Ends with one
+# Installs, builds (gcc, gcc with AddressSanitizer+UBSan, clang: all with -Werror) and runs every
+# test: unit, integration, security, scripts and system suites on the normal build, then unit and
+# integration suites again under the sanitizers. Ends with one
 # line "N passed, N failed, N skipped" counted from meson's JUnit logs. Run as root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh --test || exit 1
-./scripts/build.sh --asan || exit 1
+./scripts/build.sh --asan --clang || exit 1
 
 # Would a fresh machine have every package this build and the Python tests use? (The checker
 # comes with the project's shared folder beside the checkout, as in CI.)

@@ -67,6 +67,7 @@ static void kick(void *userdata) {
         http_server_kick(userdata);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
         char buf[512];
         vsnprintf(buf, sizeof(buf), fmt, ap);

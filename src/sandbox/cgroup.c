@@ -214,7 +214,7 @@ static int v2_enable_controllers(const char *dir) {
 }
 
 static int v2_setup(CgroupManager *m, const char *root, const char *self_cgroup) {
-        _cleanup_free_ char *own = NULL, *own_dir = NULL, *procs = NULL, *subtree = NULL;
+        _cleanup_free_ char *own = NULL, *own_dir = NULL, *subtree = NULL;
         int r;
 
         r = cgroup_self_path(self_cgroup, "", &own);
