@@ -66,6 +66,13 @@ class Machine:
         self.leader = None
 
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()   # a container that failed to come up must not outlive the test
+            raise
+
+    def _start(self):
         tar = rootfs_tarball()
         self.root = tempfile.mkdtemp(prefix="isol8-system-", dir="/var/tmp")
         subprocess.run(["tar", "-C", self.root, "-xf", tar], check=True)
