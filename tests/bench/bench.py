@@ -226,6 +226,11 @@ def main():
 
     print(f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
           f"kernel {os.uname().release}; {time.strftime('%Y-%m-%d')}\n")
+    print_table(rows)
+
+
+def print_table(rows):
+    """The Markdown table every benchmark here prints."""
     print("| measurement | result | latency |")
     print("|---|---|---|")
     for r in rows:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 from isol8test import MASTER, Daemon  # noqa: E402
-from bench import pct, sequential  # noqa: E402
+from bench import pct, print_table, sequential  # noqa: E402
 
 POOL = 16
 
@@ -61,10 +61,7 @@ def main():
     finally:
         d.stop()
     print(f"binary: {os.environ.get('ISOL8_BIN', 'build/src/isol8')}")
-    print("| measurement | result | latency |")
-    print("|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":
