@@ -70,16 +70,18 @@ static int reply_file_error(HttpRequest *r, int error, const char *path) {
         }
 }
 
-/* The session's root directory and its user, or a 404 reply (returns > 0). Marks the access. */
+/* The session's root directory (ret_root optional), user, secrets and sandbox, or a 404 reply
+ * (returns > 0). Marks the access. */
 static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *ret_root, uid_t *ret_uid,
                          const SecretMask **ret_mask, Sandbox **ret_sandbox) {
         Session *s;
-        int root;
+        int root = -EBADF;
         if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s) ||
-            (root = sandbox_open_root(session_sandbox(s))) < 0)
+            (ret_root && (root = sandbox_open_root(session_sandbox(s))) < 0))
                 return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found"), 1;
         session_touch(s);
-        *ret_root = root;
+        if (ret_root)
+                *ret_root = root;
         *ret_uid = sandbox_host_uid(session_sandbox(s));
         if (ret_mask)
                 *ret_mask = session_secret_mask(s);
@@ -109,7 +111,6 @@ int api_file_put(HttpRequest *r, void *userdata) {
         _cleanup_json_ json_object *body = NULL;
         _cleanup_free_ char *path = NULL;
         _cleanup_free_ void *data = NULL;
-        _cleanup_close_ int root = -EBADF;
         const char *id = NULL, *p = NULL, *content = NULL;
         json_object *cv;
         Sandbox *sb;
@@ -127,7 +128,7 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        if (session_files(ctx, r, id, &root, &uid, NULL, &sb) > 0)
+        if (session_files(ctx, r, id, NULL, &uid, NULL, &sb) > 0)
                 return 0;
         /* Written from the sandbox's cgroup: the file counts against the session's memory limit. */
         k = sandbox_charged_call(sb, file_put_charged, &(FilePut) { sb, path, data, size, uid });

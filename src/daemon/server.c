@@ -234,13 +234,9 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
                 ExecDefaults old = s->config.defaults;
                 s->config.defaults = fresh.defaults;
                 fresh.defaults = old;
-                s->config.limits.timeout_ms = fresh.limits.timeout_ms;
-                s->config.limits.memory_bytes = fresh.limits.memory_bytes;
-                s->config.limits.cpu = fresh.limits.cpu;
-                s->config.limits.pids = fresh.limits.pids;
-                s->config.limits.max_output = fresh.limits.max_output;
-                s->config.limits.sandbox_bytes = fresh.limits.sandbox_bytes;
-                s->config.limits.tmp_bytes = fresh.limits.tmp_bytes;
+                /* The body limit stays: the HTTP server took it at start. */
+                fresh.limits.body_bytes = s->config.limits.body_bytes;
+                s->config.limits = fresh.limits;
                 s->config.output_budget_bytes = fresh.output_budget_bytes;
                 s->api.exec.output_budget = fresh.output_budget_bytes;
                 if (s->keys)
@@ -463,6 +459,8 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
         else
                 s->idle_exit_usec = s->config.idle_exit_sec * USEC_PER_SEC;
         if (s->idle_exit_usec > 0) {
+                log_info("Exiting after %" PRIu64 " s without connections, runs or sessions (idleExitSec).",
+                         s->idle_exit_usec / USEC_PER_SEC);
                 r = sd_event_add_time_relative(s->event, &s->idle_timer, CLOCK_MONOTONIC,
                                                MAX(s->idle_exit_usec / 4, USEC_PER_SEC), USEC_PER_SEC / 2, on_idle_check, s);
                 if (r < 0)

@@ -6,7 +6,6 @@ including the SSE fallback behind a proxy that does not pass WebSocket upgrades.
 import json
 import os
 import pty
-import select
 import socket
 import socketserver
 import stat
@@ -120,24 +119,13 @@ class Client(DaemonTestCase):
             os.environ["HOME"] = self.home
             os.execv(isol8test.ISOL8, [isol8test.ISOL8, "run", "--host", self.url, "--key", MASTER, "--cmd",
                                        "read -r line; echo \"echo:$line\""])
-        out = b""
-        deadline = time.time() + 20
-        sent = False
-        while time.time() < deadline:
-            if not sent and time.time() > deadline - 19:
+        typed = []
+
+        def type_once(elapsed):
+            if not typed and elapsed > 1:
                 os.write(fd, b"typed-at-the-terminal\n")
-                sent = True
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-                if b"echo:typed-at-the-terminal" in out:
-                    break
+                typed.append(True)
+        out = isol8test.read_pty(fd, lambda o: b"echo:typed-at-the-terminal" in o, timeout=20, tick=type_once)
         _, status = os.waitpid(pid, 0)
         self.assertIn(b"echo:typed-at-the-terminal", out)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)

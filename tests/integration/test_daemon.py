@@ -4,7 +4,6 @@
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -16,27 +15,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
 from isol8test import MASTER, Daemon, DaemonTestCase, assert_nothing_left, free_port  # noqa: E402
-
-
-def raw_http(port, data, timeout=5):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-            if b"\r\n\r\n" in out:
-                head, _, rest = out.partition(b"\r\n\r\n")
-                cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
-                if cl and len(rest) >= int(cl[0].split(b":")[1]):
-                    break
-    except socket.timeout:
-        pass
-    s.close()
-    return out
 
 
 class HttpBasics(DaemonTestCase):
@@ -103,8 +81,9 @@ class HttpBasics(DaemonTestCase):
 
     def test_huge_chunked_body_is_413(self):
         body = b"".join(b"%x\r\n%s\r\n" % (1000, b"y" * 1000) for _ in range(10)) + b"0\r\n\r\n"
-        out = raw_http(self.daemon.port, b"POST /execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + MASTER.encode() +
-                       b"\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n" + body)
+        out = isol8test.raw_exchange(self.daemon.port, b"POST /execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                                     MASTER.encode() + b"\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n" +
+                                     body, one_response=True)
         self.assertTrue(out.startswith(b"HTTP/1.1 413"), out[:200])
         self.assert_healthy()
 
@@ -308,22 +287,8 @@ class Startup(unittest.TestCase):
             os.environ.pop("ISOL8_API_KEY", None)
             os.execv(isol8test.ISOL8, [isol8test.ISOL8, "serve", "--host", "127.0.0.1", "--port", str(busy), "--key", "k",
                                        "--bus", "none"])
-        out = b""
-        deadline = time.time() + 10
         try:
-            while time.time() < deadline:
-                r, _, _ = select.select([fd], [], [], 0.2)
-                if not r:
-                    continue
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-                if b"already in use" in out and b"\n" in out.split(b"already in use", 1)[1]:
-                    break
+            out = isol8test.read_pty(fd, lambda o: b"already in use" in o and b"\n" in o.split(b"already in use", 1)[1])
         finally:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -405,11 +370,15 @@ class Activation(unittest.TestCase):
             if d.proc.poll() is None:
                 d.stop()
 
-    def test_no_idle_exit_when_started_by_hand(self):
+    def test_idle_exit_default_on_under_activation_only(self):
         d = Daemon(config={"poolSize": 1}).start()
         try:
-            time.sleep(1)
-            self.assertIsNone(d.proc.poll())
+            self.assertNotIn("idleExitSec", d.stderr_text())   # by hand: never
+        finally:
+            self.assertEqual(d.stop(), 0)
+        d = Daemon(activation=True, config={"poolSize": 1}).start()
+        try:
+            self.assertIn("Exiting after 300 s without connections, runs or sessions (idleExitSec).", d.stderr_text())
         finally:
             self.assertEqual(d.stop(), 0)
 

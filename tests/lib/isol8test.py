@@ -28,8 +28,9 @@ def free_port():
     return port
 
 
-def raw_exchange(port, data, timeout=5):
-    """Sends raw bytes to the daemon and returns all it answers until it closes (or timeout)."""
+def raw_exchange(port, data, timeout=5, one_response=False):
+    """Sends raw bytes to the daemon and returns what it answers until it closes (or timeout);
+    with one_response, until one complete response (head and Content-Length body) is in."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(data)
     out = b""
@@ -39,9 +40,37 @@ def raw_exchange(port, data, timeout=5):
             if not c:
                 break
             out += c
+            if one_response and b"\r\n\r\n" in out:
+                head, _, rest = out.partition(b"\r\n\r\n")
+                cl = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+                if cl and len(rest) >= int(cl[0].split(b":")[1]):
+                    break
     except socket.timeout:
         pass
     s.close()
+    return out
+
+
+def read_pty(fd, done, timeout=10, tick=None):
+    """Reads a pseudo-terminal until done(output) or timeout or EOF; tick(elapsed) is called on
+    every wake-up (to type at the terminal, say). Returns what was read."""
+    out = b""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if tick:
+            tick(time.time() - t0)
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if done(out):
+            break
     return out
 
 

@@ -116,7 +116,9 @@ class DatabaseRefusesConnections(unittest.TestCase):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()   # nothing listens: every connection is refused
-        d = Daemon(config={"poolSize": 2, "auth": {"timeoutMs": 500}},
+        # The crash came from a sandbox being spawned while a connection attempt was under way: a
+        # large pool makes many spawns during the refused attempts.
+        d = Daemon(config={"poolSize": {"clean": 16, "dirty": 0}, "maxConcurrent": 16, "auth": {"timeoutMs": 500}},
                    args=["--auth-db", f"mysql://isol8:pw@127.0.0.1:{port}/isol8"]).start()
         try:
             time.sleep(2.5)
