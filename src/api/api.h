@@ -4,37 +4,26 @@
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
+#include "core/manager.h"
+#include "core/run.h"
 #include "http/http.h"
-#include "sandbox/queue.h"
-#include "sandbox/run.h"
-#include "sandbox/spec.h"
-#include "session/session.h"
-#include "auth/keystore.h"
-#include "audit/audit.h"
 
-/* What the route handlers may use; filled by the daemon, which owns every part. */
+/* The HTTP transport: API.md's routes over the core's Manager. It parses requests into core
+ * types (api/request.c), calls manager_*() / run_start(), and renders results, events and
+ * outcomes (api/render.c, api/outcome-http.c). Nothing here decides policy. */
 typedef struct ApiContext {
+        Manager *m;
         sd_event *event;
-        ExecContext exec;
-        SpecPolicy policy;
-        ExecQueue *queue;
+        HttpServer *http;
         uint64_t sse_keepalive_usec;
-        bool shutting_down;
-        uint64_t total_executions;
-        unsigned active_executions;
-        SessionRegistry *sessions;
-        KeyStore *keys;               /* NULL when DB-backed auth is off */
-        Audit *audit;                 /* NULL when auditing is off */
-        uint64_t default_ttl_ms;
-        /* Runs under way (buffered and streamed), so shutdown can cancel them. */
-        struct ApiRun *runs;
 } ApiContext;
 
-const Route *api_routes(size_t *ret_n);
+/* Serves the API on listen_fd (taken) and registers with the manager as a transport. */
+int api_new(ApiContext **ret, Manager *m, int listen_fd);
+ApiContext *api_free(ApiContext *ctx);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ApiContext *, api_free);
 
-/* Cancels every run under way (shutdown); their replies follow from the loop. */
-void api_cancel_all(ApiContext *ctx);
-unsigned api_n_runs(ApiContext *ctx);
+const Route *api_routes(size_t *ret_n);
 
 int api_health(HttpRequest *r, void *userdata);
 int api_execute(HttpRequest *r, void *userdata);
@@ -50,7 +39,12 @@ int api_auth_keys_create(HttpRequest *r, void *userdata);
 int api_auth_keys_list(HttpRequest *r, void *userdata);
 int api_auth_keys_revoke(HttpRequest *r, void *userdata);
 int api_auth_login(HttpRequest *r, void *userdata);
+
 /* Parses and validates an execution envelope; replies 400 itself (returns > 0) on bad input. */
 int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret);
-/* Audit records for key changes; via is "http" or "dbus". */
-void api_audit_key(Audit *a, bool created, const char *id, const char *tenant, const char *name, const char *via);
+
+/* Outcomes and failures as HTTP answers: one table (api/outcome-http.c). r < 0 is an internal
+ * failure: logged here, once, and answered 500. r > 0 is an Outcome, answered with its status
+ * and message (or the outcome's own words). */
+unsigned api_outcome_status(Outcome o);
+int api_reply_outcome(HttpRequest *req, int r, const char *message);

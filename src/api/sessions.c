@@ -5,14 +5,47 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "sandbox/fsio.h"
 #include "shared/crypto.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
+#include "shared/time-util.h"
+
+static bool path_inside_sandbox(const char *p) {
+        _cleanup_free_ char *norm = NULL;
+        return sandbox_path_normalize(p, true, &norm) >= 0;
+}
+
+/* [{"id","isActive","lastAccessedAt","createdAt","runtime","tenantId","executions"}] for the caller. */
+static json_object *api_sessions_json(Manager *m, const AuthInfo *who) {
+        json_object *a = json_object_new_array();
+        if (!a)
+                return NULL;
+        for (Session *s = session_first(m->sessions); s; s = session_next(s)) {
+                SessionInfo si;
+                json_object *o;
+                char t1[64], t2[64];
+
+                session_info(s, &si);
+                if (who->type != AUTH_MASTER && !streq(si.tenant, who->tenant))
+                        continue;
+                o = json_object_new_object();
+                if (!o)
+                        break;
+                json_add(o, "id", json_object_new_string(si.id));
+                json_add(o, "isActive", json_object_new_boolean(si.active));
+                json_add(o, "lastAccessedAt", json_object_new_string(format_iso8601(si.last_access_usec, t1)));
+                json_add(o, "createdAt", json_object_new_string(format_iso8601(si.created_usec, t2)));
+                json_add(o, "runtime", json_object_new_string(si.runtime));
+                json_add(o, "tenantId", json_object_new_string(si.tenant));
+                json_add(o, "executions", json_object_new_int64(si.executions));
+                json_object_array_add(a, o);
+        }
+        return a;
+}
 
 int api_sessions_list(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
-        json_object *o = json_object_new_object(), *list = session_list_json(ctx->sessions, &r->auth);
+        json_object *o = json_object_new_object(), *list = api_sessions_json(ctx->m, &r->auth);
 
         if (!o || !list) {
                 json_object_put(o);
@@ -38,84 +71,34 @@ static int reply_ok(HttpRequest *r, const char *extra_key, json_object *extra) {
 int api_session_delete(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         /* Idempotent: an unknown id (or another tenant's) answers the same and changes nothing. */
-        if (r->param && session_id_valid(r->param))
-                (void) session_destroy(ctx->sessions, &r->auth, r->param);
+        (void) manager_session_destroy(ctx->m, &r->auth, r->param);
         return reply_ok(r, NULL, NULL);
 }
 
-/* Refusals of the file layer in words a client can act on. */
-static int reply_file_error(HttpRequest *r, int error, const char *path) {
-        switch (error) {
-        case -ENOENT:
+/* The file's outcomes in words a client can act on; failures are 500s, logged once. */
+static int reply_file_outcome(HttpRequest *r, int k, const char *path) {
+        switch (k) {
+        case OUTCOME_FILE_NOT_FOUND:
                 return http_reply_error(r, MHD_HTTP_NOT_FOUND, "File not found: %s", path);
-        case -EFBIG:
-        case -ENOSPC:
-        case -EDQUOT:
+        case OUTCOME_TOO_BIG:
                 return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "File too large: %s", path);
-        case -ENOMEM:
+        case OUTCOME_MEMORY_LIMIT:
                 return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "File does not fit in the session's memory limit: %s", path);
-        case -EXDEV:
-        case -ELOOP:
-        case -EPERM:
-        case -EACCES:
-        case -ENOTDIR:
-        case -EISDIR:
-        case -EINVAL:
-        case -ENXIO:
-                return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Refusing %s: not a regular file inside the sandbox (%s)", path,
-                                        strerror(-error));
+        case OUTCOME_PATH_REFUSED:
+                return http_reply_error(r, MHD_HTTP_BAD_REQUEST,
+                                        "Refusing %s: must be a regular file inside /sandbox or /tmp", path);
         default:
-                log_warning_errno(error, "file transfer for %s failed: %m", path);
-                return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "File transfer failed");
+                return api_reply_outcome(r, k, NULL);
         }
-}
-
-/* The session's root directory (ret_root optional), user, secrets and sandbox, or a 404 reply
- * (returns > 0). Marks the access. */
-static int session_files(ApiContext *ctx, HttpRequest *r, const char *id, int *ret_root, uid_t *ret_uid,
-                         const SecretMask **ret_mask, Sandbox **ret_sandbox) {
-        Session *s;
-        int root = -EBADF;
-        if (!id || !session_id_valid(id) || session_lookup(ctx->sessions, &r->auth, id, &s) < 0 || !session_sandbox(s) ||
-            (ret_root && (root = sandbox_open_root(session_sandbox(s))) < 0))
-                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "Session not found"), 1;
-        session_touch(s);
-        if (ret_root)
-                *ret_root = root;
-        *ret_uid = sandbox_host_uid(session_sandbox(s));
-        if (ret_mask)
-                *ret_mask = session_secret_mask(s);
-        if (ret_sandbox)
-                *ret_sandbox = session_sandbox(s);
-        return 0;
-}
-
-typedef struct FilePut {
-        Sandbox *sb;
-        const char *path;
-        const void *data;
-        size_t size;
-        uid_t uid;
-} FilePut;
-
-static int file_put_charged(void *userdata) {
-        FilePut *f = userdata;
-        _cleanup_close_ int root = sandbox_open_root(f->sb);
-        if (root < 0)
-                return root;
-        return sandbox_write_file(root, f->path, f->data, f->size, f->uid, f->uid, 0644);
 }
 
 int api_file_put(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         _cleanup_json_ json_object *body = NULL;
-        _cleanup_free_ char *path = NULL;
         _cleanup_free_ void *data = NULL;
         const char *id = NULL, *p = NULL, *content = NULL;
         json_object *cv;
-        Sandbox *sb;
         size_t size;
-        uid_t uid;
         int k;
 
         if (http_request_body_json(r, false, &body) > 0)
@@ -123,49 +106,34 @@ int api_file_put(HttpRequest *r, void *userdata) {
         if (!json_object_is_type(body, json_type_object) || json_get_string(body, "sessionId", &id) < 0 ||
             json_get_string(body, "path", &p) < 0 || json_get_string(body, "content", &content) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Expected {\"sessionId\", \"path\", \"content\": base64}");
-        if (sandbox_path_normalize(p, true, &path) < 0)
+        if (!path_inside_sandbox(p))
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        if (session_files(ctx, r, id, NULL, &uid, NULL, &sb) > 0)
-                return 0;
-        /* Written from the sandbox's cgroup: the file counts against the session's memory limit. */
-        k = sandbox_charged_call(sb, file_put_charged, &(FilePut) { sb, path, data, size, uid });
-        if (k < 0)
-                return reply_file_error(r, k, path);
+        k = manager_file_write(ctx->m, &r->auth, id, p, data, size);
+        if (k != 0)
+                return reply_file_outcome(r, k, p);
         return reply_ok(r, NULL, NULL);
 }
 
 int api_file_get(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         const char *id = http_request_query(r, "sessionId"), *p = http_request_query(r, "path");
-        _cleanup_free_ char *path = NULL, *b64 = NULL, *masked = NULL;
-        const SecretMask *mask = NULL;
-        _cleanup_free_ void *data = NULL;
-        _cleanup_close_ int root = -EBADF;
+        _cleanup_free_ char *data = NULL, *b64 = NULL;
         json_object *o;
         size_t size;
-        uid_t uid;
         int k;
 
         if (isempty(id) || isempty(p))
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing sessionId or path");
-        if (sandbox_path_normalize(p, true, &path) < 0)
+        if (!path_inside_sandbox(p))
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
-        if (session_files(ctx, r, id, &root, &uid, &mask, NULL) > 0)
-                return 0;
         /* base64 grows by a third: keep the answer within the body limit. */
-        k = sandbox_read_file(root, path, ctx->exec.max_file_bytes / 4 * 3, uid, uid, &data, &size);
-        if (k < 0)
-                return reply_file_error(r, k, path);
-        if (mask) {
-                size_t consumed;
-                masked = secret_mask_apply(mask, data, size, true, &size, &consumed);
-                if (!masked)
-                        return -ENOMEM;
-        }
-        b64 = base64_encode(masked ?: data, size);
+        k = manager_file_read(ctx->m, &r->auth, id, p, ctx->m->config.limits.body_bytes / 4 * 3, &data, &size);
+        if (k != 0)
+                return reply_file_outcome(r, k, p);
+        b64 = base64_encode(data, size);
         o = json_object_new_object();
         if (!b64 || !o) {
                 json_object_put(o);
@@ -203,10 +171,10 @@ int api_cleanup(HttpRequest *r, void *userdata) {
         if (body && json_object_is_type(body, json_type_object) && json_get_bool(body, "images", &images) == -EINVAL)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"images\" must be a boolean");
 
-        sessions = session_destroy_all(ctx->sessions, "cleanup");
-        sandboxes = pool_flush(ctx->exec.pool);
-        log_info("cleanup: destroyed %u session(s) and %u idle sandbox(es)", sessions, sandboxes);
-        pool_replenish(ctx->exec.pool);
+        CleanupCounts counts;
+        manager_cleanup(ctx->m, &counts);
+        sessions = counts.sessions;
+        sandboxes = counts.sandboxes;
 
         o = json_object_new_object();
         destroyed = json_object_new_object();

@@ -8,7 +8,7 @@
 #include <sys/epoll.h>
 
 #include "api/api.h"
-#include "api/run.h"
+#include "api/render.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
@@ -20,7 +20,7 @@ typedef struct SseCall {
         ApiContext *ctx;
         HttpRequest *r;                 /* NULL once MHD finished the request */
         struct MHD_Connection *connection;
-        ApiRun *run;
+        Run *run;
         Buffer out;
         size_t off;
         bool run_done;
@@ -34,7 +34,7 @@ typedef struct SseCall {
 static void sse_maybe_free(SseCall *c) {
         if (!c->run_done || !c->response_gone)
                 return;
-        api_run_free(c->run);
+        run_free(c->run);
         sd_event_source_disable_unref(c->keepalive);
         sd_event_source_disable_unref(c->hup);
         buffer_done(&c->out);
@@ -64,20 +64,24 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-static void sse_event(void *userdata, const char *json, size_t len) {
+static void sse_event(void *userdata, const RunEvent *ev) {
         SseCall *c = userdata;
-        if (c->response_gone)
+        _cleanup_free_ char *json = NULL;
+        size_t len;
+
+        if (c->response_gone || !(json = api_event_json(ev, &len)))
                 return;
         if (buffer_append(&c->out, "data: ", 6) < 0 || buffer_append(&c->out, json, len) < 0 ||
             buffer_append(&c->out, "\n\n", 2) < 0)
                 return;
         (void) sd_event_source_set_time_relative(c->keepalive, c->ctx->sse_keepalive_usec);
         if (pending(c) > SSE_HIGH_WATER)
-                api_run_pause(c->run, true);
+                run_pause(c->run, true);
         wake(c);
 }
 
-static void sse_done(void *userdata, int error, const char *message, const ExecResult *res, const ExecRequest *req) {
+static void sse_done(void *userdata, int error, Outcome outcome, const char *message, const ExecResult *res,
+                     const ExecRequest *req) {
         SseCall *c = userdata;
         c->run_done = true;
         wake(c);
@@ -89,7 +93,7 @@ static int on_hup(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         /* The client hung up while we had nothing to say: end the run now, and let MHD see it. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         if (c->run)
-                api_run_cancel(c->run);
+                run_cancel(c->run);
         wake(c);
         return 0;
 }
@@ -111,7 +115,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                         c->off = 0;
                 }
                 if (pending(c) < SSE_LOW_WATER)
-                        api_run_pause(c->run, false);
+                        run_pause(c->run, false);
                 return (ssize_t) n;
         }
         if (c->run_done)
@@ -129,7 +133,7 @@ static void sse_response_free(void *cls) {
         c->response_gone = true;
         c->connection = NULL;
         if (c->run && !c->run_done)
-                api_run_cancel(c->run);
+                run_cancel(c->run);
         sse_maybe_free(c);
 }
 
@@ -141,11 +145,11 @@ static void sse_request_gone(HttpRequest *r, void *userdata) {
         if (c->hup)
                 (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
         if (c->run && !c->run_done)
-                api_run_cancel(c->run);
+                run_cancel(c->run);
 }
 
 int api_execute_stream(HttpRequest *r, void *userdata) {
-        static const ApiRunOps ops = { .event = sse_event, .done = sse_done };
+        static const RunOps ops = { .event = sse_event, .done = sse_done };
         ApiContext *ctx = userdata;
         _cleanup_free_ char *error = NULL;
         ExecRequest *req = NULL;
@@ -166,10 +170,10 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
         c->r = r;
         c->connection = r->connection;
         c->fd = -EBADF;
-        k = api_run_start(ctx, &r->auth, r->remote_addr, req, false, &ops, c, &c->run, &error);
-        if (k < 0) {
+        k = run_start(ctx->m, &r->auth, r->remote_addr, req, false, &ops, c, &c->run, &error);
+        if (k != 0) {
                 free(c);
-                return http_reply_error(r, api_run_error_status(k), "%s", error ?: strerror(-k));
+                return api_reply_outcome(r, k, error);
         }
         (void) sd_event_add_time_relative(ctx->event, &c->keepalive, CLOCK_MONOTONIC, ctx->sse_keepalive_usec, 10000,
                                           on_keepalive, c);
@@ -179,7 +183,7 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
 
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, c, sse_response_free);
         if (!resp) {
-                api_run_cancel(c->run);
+                run_cancel(c->run);
                 c->response_gone = true;
                 return -ENOMEM;
         }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "api/run.h"
+#include "api/render.h"
 #include "http/websocket.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
@@ -41,7 +41,7 @@ typedef struct WsConn {
         Buffer out;
         size_t out_off;
         WsMessage msg;
-        ApiRun *run;
+        Run *run;
         bool run_done;
         bool started;
         bool interactive;           /* the client asked for live stdin ("interactive": true) */
@@ -111,7 +111,7 @@ static void ws_flush(WsConn *c) {
         }
         stall_watch(c, progress);
         if (c->run && c->out.size - c->out_off < WS_LOW_WATER)
-                api_run_pause(c->run, false);
+                run_pause(c->run, false);
         update_events(c);
 }
 
@@ -133,7 +133,7 @@ static void ws_send(WsConn *c, uint8_t opcode, const char *data, size_t len) {
         if (ws_append_frame(&c->out, opcode, data, len) < 0)
                 return;
         if (c->run && c->out.size - c->out_off > WS_HIGH_WATER)
-                api_run_pause(c->run, true);
+                run_pause(c->run, true);
         ws_flush(c);
 }
 
@@ -173,7 +173,7 @@ static void ws_close(WsConn *c, uint16_t code, const char *reason) {
 }
 
 static void ws_free(WsConn *c) {
-        api_run_free(c->run);
+        run_free(c->run);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->close_timer);
         sd_event_source_disable_unref(c->stall_timer);
@@ -204,7 +204,7 @@ static void ws_release(WsConn *c) {
                 c->close_timer = sd_event_source_disable_unref(c->close_timer);
                 c->stall_timer = sd_event_source_disable_unref(c->stall_timer);
                 if (c->run && !c->run_done)
-                        api_run_cancel(c->run);
+                        run_cancel(c->run);
                 MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
                 /* In external-loop mode MHD must run once more to finish the close. */
                 http_server_kick(c->server);
@@ -213,13 +213,17 @@ static void ws_release(WsConn *c) {
                 ws_free_later(c);
 }
 
-static void ws_event(void *userdata, const char *json, size_t len) {
+static void ws_event(void *userdata, const RunEvent *ev) {
         WsConn *c = userdata;
-        if (!c->released)
+        _cleanup_free_ char *json = NULL;
+        size_t len;
+
+        if (!c->released && (json = api_event_json(ev, &len)))
                 ws_send(c, WS_OP_TEXT, json, len);
 }
 
-static void ws_done(void *userdata, int error, const char *message, const ExecResult *res, const ExecRequest *req) {
+static void ws_done(void *userdata, int error, Outcome outcome, const char *message, const ExecResult *res,
+                    const ExecRequest *req) {
         WsConn *c = userdata;
         c->run_done = true;
         if (c->released) {
@@ -240,7 +244,7 @@ static int parse_signal(const char *s) {
 }
 
 static void handle_message(WsConn *c, const char *text, size_t len) {
-        static const ApiRunOps ops = { .event = ws_event, .done = ws_done };
+        static const RunOps ops = { .event = ws_event, .done = ws_done };
         _cleanup_json_ json_object *o = NULL;
         const char *type, *s;
         char buf[256];
@@ -263,8 +267,8 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_send_event(c, "error", "Only one execution per connection");
                         return;
                 }
-                if (c->ctx->shutting_down) {
-                        ws_send_event(c, "error", "Server is shutting down");
+                if (c->ctx->m->shutting_down) {
+                        ws_send_event(c, "error", outcome_message(OUTCOME_SHUTTING_DOWN));
                         ws_close(c, WS_CLOSE_GOING_AWAY, "Server is shutting down");
                         return;
                 }
@@ -276,7 +280,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
                         return;
                 }
-                r = exec_request_parse(o, &c->ctx->policy, &req, &error);
+                r = exec_request_parse(o, &c->ctx->m->policy, &req, &error);
                 if (r < 0) {
                         ws_send_event(c, "error", r == -EINVAL && error ? error : "Invalid request");
                         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
@@ -284,14 +288,16 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                 }
                 free(error);
                 error = NULL;
-                r = api_run_start(c->ctx, &c->who, c->remote, TAKE_PTR(req), c->interactive, &ops, c, &c->run, &error);
-                if (r < 0) {
-                        ws_send_event(c, "error", error ?: "Execution failed");
+                r = run_start(c->ctx->m, &c->who, c->remote, TAKE_PTR(req), c->interactive, &ops, c, &c->run, &error);
+                if (r != 0) {
+                        if (r < 0)
+                                log_error_errno(r, "WebSocket execution could not start: %m");
+                        ws_send_event(c, "error", r < 0 ? "Internal error" : error ?: outcome_message((Outcome) r));
                         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
                         return;
                 }
                 if (c->interactive && (c->early_stdin.size > 0 || c->early_eof))
-                        (void) api_run_stdin(c->run, c->early_stdin.data, c->early_stdin.size, c->early_eof);
+                        (void) run_stdin(c->run, c->early_stdin.data, c->early_stdin.size, c->early_eof);
                 buffer_done(&c->early_stdin);
                 return;
         }
@@ -318,7 +324,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_send_event(c, "error", "This run reads request.stdin only; send \"interactive\": true with \"execute\" for live input");
                         return;
                 }
-                if (api_run_stdin(c->run, s, dl, eof) < 0)
+                if (run_stdin(c->run, s, dl, eof) < 0)
                         ws_send_event(c, "error", "The program's stdin is closed");
                 return;
         }
@@ -328,7 +334,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_send_event(c, "error", "Unknown signal (expected SIGINT, SIGTERM or SIGKILL)");
                         return;
                 }
-                if (c->run && !c->run_done && api_run_signal(c->run, sig) < 0)
+                if (c->run && !c->run_done && run_signal(c->run, sig) < 0)
                         ws_send_event(c, "error", "No running program to signal");
                 return;
         }
@@ -487,8 +493,8 @@ int api_execute_ws(HttpRequest *r, void *userdata) {
         }
         if (!key || ws_accept_key(key, accept) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing or invalid Sec-WebSocket-Key");
-        if (ctx->shutting_down)
-                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Server is shutting down");
+        if (ctx->m->shutting_down)
+                return api_reply_outcome(r, OUTCOME_SHUTTING_DOWN, NULL);
 
         c = calloc(1, sizeof(WsConn));
         if (!c)

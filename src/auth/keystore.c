@@ -54,14 +54,22 @@ struct KeyStore {
         sd_event_source *touch_timer;
 };
 
-typedef struct Op {
+/* An operation under way; its handle (KeyStoreCall) is the caller's until the callback runs.
+ * A cancel only forgets the callback: the query finishes and the op is freed then. */
+struct KeyStoreCall {
         KeyStore *ks;
         void *cb;
         void *userdata;
         char hash[SHA256_HEX_LEN + 1];
         char *plain;
         KeyInfo key;
-} Op;
+};
+typedef struct KeyStoreCall Op;
+
+void keystore_call_cancel(KeyStoreCall *c) {
+        if (c)
+                c->cb = NULL;
+}
 
 void key_info_done(KeyInfo *k) {
         free(k->name);
@@ -287,14 +295,18 @@ static Op *op_new(KeyStore *ks, void *cb, void *userdata) {
 static int on_cached_lookup(sd_event_source *s, void *userdata) {
         Op *op = userdata;
         sd_event_source_disable_unref(s);
-        ((KeyLookupFn) op->cb)(check_valid(&op->key), &op->key, op->userdata);
+        if (op->cb)
+                ((KeyLookupFn) op->cb)(check_valid(&op->key), &op->key, op->userdata);
         op_free(op);
         return 0;
 }
 
+static void lookup_nop(int error, const KeyInfo *key, void *userdata) {
+}
+
 static void on_lookup(int error, const DbResult *res, void *userdata) {
         Op *op = userdata;
-        KeyLookupFn cb = op->cb;
+        KeyLookupFn cb = op->cb ?: lookup_nop;
 
         if (error < 0)
                 cb(error == -EIO ? -EHOSTDOWN : error, NULL, op->userdata);
@@ -313,7 +325,7 @@ static void on_lookup(int error, const DbResult *res, void *userdata) {
         op_free(op);
 }
 
-int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb, void *userdata) {
+int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb, void *userdata, KeyStoreCall **ret) {
         Op *op;
         CacheEntry *e;
         DbParam p[1];
@@ -338,6 +350,8 @@ int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb,
                         op_free(op);
                         return -ENOMEM;
                 }
+                if (ret)
+                        *ret = op;
                 return 0;
         }
         p[0] = DB_TEXTP(op->hash);
@@ -345,16 +359,19 @@ int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb,
                 op_free(op);
                 return -ENOMEM;
         }
+        if (ret)
+                *ret = op;
         return 0;
 }
 
 static void on_created(int error, const DbResult *res, void *userdata) {
         Op *op = userdata;
-        ((KeyCreateFn) op->cb)(error == -EIO ? -EHOSTDOWN : error, error < 0 ? NULL : &op->key, op->plain, op->userdata);
+        if (op->cb)
+                ((KeyCreateFn) op->cb)(error == -EIO ? -EHOSTDOWN : error, error < 0 ? NULL : &op->key, op->plain, op->userdata);
         op_free(op);
 }
 
-int keystore_create(KeyStore *ks, const char *name, const char *tenant, uint64_t ttl_ms, KeyCreateFn cb, void *userdata) {
+int keystore_create(KeyStore *ks, const char *name, const char *tenant, uint64_t ttl_ms, KeyCreateFn cb, void *userdata, KeyStoreCall **ret) {
         uint8_t raw[32];
         char hex[65];
         Op *op;
@@ -402,6 +419,8 @@ int keystore_create(KeyStore *ks, const char *name, const char *tenant, uint64_t
                 op_free(op);
                 return -ENOMEM;
         }
+        if (ret)
+                *ret = op;
         return 0;
 }
 
@@ -416,14 +435,15 @@ static void on_listed(int error, const DbResult *res, void *userdata) {
                         if (row_to_key(res, i, &keys[n]) >= 0)
                                 n++;
         }
-        ((KeyListFn) op->cb)(error == -EIO ? -EHOSTDOWN : error, keys, n, op->userdata);
+        if (op->cb)
+                ((KeyListFn) op->cb)(error == -EIO ? -EHOSTDOWN : error, keys, n, op->userdata);
         for (size_t i = 0; i < n; i++)
                 key_info_done(&keys[i]);
         free(keys);
         op_free(op);
 }
 
-int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata) {
+int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata, KeyStoreCall **ret) {
         Op *op = op_new(ks, (void *) cb, userdata);
         DbParam p[1];
         int r;
@@ -436,18 +456,23 @@ int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata
                              p, 1, on_listed, op);
         } else
                 r = db_query(ks->db, "SELECT " KEY_COLUMNS " FROM isol8_api_keys ORDER BY created_at DESC, id", NULL, 0, on_listed, op);
-        if (r < 0)
+        if (r < 0) {
                 op_free(op);
-        return r;
+                return r;
+        }
+        if (ret)
+                *ret = op;
+        return 0;
 }
 
 static void on_revoked(int error, const DbResult *res, void *userdata) {
         Op *op = userdata;
-        ((KeyRevokeFn) op->cb)(error < 0 ? (error == -EIO ? -EHOSTDOWN : error) : res->affected == 0 ? -ENOENT : 0, op->userdata);
+        if (op->cb)
+                ((KeyRevokeFn) op->cb)(error < 0 ? (error == -EIO ? -EHOSTDOWN : error) : res->affected == 0 ? -ENOENT : 0, op->userdata);
         op_free(op);
 }
 
-int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata) {
+int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata, KeyStoreCall **ret) {
         Op *op = op_new(ks, (void *) cb, userdata);
         DbParam p[] = { DB_TEXTP(id) };
 
@@ -459,5 +484,7 @@ int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata
                 op_free(op);
                 return -ENOMEM;
         }
+        if (ret)
+                *ret = op;
         return 0;
 }

@@ -13,6 +13,10 @@
  * for a few seconds; lastUsedAt is written in batches; expired and revoked keys are purged. */
 
 typedef struct KeyStore KeyStore;
+/* One operation under way: valid until its callback has run; cancelling it means the callback
+ * is never called (the query itself finishes in the background). */
+typedef struct KeyStoreCall KeyStoreCall;
+void keystore_call_cancel(KeyStoreCall *c);
 
 typedef struct KeyInfo {
         char id[37];
@@ -43,10 +47,10 @@ typedef void (*KeyCreateFn)(int error, const KeyInfo *key, const char *plain_key
 typedef void (*KeyListFn)(int error, const KeyInfo *keys, size_t n, void *userdata);
 typedef void (*KeyRevokeFn)(int error, void *userdata);
 
-int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb, void *userdata);
-int keystore_create(KeyStore *ks, const char *name, const char *tenant, uint64_t ttl_ms, KeyCreateFn cb, void *userdata);
-int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata);
-int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata);
+int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb, void *userdata, KeyStoreCall **ret);
+int keystore_create(KeyStore *ks, const char *name, const char *tenant, uint64_t ttl_ms, KeyCreateFn cb, void *userdata, KeyStoreCall **ret);
+int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata, KeyStoreCall **ret);
+int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata, KeyStoreCall **ret);
 /* Writes pending lastUsedAt updates now (also done on a timer and at exit). */
 void keystore_flush(KeyStore *ks);
 /* Forgets every cached lookup (a reload): the next use of each key asks the database. */

@@ -8,21 +8,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "api/run.h"
 #include "bus/bus.h"
+#include "bus/errors.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
 
-#define ERROR_UNKNOWN_KEY "org.isol8.Daemon1.Error.UnknownKey"
-#define ERROR_UNKNOWN_SESSION "org.isol8.Daemon1.Error.UnknownSession"
-#define ERROR_AUTH_DB_OFF "org.isol8.Daemon1.Error.AuthDatabaseOff"
-#define ERROR_UNAVAILABLE "org.isol8.Daemon1.Error.Unavailable"
-#define ERROR_INVALID "org.isol8.Daemon1.Error.InvalidArgument"
 
 struct BusService {
         sd_bus *bus;
-        ApiContext *ctx;
+        Manager *m;
         gid_t admin_gid;
         sd_bus_slot *manager_slot, *session_slot, *enum_slot;
         sd_event_source *counters;
@@ -62,13 +57,13 @@ static int prop_u(sd_bus *bus, const char *path, const char *iface, const char *
         BusService *b = userdata;
         uint32_t v = 0;
         if (streq(property, "ActiveExecutions"))
-                v = exec_queue_running(b->ctx->queue);
+                v = exec_queue_running(b->m->queue);
         else if (streq(property, "QueuedExecutions"))
-                v = exec_queue_pending(b->ctx->queue);
+                v = exec_queue_pending(b->m->queue);
         else if (streq(property, "MaxConcurrent"))
-                v = exec_queue_max(b->ctx->queue);
+                v = exec_queue_max(b->m->queue);
         else if (streq(property, "SessionCount"))
-                v = session_count(b->ctx->sessions);
+                v = session_count(b->m->sessions);
         return sd_bus_message_append(reply, "u", v);
 }
 
@@ -80,83 +75,80 @@ static int prop_version(sd_bus *bus, const char *path, const char *iface, const 
 static int prop_total(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
                       void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
-        return sd_bus_message_append(reply, "t", (uint64_t) b->ctx->total_executions);
+        return sd_bus_message_append(reply, "t", (uint64_t) b->m->total_executions);
+}
+
+/* A key method waiting on the store: answered from the callback. The bus message is held. */
+typedef struct BusCall {
+        sd_bus_message *m;
+} BusCall;
+
+static BusCall *bus_call_new(sd_bus_message *m) {
+        BusCall *c = calloc(1, sizeof(BusCall));
+        if (c)
+                c->m = sd_bus_message_ref(m);
+        return c;
+}
+
+static BusCall *bus_call_free(BusCall *c) {
+        if (c) {
+                sd_bus_message_unref(c->m);
+                free(c);
+        }
+        return NULL;
+}
+
+/* The operation's immediate answer: under way (1: the reply follows), or refused. */
+static int bus_call_started(BusCall *c, int r, const char *message, sd_bus_error *error) {
+        if (r == 0)
+                return 1;
+        bus_call_free(c);
+        return bus_set_outcome(error, r, message);
+}
+
+static int bus_call_failed(BusCall *c, int error, Outcome outcome) {
+        return bus_reply_outcome(c->m, error < 0 ? error : (int) outcome, NULL);
 }
 
 /* CreateKey(s name, s tenant, t ttl_ms) -> (s id, s key, s prefix, t expires_usec) */
-typedef struct BusCall {
-        BusService *b;
-        sd_bus_message *m;
-        char id[37];
-} BusCall;
-
-/* The common start of the key methods: an admin caller, a key store, a call to answer later. */
-static int key_call_new(BusService *b, sd_bus_message *m, sd_bus_error *error, BusCall **ret) {
-        BusCall *c;
-        int r = check_admin(b, m, error);
-        if (r < 0)
-                return r;
-        if (!b->ctx->keys)
-                return sd_bus_error_set(error, ERROR_AUTH_DB_OFF, "DB-backed auth is not enabled");
-        c = calloc(1, sizeof(BusCall));
-        if (!c)
-                return -ENOMEM;
-        c->b = b;
-        c->m = sd_bus_message_ref(m);
-        *ret = c;
-        return 0;
-}
-
-static int key_call_started(BusCall *c, int r) {
-        if (r < 0) {
-                sd_bus_message_unref(c->m);
-                free(c);
-                return r;
-        }
-        return 1;
-}
-
-static void on_created_call(int error, const KeyInfo *k, const char *plain, void *userdata) {
+static void on_created_call(int error, Outcome outcome, const KeyInfo *k, const char *plain, void *userdata) {
         BusCall *c = userdata;
-        if (error < 0)
-                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNAVAILABLE, "Auth database unavailable");
-        else {
-                api_audit_key(c->b->ctx->audit, true, k->id, k->tenant, k->name, "dbus");
+        if (error < 0 || outcome != OUTCOME_OK)
+                (void) bus_call_failed(c, error, outcome);
+        else
                 (void) sd_bus_reply_method_return(c->m, "ssst", k->id, plain, k->prefix,
                                                   k->expires_ms >= 0 ? (uint64_t) k->expires_ms * USEC_PER_MSEC : UINT64_C(0));
-        }
-        sd_bus_message_unref(c->m);
-        free(c);
+        bus_call_free(c);
 }
 
 static int method_create_key(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
-        const char *name, *tenant;
+        const char *name, *tenant, *message = NULL;
+        ManagerCall *call;
         uint64_t ttl;
         BusCall *c;
         int r;
 
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_read(m, "sst", &name, &tenant, &ttl);
         if (r < 0)
                 return r;
-        if (isempty(name) || strlen(name) > 255)
-                return sd_bus_error_set(error, ERROR_INVALID, "name is required (at most 255 characters)");
-        if (isempty(tenant))
-                tenant = "default";
-        if (!tenant_id_valid(tenant))
-                return sd_bus_error_set(error, ERROR_INVALID, "tenant must be 1-128 printable characters, not starting with '@'");
-        r = key_call_new(b, m, error, &c);
-        if (r < 0)
-                return r;
-        return key_call_started(c, keystore_create(b->ctx->keys, name, tenant, ttl ? ttl : b->ctx->default_ttl_ms, on_created_call, c));
+        c = bus_call_new(m);
+        if (!c)
+                return -ENOMEM;
+        r = manager_key_create(b->m, name, isempty(tenant) ? "default" : tenant, ttl, "dbus", on_created_call, c, &call,
+                               &message);
+        return bus_call_started(c, r, message, error);
 }
 
-static void on_listed(int error, const KeyInfo *keys, size_t n, void *userdata) {
+static void on_listed(int error, Outcome outcome, const KeyInfo *keys, size_t n, void *userdata) {
         BusCall *c = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 
-        if (error < 0)
-                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNAVAILABLE, "Auth database unavailable");
+        if (error < 0 || outcome != OUTCOME_OK)
+                (void) bus_call_failed(c, error, outcome);
         else if (sd_bus_message_new_method_return(c->m, &reply) >= 0 &&
                  sd_bus_message_open_container(reply, 'a', "(sssstttb)") >= 0) {
                 for (size_t i = 0; i < n; i++)
@@ -168,57 +160,62 @@ static void on_listed(int error, const KeyInfo *keys, size_t n, void *userdata) 
                 if (sd_bus_message_close_container(reply) >= 0)
                         (void) sd_bus_send(NULL, reply, NULL);
         }
-        sd_bus_message_unref(c->m);
-        free(c);
+        bus_call_free(c);
 }
 
 static int method_list_keys(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
+        ManagerCall *call;
         const char *tenant;
         BusCall *c;
         int r;
 
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_read(m, "s", &tenant);
         if (r < 0)
                 return r;
-        r = key_call_new(b, m, error, &c);
-        if (r < 0)
-                return r;
-        return key_call_started(c, keystore_list(b->ctx->keys, isempty(tenant) ? NULL : tenant, on_listed, c));
+        c = bus_call_new(m);
+        if (!c)
+                return -ENOMEM;
+        r = manager_key_list(b->m, isempty(tenant) ? NULL : tenant, on_listed, c, &call);
+        return bus_call_started(c, r, r == OUTCOME_INVALID ? "Invalid tenant id" : NULL, error);
 }
 
-static void on_revoked(int error, void *userdata) {
+static void on_revoked(int error, Outcome outcome, const KeyInfo *k, const char *plain, void *userdata) {
         BusCall *c = userdata;
-        if (error == -ENOENT)
-                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNKNOWN_KEY, "Key not found: %s", c->id);
-        else if (error < 0)
-                (void) sd_bus_reply_method_errorf(c->m, ERROR_UNAVAILABLE, "Auth database unavailable");
-        else {
-                api_audit_key(c->b->ctx->audit, false, c->id, NULL, NULL, "dbus");
+        if (outcome == OUTCOME_KEY_NOT_FOUND)
+                (void) sd_bus_reply_method_errorf(c->m, BUS_ERROR_UNKNOWN_KEY, "Key not found: %s", k->id);
+        else if (error < 0 || outcome != OUTCOME_OK)
+                (void) bus_call_failed(c, error, outcome);
+        else
                 (void) sd_bus_reply_method_return(c->m, NULL);
-        }
-        sd_bus_message_unref(c->m);
-        free(c);
+        bus_call_free(c);
 }
 
 static int method_revoke_key(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
+        ManagerCall *call;
         const char *id;
         BusCall *c;
         int r;
 
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_read(m, "s", &id);
         if (r < 0)
                 return r;
-        r = key_call_new(b, m, error, &c);
-        if (r < 0)
-                return r;
-        if (strlen(id) != 36) {
-                key_call_started(c, -ENOENT);
-                return sd_bus_error_setf(error, ERROR_UNKNOWN_KEY, "Key not found: %s", id);
+        c = bus_call_new(m);
+        if (!c)
+                return -ENOMEM;
+        r = manager_key_revoke(b->m, id, "dbus", on_revoked, c, &call);
+        if (r == OUTCOME_KEY_NOT_FOUND) {
+                bus_call_free(c);
+                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_KEY, "Key not found: %s", id);
         }
-        memcpy(c->id, id, 37);
-        return key_call_started(c, keystore_revoke(b->ctx->keys, c->id, on_revoked, c));
+        return bus_call_started(c, r, NULL, error);
 }
 
 /* Session ids are per tenant: the object is named by both ("<tenant>/<id>", escaped). */
@@ -241,7 +238,7 @@ static int method_list_sessions(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_open_container(reply, 'a', "(sssbttuo)");
         if (r < 0)
                 return r;
-        for (Session *s = session_first(b->ctx->sessions); s; s = session_next(s)) {
+        for (Session *s = session_first(b->m->sessions); s; s = session_next(s)) {
                 _cleanup_free_ char *path = NULL;
                 SessionInfo i;
                 session_info(s, &i);
@@ -270,23 +267,24 @@ static int method_destroy_session(sd_bus_message *m, void *userdata, sd_bus_erro
         r = sd_bus_message_read(m, "s", &id);
         if (r < 0)
                 return r;
-        if (!session_id_valid(id) || session_destroy(b->ctx->sessions, &bus_admin, id) == 0)
-                return sd_bus_error_setf(error, ERROR_UNKNOWN_SESSION, "Session not found: %s", id);
+        r = manager_session_destroy(b->m, &bus_admin, id);
+        if (r == OUTCOME_SESSION_NOT_FOUND)
+                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_SESSION, "Session not found: %s", id);
+        if (r != 0)
+                return bus_set_outcome(error, r, NULL);
         return sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_cleanup(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
-        unsigned sessions, sandboxes;
+        CleanupCounts counts;
         int r;
 
         r = check_admin(b, m, error);
         if (r < 0)
                 return r;
-        sessions = session_destroy_all(b->ctx->sessions, "cleanup");
-        sandboxes = pool_flush(b->ctx->exec.pool);
-        pool_replenish(b->ctx->exec.pool);
-        return sd_bus_reply_method_return(m, "uu", sessions, sandboxes);
+        manager_cleanup(b->m, &counts);
+        return sd_bus_reply_method_return(m, "uu", counts.sessions, counts.sandboxes);
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -333,7 +331,7 @@ static int find_session(sd_bus *bus, const char *path, const char *iface, void *
         Session *s;
         char *slash;
 
-        if (!b->ctx)
+        if (!b->m)
                 return 0;
         if (sd_bus_path_decode(path, BUS_SESSION_PREFIX, &name) <= 0 || !name)
                 return 0;
@@ -341,7 +339,7 @@ static int find_session(sd_bus *bus, const char *path, const char *iface, void *
         if (!slash)
                 return 0;
         *slash = 0;
-        s = session_find(b->ctx->sessions, name, slash + 1);
+        s = session_find(b->m->sessions, name, slash + 1);
         if (!s)
                 return 0;
         *found = s;
@@ -381,7 +379,7 @@ static int session_destroy_method(sd_bus_message *m, void *userdata, sd_bus_erro
         id = strdup(i.id);
         if (!id)
                 return -ENOMEM;
-        (void) session_destroy(b->ctx->sessions, &bus_admin, id);
+        (void) manager_session_destroy(b->m, &bus_admin, id);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -401,11 +399,11 @@ static const sd_bus_vtable session_vtable[] = {
 static int enumerate_sessions(sd_bus *bus, const char *prefix, void *userdata, char ***ret, sd_bus_error *error) {
         BusService *b = userdata;
         char **l = NULL;
-        if (!b->ctx) {   /* the introspection-only service has no sessions */
+        if (!b->m) {   /* the introspection-only service has no sessions */
                 *ret = NULL;
                 return 0;
         }
-        for (Session *s = session_first(b->ctx->sessions); s; s = session_next(s)) {
+        for (Session *s = session_first(b->m->sessions); s; s = session_next(s)) {
                 SessionInfo i;
                 session_info(s, &i);
                 if (strv_push(&l, session_path(i.tenant, i.id)) < 0) {
@@ -419,9 +417,9 @@ static int enumerate_sessions(sd_bus *bus, const char *prefix, void *userdata, c
 
 static int on_counters(sd_event_source *s, uint64_t usec, void *userdata) {
         BusService *b = userdata;
-        unsigned active = exec_queue_running(b->ctx->queue), queued = exec_queue_pending(b->ctx->queue);
-        unsigned sessions = session_count(b->ctx->sessions);
-        uint64_t total = b->ctx->total_executions;
+        unsigned active = exec_queue_running(b->m->queue), queued = exec_queue_pending(b->m->queue);
+        unsigned sessions = session_count(b->m->sessions);
+        uint64_t total = b->m->total_executions;
 
         /* Counter changes, at most once a second rather than for every run. */
         if (active != b->last_active || queued != b->last_queued || sessions != b->last_sessions || total != b->last_total)
@@ -435,10 +433,9 @@ static int on_counters(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
-void bus_service_session_event(BusService *b, const char *tenant, const char *id, bool created) {
+static void bus_service_session_event(void *userdata, const char *tenant, const char *id, bool created) {
+        BusService *b = userdata;
         _cleanup_free_ char *path = NULL;
-        if (!b)
-                return;
         path = session_path(tenant, id);
         if (path)
                 (void) sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_IFACE, created ? "SessionNew" : "SessionRemoved", "so", id, path);
@@ -454,14 +451,18 @@ static int add_objects(sd_bus *bus, BusService *b, sd_bus_slot **m, sd_bus_slot 
         return sd_bus_add_node_enumerator(bus, e, BUS_SESSION_PREFIX, enumerate_sessions, b);
 }
 
-int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiContext *ctx, gid_t admin_gid) {
+static const TransportOps bus_transport_ops = {
+        .session_event = bus_service_session_event,
+};
+
+int bus_service_new(BusService **ret, Manager *m, const char *bus, gid_t admin_gid) {
         _cleanup_(bus_service_freep) BusService *b = NULL;
         int r;
 
         b = calloc(1, sizeof(BusService));
         if (!b)
                 return -ENOMEM;
-        b->ctx = ctx;
+        b->m = m;
         b->admin_gid = admin_gid;
         if (streq(bus, "system"))
                 r = sd_bus_open_system(&b->bus);
@@ -486,13 +487,17 @@ int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiConte
         r = sd_bus_request_name(b->bus, BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Cannot take the bus name %s: %m", BUS_NAME);
-        r = sd_bus_attach_event(b->bus, event, 0);
+        r = sd_bus_attach_event(b->bus, m->event, 0);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(event, &b->counters, CLOCK_MONOTONIC, USEC_PER_SEC, 100000, on_counters, b);
+        r = sd_event_add_time_relative(m->event, &b->counters, CLOCK_MONOTONIC, USEC_PER_SEC, 100000, on_counters, b);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(b->counters, "bus-counters");
         (void) sd_event_source_set_enabled(b->counters, SD_EVENT_ON);
+        r = manager_add_transport(m, &bus_transport_ops, b);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(b);
         return 0;
 }

@@ -7,7 +7,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-#include "api/api.h"
+#include "core/manager.h"
 #include "shared/macro.h"
 
 /* org.isol8.Daemon1 on the system bus, the user bus or a given address: key and session
@@ -24,9 +24,15 @@
 typedef struct BusService BusService;
 
 /* bus: "system", "user" or a D-Bus address. admin_gid: (gid_t) -1 for none. */
-int bus_service_new(BusService **ret, sd_event *event, const char *bus, ApiContext *ctx, gid_t admin_gid);
+/* Registers with the manager as a transport (session signals). */
+int bus_service_new(BusService **ret, Manager *m, const char *bus, gid_t admin_gid);
 BusService *bus_service_free(BusService *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusService *, bus_service_free);
-void bus_service_session_event(BusService *b, const char *tenant, const char *id, bool created);
 /* Prints the introspection XML of the objects, as the running daemon answers it. */
 int bus_introspect(FILE *out);
+
+/* Outcomes as D-Bus errors: one table (bus/outcome-bus.c). r < 0 is an internal failure,
+ * logged once and answered org.freedesktop.DBus.Error.Failed. */
+const char *bus_outcome_error_name(Outcome o);
+int bus_set_outcome(sd_bus_error *error, int r, const char *message);
+int bus_reply_outcome(sd_bus_message *m, int r, const char *message);

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "daemon/listen.h"
 #include "daemon/server.h"
 #include "client/cli.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "shared/macro.h"
 
 typedef struct Server Server;

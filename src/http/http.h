@@ -94,8 +94,11 @@ int http_request_body_json(HttpRequest *r, bool allow_empty, json_object **ret);
 int http_reply_json(HttpRequest *r, unsigned status, json_object *o);
 int http_reply_error(HttpRequest *r, unsigned status, const char *fmt, ...) _printf_(3, 4);
 int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *resp);
-/* Map a negative errno to a reply: only documented errnos have statuses, the rest are 500. */
-int http_reply_errno(HttpRequest *r, int error, const char *context);
+/* A handler failed (a negative errno): logged once here, answered 500. Documented outcomes are
+ * the transport's to answer (api/outcome-http.c); no errno means anything else. */
+int http_reply_failure(HttpRequest *r, int error);
+const char *http_request_method(HttpRequest *r);
+const char *http_request_path(HttpRequest *r);
 
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
 /* The request's body no longer counts as unauthenticated (its key is known). */

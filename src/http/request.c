@@ -87,24 +87,17 @@ int http_reply_error(HttpRequest *r, unsigned status, const char *fmt, ...) {
         return http_reply_json(r, status, o);
 }
 
-int http_reply_errno(HttpRequest *r, int error, const char *context) {
-        switch (error) {
-        case -ENOENT:
-                return http_reply_error(r, MHD_HTTP_NOT_FOUND, "%s", context ?: "Not found");
-        case -E2BIG:
-        case -EFBIG:
-                return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "%s", context ?: "Too large");
-        case -EBUSY:
-        case -EAGAIN:
-                return http_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "%s", context ?: "Too many requests");
-        case -ETIMEDOUT:
-                return http_reply_error(r, MHD_HTTP_REQUEST_TIMEOUT, "%s", context ?: "Request timed out");
-        case -ESHUTDOWN:
-                return http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", context ?: "Server is shutting down");
-        default:
-                log_error_errno(error, "%s %s failed: %m", r->method, r->path);
-                return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
-        }
+int http_reply_failure(HttpRequest *r, int error) {
+        log_error_errno(error, "%s %s failed: %m", r->method, r->path);
+        return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
+}
+
+const char *http_request_method(HttpRequest *r) {
+        return r->method;
+}
+
+const char *http_request_path(HttpRequest *r) {
+        return r->path;
 }
 
 void http_request_auth_done(HttpRequest *r) {

@@ -287,7 +287,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 r->dispatched = true;
                 k = r->route->handler(r, s->config.userdata);
                 if (k < 0 && !r->replied && !r->suspended)
-                        http_reply_errno(r, k, NULL);
+                        http_reply_failure(r, k);
                 else if (!r->replied && !r->suspended && !(r->route->flags & ROUTE_UPGRADE))
                         http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
         }

@@ -617,6 +617,11 @@ int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes) {
         return send_message(sb, &m, NULL, 0);
 }
 
+/* The child's exit status: an errno (1-199), CHARGED_RESULT_BASE + a positive result, or
+ * the attach failure. */
+#define CHARGED_RESULT_BASE 200
+#define CHARGED_ATTACH_FAILED 255
+
 int sandbox_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata) {
         int status, r;
         pid_t pid;
@@ -632,15 +637,22 @@ int sandbox_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata)
         if (pid == 0) {
                 (void) syscall(SYS_close_range, 3, ~0U, 0);
                 r = cgroup_attach_memory(sb->cgroup, getpid());
-                if (r >= 0)
-                        r = fn(userdata);
-                _exit(r < 0 ? MIN(-r, 255) : 0);
+                if (r < 0)
+                        _exit(CHARGED_ATTACH_FAILED);
+                r = fn(userdata);
+                _exit(r < 0 ? MIN(-r, CHARGED_RESULT_BASE - 1) : r > 0 ? CHARGED_RESULT_BASE + MIN(r, 50) : 0);
         }
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
         if (!WIFEXITED(status))
                 return -ENOMEM;   /* killed: the sandbox's memory limit was reached */
+        /* Moving the child into the cgroup failed: whatever the errno, it is ours, not the
+         * caller's (an -EPERM here must never read as "refused path"). */
+        if (WEXITSTATUS(status) == CHARGED_ATTACH_FAILED)
+                return log_debug_errno(-EIO, "sandbox %s: cannot charge a child to the cgroup", sb->id);
+        if (WEXITSTATUS(status) >= CHARGED_RESULT_BASE)
+                return WEXITSTATUS(status) - CHARGED_RESULT_BASE;
         return -WEXITSTATUS(status);
 }
 
@@ -651,6 +663,10 @@ int sandbox_open_root(Sandbox *sb) {
                 return -ESRCH;
         snprintf(path, sizeof(path), "/proc/%d/root", (int) sb->pid);
         fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* The init died under us (not yet reaped): the sandbox is gone, which is not a
+         * missing file. */
+        if (fd < 0 && (errno == ENOENT || errno == ESRCH))
+                return -ESRCH;
         return fd < 0 ? -errno : fd;
 }
 

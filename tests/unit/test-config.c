@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "sandbox/runtime.h"
 #include "tap.h"
 

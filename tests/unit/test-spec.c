@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sandbox/spec.h"
+#include "core/request.h"
 #include "shared/json-util.h"
 #include "tap.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sandbox/spec.h"
+#include "core/request.h"
 #include "shared/crypto.h"
 #include "shared/size.h"
 #include "shared/secret-mask.h"

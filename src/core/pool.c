@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sandbox/pool.h"
+#include "core/pool.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -28,7 +28,7 @@ typedef struct PoolSlot {
 } PoolSlot;
 
 struct Pool {
-        SandboxEngine *engine;
+        SandboxProvider provider;
         PoolConfig config;
         PoolSlot slots[POOL_MAX];
         unsigned n_slots;
@@ -43,14 +43,14 @@ struct Pool {
 static int on_replenish(sd_event_source *s, void *userdata) {
         Pool *p = userdata;
         while (p->n_doomed > 0)
-                sandbox_free(p->doomed[--p->n_doomed]);
+                p->provider.ops->free_sandbox(p->doomed[--p->n_doomed]);
         pool_replenish(p);
         return 0;
 }
 
 static void replenish_later(Pool *p) {
         if (!p->replenish) {
-                if (sd_event_add_defer(sandbox_engine_event(p->engine), &p->replenish, on_replenish, p) < 0) {
+                if (sd_event_add_defer(p->provider.event, &p->replenish, on_replenish, p) < 0) {
                         pool_replenish(p);
                         return;
                 }
@@ -63,10 +63,10 @@ static void replenish_later(Pool *p) {
 /* Destroying a sandbox waits for its init and its cgroup: never on the path of an answer. */
 static void destroy_later(Pool *p, Sandbox *sb) {
         if (p->n_doomed >= POOL_MAX) {
-                sandbox_free(sb);
+                p->provider.ops->free_sandbox(sb);
                 return;
         }
-        sandbox_set_handler(sb, NULL, NULL);
+        p->provider.ops->set_handler(sb, NULL, NULL);
         p->doomed[p->n_doomed++] = sb;
         replenish_later(p);
 }
@@ -91,11 +91,11 @@ static unsigned count_state(Pool *p, SlotState st) {
         return n;
 }
 
-int pool_new(Pool **ret, SandboxEngine *engine, const PoolConfig *config) {
+int pool_new(Pool **ret, const SandboxProvider *provider, const PoolConfig *config) {
         Pool *p = calloc(1, sizeof(Pool));
         if (!p)
                 return -ENOMEM;
-        p->engine = engine;
+        p->provider = *provider;
         p->config = *config;
         *ret = p;
         return 0;
@@ -112,9 +112,9 @@ Pool *pool_free(Pool *p) {
                 free(r);
         }
         for (unsigned i = 0; i < p->n_slots; i++)
-                sandbox_free(p->slots[i].sb);
+                p->provider.ops->free_sandbox(p->slots[i].sb);
         while (p->n_doomed > 0)
-                sandbox_free(p->doomed[--p->n_doomed]);
+                p->provider.ops->free_sandbox(p->doomed[--p->n_doomed]);
         sd_event_source_disable_unref(p->replenish);
         free(p);
         return NULL;
@@ -127,7 +127,7 @@ static int pool_spawn(Pool *p) {
 
         if (p->n_slots >= POOL_MAX)
                 return -EBUSY;
-        r = sandbox_new(p->engine, &o, pool_on_event, p, &sb);
+        r = p->provider.ops->new_sandbox(p->provider.userdata, &o, pool_on_event, p, &sb);
         if (r < 0)
                 return r;
         p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CREATING };
@@ -169,7 +169,7 @@ static void pool_offer(Pool *p, unsigned i) {
         if (!w) {
                 unsigned cap = p->config.clean + p->config.dirty;
                 if (count_state(p, SLOT_READY) >= MAX(cap, 1u)) {
-                        sandbox_free(p->slots[i].sb);
+                        p->provider.ops->free_sandbox(p->slots[i].sb);
                         slot_remove(p, i);
                         return;
                 }
@@ -182,7 +182,7 @@ static void pool_offer(Pool *p, unsigned i) {
         p->n_waiters--;
         sb = p->slots[i].sb;
         slot_remove(p, i);
-        sandbox_set_handler(sb, NULL, NULL);
+        p->provider.ops->set_handler(sb, NULL, NULL);
         w->cb(sb, 0, w->userdata);
         free(w);
 }
@@ -197,7 +197,7 @@ static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdat
         case SANDBOX_READY:
         case SANDBOX_CLEANED:
                 if (value < 0) {
-                        sandbox_free(sb);
+                        p->provider.ops->free_sandbox(sb);
                         slot_remove(p, (unsigned) i);
                         /* A failing setup would fail again: fail the waiters instead of looping. */
                         while (p->waiters_head && count_state(p, SLOT_CREATING) + count_state(p, SLOT_CLEANING) < p->n_waiters) {
@@ -215,7 +215,7 @@ static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdat
                 pool_replenish(p);
                 return;
         case SANDBOX_DIED:
-                sandbox_free(sb);
+                p->provider.ops->free_sandbox(sb);
                 slot_remove(p, (unsigned) i);
                 pool_replenish(p);
                 return;
@@ -228,10 +228,10 @@ int pool_acquire(Pool *p, PoolAcquireFn cb, void *userdata, Sandbox **ret_sb, Po
         PoolRequest *w;
 
         for (unsigned i = 0; i < p->n_slots; i++)
-                if (p->slots[i].state == SLOT_READY && sandbox_is_ready(p->slots[i].sb)) {
+                if (p->slots[i].state == SLOT_READY && p->provider.ops->is_ready(p->slots[i].sb)) {
                         Sandbox *sb = p->slots[i].sb;
                         slot_remove(p, i);
-                        sandbox_set_handler(sb, NULL, NULL);
+                        p->provider.ops->set_handler(sb, NULL, NULL);
                         replenish_later(p);
                         *ret_sb = sb;
                         return 1;
@@ -271,13 +271,13 @@ void pool_request_cancel(PoolRequest *req) {
 void pool_release(Pool *p, Sandbox *sb) {
         if (!sb)
                 return;
-        if (!p->config.reuse || sandbox_is_dead(sb) || count_state(p, SLOT_CLEANING) >= MAX(p->config.dirty, 1u) ||
-            p->n_slots >= POOL_MAX || sandbox_shares_network(sb)) {
+        if (!p->config.reuse || p->provider.ops->is_dead(sb) || count_state(p, SLOT_CLEANING) >= MAX(p->config.dirty, 1u) ||
+            p->n_slots >= POOL_MAX || p->provider.ops->shares_network(sb)) {
                 destroy_later(p, sb);
                 return;
         }
-        sandbox_set_handler(sb, pool_on_event, p);
-        if (sandbox_clean(sb, p->config.sandbox_bytes, p->config.tmp_bytes) < 0) {
+        p->provider.ops->set_handler(sb, pool_on_event, p);
+        if (p->provider.ops->clean(sb, p->config.sandbox_bytes, p->config.tmp_bytes) < 0) {
                 destroy_later(p, sb);
                 return;
         }
@@ -288,7 +288,7 @@ unsigned pool_flush(Pool *p) {
         unsigned n = 0;
         for (unsigned i = 0; i < p->n_slots;) {
                 if (p->slots[i].state == SLOT_READY) {
-                        sandbox_free(p->slots[i].sb);
+                        p->provider.ops->free_sandbox(p->slots[i].sb);
                         slot_remove(p, i);
                         n++;
                 } else

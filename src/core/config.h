@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sandbox/limits.h"
+#include "core/limits.h"
 #include "shared/macro.h"
 
 typedef enum PoolStrategy {

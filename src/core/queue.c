@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sandbox/queue.h"
+#include "core/queue.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
 

@@ -9,10 +9,9 @@
 #include <unistd.h>
 
 #include "sandbox/fsio.h"
-#include "sandbox/run.h"
+#include "core/execution.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
-#include "shared/json-util.h"
 #include "shared/time-util.h"
 
 #define INLINE_CODE_MAX (64 * 1024)
@@ -124,7 +123,9 @@ Execution *execution_free(Execution *e) {
         buffer_done(&e->result.err);
         if (e->ctx.output_held)
                 *e->ctx.output_held -= e->output_held;
-        json_object_put(e->result.files);
+        for (size_t i = 0; i < e->result.n_files; i++)
+                free(e->result.files[i].data);
+        free(e->result.files);
         exec_request_free(e->req);
         free(e);
         return NULL;
@@ -542,6 +543,15 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
         }
 }
 
+/* What the file layer refuses because of the request is an outcome (> 0); anything else stays
+ * a failure. Only the file layer's own errnos go through here: the root and the cgroup are
+ * failures whatever errno they give. */
+static int file_refusal(int error) {
+        Outcome o = outcome_from_file_errno(error);
+        return o == OUTCOME_OK ? error : (int) o;
+}
+
+/* Returns 0, an Outcome, or < 0. */
 static int write_request_files_charged(void *userdata) {
         Execution *e = userdata;
         _cleanup_close_ int root = -EBADF;
@@ -555,13 +565,13 @@ static int write_request_files_charged(void *userdata) {
         if (!streq(req->workdir, "/sandbox")) {
                 r = sandbox_mkdir_p(root, req->workdir, uid, uid);
                 if (r < 0)
-                        return r;
+                        return file_refusal(r);
         }
         for (size_t i = 0; i < req->n_files; i++) {
                 r = sandbox_write_file(root, req->files[i].path, req->files[i].content, req->files[i].size, uid, uid, 0644);
                 if (r < 0) {
                         log_debug_errno(r, "execution %s: cannot write %s: %m", e->result.execution_id, req->files[i].path);
-                        return r;
+                        return file_refusal(r);
                 }
         }
         if (req->code && !use_inline(req)) {
@@ -570,7 +580,7 @@ static int write_request_files_charged(void *userdata) {
                         return -ENOMEM;
                 r = sandbox_write_file(root, p, req->code, strlen(req->code), uid, uid, 0644);
                 if (r < 0)
-                        return r;
+                        return file_refusal(r);
         }
         return 0;
 }
@@ -606,6 +616,13 @@ static void sandbox_acquired(Execution *e) {
          * this run's baseline, so nothing needs reading here. */
         cgroup_event_baseline(sandbox_cgroup(e->sb), &e->base_oom, &e->base_pids);
         r = write_request_files(e);
+        if (r == -ENOMEM && e->req->n_files > 0)
+                r = OUTCOME_TOO_BIG;    /* the writer was killed at the sandbox's memory limit */
+        if (r > 0) {
+                e->result.refused = (Outcome) r;
+                fail(e, 0);
+                return;
+        }
         if (r < 0) {
                 fail(e, r);
                 return;
@@ -640,21 +657,23 @@ static void on_dedicated_event(Sandbox *sb, SandboxEvent ev, int value, void *us
 
 static void collect_files(Execution *e) {
         _cleanup_close_ int root = -EBADF;
-        json_object *files;
+        size_t n = 0;
 
         if (!e->req->output_paths || !e->sb)
                 return;
         root = sandbox_open_root(e->sb);
         if (root < 0)
                 return;
-        files = json_object_new_object();
-        if (!files)
+        for (char **p = e->req->output_paths; *p; p++)
+                n++;
+        e->result.files = calloc(MAX(n, (size_t) 1), sizeof(ExecOutputFile));
+        if (!e->result.files)
                 return;
         /* All the files together are held to what one may be: the answer's size is bounded. */
         uint64_t budget = e->ctx.max_file_bytes / 4 * 3;
         for (char **p = e->req->output_paths; *p; p++) {
                 _cleanup_free_ void *data = NULL;
-                _cleanup_free_ char *b64 = NULL, *masked = NULL;
+                char *masked = NULL;
                 size_t size;
                 uid_t uid = sandbox_host_uid(e->sb);
                 int r = sandbox_read_file(root, *p, budget, uid, uid, &data, &size);
@@ -670,12 +689,15 @@ static void collect_files(Execution *e) {
                         masked = secret_mask_apply(e->req->secret_mask, data, size, true, &size, &consumed);
                         if (!masked)
                                 continue;
+                        free(data);
+                        data = masked;
                 }
-                b64 = base64_encode(masked ?: data, size);
-                if (b64)
-                        json_object_object_add(files, *p, json_object_new_string(b64));
+                ExecOutputFile *f = &e->result.files[e->result.n_files];
+                f->path = *p;
+                f->data = TAKE_PTR(data);
+                f->size = size;
+                e->result.n_files++;
         }
-        e->result.files = files;
 }
 
 static void execution_finish(Execution *e) {
@@ -783,19 +805,12 @@ int execution_start(const ExecContext *ctx, ExecRequest *req, Sandbox *sb, const
         return 0;
 }
 
-static void trim_trailing_ws(Buffer *b) {
-        while (b->size > 0 && strchr(" \t\r\n\v\f", b->data[b->size - 1]))
-                b->data[--b->size] = 0;
-}
 
-char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream stream) {
+char *exec_result_output(const ExecResult *res, const ExecRequest *req, ExecStream stream, size_t *ret_len) {
         const Buffer *raw = stream == EXEC_STDOUT ? &res->out : &res->err;
-        uint64_t total = stream == EXEC_STDOUT ? res->out_total : res->err_total;
-        _cleanup_free_ char *masked = NULL, *clean = NULL;
-        size_t len = raw->size;
+        _cleanup_free_ char *masked = NULL;
+        size_t len = raw->size, dummy;
         const char *src = raw->data ?: "";
-        Buffer b = {};
-        int r = 0;
 
         if (req->secret_mask) {
                 size_t consumed;
@@ -804,35 +819,5 @@ char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream
                         return NULL;
                 src = masked;
         }
-        clean = utf8_sanitize(src, len, &len);
-        if (!clean)
-                return NULL;
-        /* The cap holds for the text as JSON carries it: a control byte is six bytes there. */
-        {
-                size_t keep = json_escaped_prefix(clean, len, req->limits.max_output);
-                if (keep < len) {
-                        len = keep;
-                        total = MAX(total, (uint64_t) req->limits.max_output + 1);
-                }
-        }
-        r = buffer_append(&b, clean, len);
-        trim_trailing_ws(&b);
-        if (r >= 0 && total > req->limits.max_output) {
-                char marker[128];
-                snprintf(marker, sizeof(marker), "\n\n--- OUTPUT TRUNCATED (%" PRIu64 " bytes, limit: %" PRIu64 ") ---",
-                         total, req->limits.max_output);
-                r = buffer_append(&b, marker, strlen(marker));
-        }
-        if (r >= 0 && stream == EXEC_STDERR && res->timed_out)
-                r = buffer_append(&b, "\n--- EXECUTION TIMED OUT ---", strlen("\n--- EXECUTION TIMED OUT ---"));
-        if (r >= 0 && stream == EXEC_STDERR && res->setup_failed) {
-                char marker[96];
-                snprintf(marker, sizeof(marker), "%sSetup script failed (exit code %d)", b.size > 0 ? "\n" : "", res->exit_code);
-                r = buffer_append(&b, marker, strlen(marker));
-        }
-        if (r < 0) {
-                buffer_done(&b);
-                return NULL;
-        }
-        return buffer_steal_string(&b);
+        return utf8_sanitize(src, len, ret_len ?: &dummy);
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sandbox/spec.h"
+#include "core/request.h"
 #include "shared/json-util.h"
 #include "shared/size.h"
 #include "shared/util.h"

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "sandbox/pool.h"
+#include "core/outcome.h"
+#include "core/pool.h"
 #include "sandbox/sandbox.h"
-#include "sandbox/spec.h"
+#include "core/request.h"
 #include "shared/util.h"
 
 /* One execution of an ExecRequest: takes a sandbox (from the pool, or a session's), writes the
@@ -26,6 +26,13 @@ typedef enum ExecPhase {
         EXEC_PHASE_SETUP,
         EXEC_PHASE_CODE,
 } ExecPhase;
+
+/* A file of request.outputPaths, read out after the run (secrets masked). */
+typedef struct ExecOutputFile {
+        const char *path;           /* the request's */
+        void *data;
+        size_t size;
+} ExecOutputFile;
 
 typedef struct ExecResult {
         Buffer out;                 /* kept output, raw bytes (capped at max_output) */
@@ -47,7 +54,9 @@ typedef struct ExecResult {
         char execution_id[37];
         char container_id[48];
         uint64_t started_realtime_usec;
-        json_object *files;         /* {path: base64} for outputPaths, or NULL */
+        ExecOutputFile *files;      /* outputPaths that could be read, or NULL */
+        size_t n_files;
+        Outcome refused;            /* the request was refused on the way (a path in request.files) */
         double cpu_percent;
         double memory_mb;
         double peak_memory_mb;
@@ -98,6 +107,6 @@ const ExecResult *execution_result(Execution *e);
 const ExecRequest *execution_request(Execution *e);
 bool execution_is_done(Execution *e);
 
-/* Output text of a stream for a result: secrets masked, invalid UTF-8 replaced, trailing
- * whitespace trimmed, and the truncation / timeout markers of API.md appended. */
-char *exec_result_text(const ExecResult *res, const ExecRequest *req, ExecStream stream);
+/* The kept output of a stream: secrets masked, invalid UTF-8 replaced (no markers; a
+ * transport renders those, api/render.c). *ret_len is its length. */
+char *exec_result_output(const ExecResult *res, const ExecRequest *req, ExecStream stream, size_t *ret_len);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/provider.h"
 #include "sandbox/sandbox.h"
 
 /* Warm sandboxes. "fast" keeps `clean` sandboxes ready and cleans used ones in the background
@@ -24,7 +25,7 @@ typedef struct PoolConfig {
         uint64_t tmp_bytes;
 } PoolConfig;
 
-int pool_new(Pool **ret, SandboxEngine *engine, const PoolConfig *config);
+int pool_new(Pool **ret, const SandboxProvider *provider, const PoolConfig *config);
 Pool *pool_free(Pool *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pool *, pool_free);
 /* Fills the pool up to its size (called at start and after every change). */

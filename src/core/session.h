@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "auth/auth.h"
-#include "sandbox/pool.h"
+#include "core/pool.h"
+#include "core/provider.h"
 #include "sandbox/sandbox.h"
-#include "sandbox/spec.h"
+#include "core/request.h"
 #include "shared/macro.h"
 
 /* Persistent sessions: a sandbox kept between runs under a client-chosen id, bound to the
@@ -28,7 +28,8 @@ typedef struct SessionLimits {
         uint64_t sweep_interval_usec;
 } SessionLimits;
 
-int session_registry_new(SessionRegistry **ret, sd_event *event, SandboxEngine *engine, Pool *pool, const SessionLimits *limits);
+int session_registry_new(SessionRegistry **ret, sd_event *event, const SandboxProvider *provider, Pool *pool,
+                         const SessionLimits *limits);
 /* Told of every session created (reason NULL) and destroyed (reason: deleted, pruned,
  * cleanup, shutdown): for the audit trail and the bus signals. */
 typedef void (*SessionEventFn)(const char *id, const char *tenant, bool created, const char *reason, void *userdata);
@@ -68,8 +69,6 @@ unsigned session_destroy_all(SessionRegistry *r, const char *reason);
 /* Prunes sessions idle longer than the limit; returns how many. */
 unsigned session_prune(SessionRegistry *r);
 unsigned session_count(SessionRegistry *r);
-/* [{"id","isActive","lastAccessedAt","createdAt","runtime","tenantId","executions"}] for the caller. */
-json_object *session_list_json(SessionRegistry *r, const AuthInfo *who);
 
 /* Read access for the bus. */
 typedef struct SessionInfo {

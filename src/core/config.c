@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "sandbox/runtime.h"
 #include "shared/json-util.h"
 #include "shared/log.h"

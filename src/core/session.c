@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session/session.h"
+#include "core/session.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
@@ -13,6 +13,7 @@
 
 struct SessionUse {
         Session *session;
+        SessionRegistry *registry;
         Sandbox *orphan;             /* the sandbox of a session destroyed under this run */
         SessionReadyFn cb;
         void *userdata;
@@ -43,7 +44,7 @@ struct Session {
 
 struct SessionRegistry {
         sd_event *event;
-        SandboxEngine *engine;
+        SandboxProvider provider;
         Pool *pool;
         SessionLimits limits;
         Session *sessions;
@@ -97,13 +98,13 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
-int session_registry_new(SessionRegistry **ret, sd_event *event, SandboxEngine *engine, Pool *pool, const SessionLimits *limits) {
+int session_registry_new(SessionRegistry **ret, sd_event *event, const SandboxProvider *provider, Pool *pool, const SessionLimits *limits) {
         SessionRegistry *r = calloc(1, sizeof(SessionRegistry));
         int k;
         if (!r)
                 return -ENOMEM;
         r->event = sd_event_ref(event);
-        r->engine = engine;
+        r->provider = *provider;
         r->pool = pool;
         r->limits = *limits;
         if (limits->auto_prune) {
@@ -135,9 +136,9 @@ static void session_free(Session *s) {
                 /* A run is under way in it: kill it now; the sandbox goes when the run is over. */
                 s->current->session = NULL;
                 s->current->orphan = TAKE_PTR(s->sb);
-                (void) sandbox_kill(s->current->orphan);
+                (void) s->registry->provider.ops->kill(s->current->orphan);
         }
-        sandbox_free(s->sb);
+        s->registry->provider.ops->free_sandbox(s->sb);
         strv_free(s->secrets);
         secret_mask_free(s->secret_mask);
         free(s->id);
@@ -296,7 +297,7 @@ static void on_pool_sandbox(Sandbox *sb, int error, void *userdata) {
                 return;
         }
         s->sb = sb;
-        sandbox_set_handler(sb, on_session_sandbox, s);
+        s->registry->provider.ops->set_handler(sb, on_session_sandbox, s);
         s->sb_ready = true;
         dispatch(s);
 }
@@ -306,11 +307,11 @@ static int provision(Session *s) {
         Sandbox *sb = NULL;
         int k;
 
-        s->sb = sandbox_free(s->sb);
+        s->sb = r->provider.ops->free_sandbox(s->sb);
         s->sb_ready = false;
         if (s->limits.network == NETWORK_HOST) {
                 SandboxOptions o = { .share_network = true, .sandbox_bytes = s->limits.sandbox_bytes, .tmp_bytes = s->limits.tmp_bytes };
-                return sandbox_new(r->engine, &o, on_session_sandbox, s, &s->sb);
+                return r->provider.ops->new_sandbox(r->provider.userdata, &o, on_session_sandbox, s, &s->sb);
         }
         /* A warm sandbox from the pool; it never goes back (sessions are never reused). */
         k = pool_acquire(r->pool, on_pool_sandbox, s, &sb, &s->pool_req);
@@ -318,7 +319,7 @@ static int provision(Session *s) {
                 return k;
         if (k > 0) {
                 s->sb = sb;
-                sandbox_set_handler(sb, on_session_sandbox, s);
+                r->provider.ops->set_handler(sb, on_session_sandbox, s);
                 s->sb_ready = true;
         }
         return 0;
@@ -383,7 +384,7 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
                 uint64_t timeout = req->limits.timeout_ms;
                 req->limits = s->limits;
                 req->limits.timeout_ms = timeout;
-                if (!s->sb || sandbox_is_dead(s->sb)) {
+                if (!s->sb || s->registry->provider.ops->is_dead(s->sb)) {
                         if (s->current == NULL && !s->pool_req) {
                                 k = provision(s);
                                 if (k < 0)
@@ -398,6 +399,7 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
         if (!u)
                 return -ENOMEM;
         u->session = s;
+        u->registry = s->registry;
         u->cb = cb;
         u->userdata = userdata;
         if (s->waiting_tail)
@@ -415,15 +417,15 @@ void session_use_done(SessionUse *u) {
 
         if (!u)
                 return;
-        sandbox_free(u->orphan);
+        u->registry->provider.ops->free_sandbox(u->orphan);
         s = u->session;
         if (s) {
                 if (s->current == u) {
                         s->current = NULL;
                         session_touch(s);
                         if (s->sb)
-                                sandbox_set_handler(s->sb, on_session_sandbox, s);
-                        if (s->sb && sandbox_is_dead(s->sb))
+                                s->registry->provider.ops->set_handler(s->sb, on_session_sandbox, s);
+                        if (s->sb && s->registry->provider.ops->is_dead(s->sb))
                                 (void) provision(s);
                         schedule(s);
                 } else {
@@ -497,26 +499,3 @@ unsigned session_count(SessionRegistry *r) {
         return r->n;
 }
 
-json_object *session_list_json(SessionRegistry *r, const AuthInfo *who) {
-        json_object *a = json_object_new_array();
-        if (!a)
-                return NULL;
-        for (Session *s = r->sessions; s; s = s->next) {
-                json_object *o;
-                char t1[64], t2[64];
-                if (who->type != AUTH_MASTER && !streq(s->tenant, who->tenant))
-                        continue;
-                o = json_object_new_object();
-                if (!o)
-                        break;
-                json_add(o, "id", json_object_new_string(s->id));
-                json_add(o, "isActive", json_object_new_boolean(s->current != NULL));
-                json_add(o, "lastAccessedAt", json_object_new_string(format_iso8601(s->last_access_usec, t1)));
-                json_add(o, "createdAt", json_object_new_string(format_iso8601(s->created_usec, t2)));
-                json_add(o, "runtime", json_object_new_string(runtime_to_string(s->runtime)));
-                json_add(o, "tenantId", json_object_new_string(s->tenant));
-                json_add(o, "executions", json_object_new_int64(s->executions));
-                json_object_array_add(a, o);
-        }
-        return a;
-}

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sandbox/limits.h"
+#include "core/limits.h"
 #include "sandbox/runtime.h"
 #include "shared/macro.h"
 #include "shared/secret-mask.h"

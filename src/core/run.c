@@ -4,17 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/run.h"
-#include "session/session.h"
+#include "core/run.h"
+#include "core/session.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/stream-filter.h"
 #include "shared/crypto.h"
 #include "audit/audit.h"
 
-struct ApiRun {
-        ApiContext *ctx;
-        ApiRunOps ops;
+struct Run {
+        Manager *m;
+        RunOps ops;
         void *userdata;
         ExecRequest *req;           /* until the execution takes it */
         Execution *exec;
@@ -27,6 +27,7 @@ struct ApiRun {
         bool done;
         bool cancelled;
         int error;
+        Outcome outcome;
         char *message;
         sd_event_source *done_source;
         StreamFilter filter[3];
@@ -35,73 +36,39 @@ struct ApiRun {
         char remote[64];
         Buffer early_stdin;         /* stdin that came before the program started */
         bool early_eof;
-        ApiRun *prev, *next;
+        Run *prev, *next;
 };
 
-static const char queue_full[] = "Too many requests — queue is full";
 
-unsigned api_run_error_status(int error) {
-        switch (error) {
-        case -EBUSY:
-        case -EUSERS:
-                return MHD_HTTP_TOO_MANY_REQUESTS;
-        case -ENOENT:
-                return MHD_HTTP_NOT_FOUND;
-        case -EXDEV:
-        case -EINVAL:
-                return MHD_HTTP_BAD_REQUEST;
-        case -ETIMEDOUT:
-                return MHD_HTTP_REQUEST_TIMEOUT;
-        case -ESHUTDOWN:
-        case -ECANCELED:
-                return MHD_HTTP_SERVICE_UNAVAILABLE;
-        default:
-                return MHD_HTTP_INTERNAL_SERVER_ERROR;
-        }
+static void emit(Run *s, const RunEvent *ev) {
+        if (s->ops.event)
+                s->ops.event(s->userdata, ev);
 }
 
-static void emit(ApiRun *s, const char *type, const char *data, const char *phase) {
-        json_object *o;
-        const char *text;
-        size_t len;
-
-        if (!s->ops.event || !(o = json_object_new_object()))
-                return;
-        json_add(o, "type", json_object_new_string(type));
-        json_add(o, "data", json_object_new_string(data));
-        json_add(o, "phase", json_object_new_string(phase));
-        text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        if (text)
-                s->ops.event(s->userdata, text, len);
-        json_object_put(o);
+static void emit_simple(Run *s, RunEventType type, ExecPhase phase, const char *data, int exit_code) {
+        emit(s, &(RunEvent) { .type = type, .phase = phase, .data = data, .size = data ? strlen(data) : 0, .exit_code = exit_code });
 }
 
-static const char *phase_name(ExecPhase p) {
-        return p == EXEC_PHASE_SETUP ? "setup" : "code";
-}
-
-static void flush_filter(ApiRun *s, int stream, ExecPhase phase, const char *data, size_t len, bool final);
-
-static void flush_filter(ApiRun *s, int stream, ExecPhase phase, const char *data, size_t len, bool final) {
+static void flush_filter(Run *s, ExecStream stream, ExecPhase phase, const char *data, size_t len, bool final) {
         Buffer out = {};
         if (stream_filter_feed(&s->filter[stream], data, len, final, &out) >= 0 && out.size > 0)
-                emit(s, stream == EXEC_STDOUT ? "stdout" : "stderr", out.data, phase_name(phase));
+                emit(s, &(RunEvent) { .type = RUN_EVENT_OUTPUT, .phase = phase, .stream = stream, .data = out.data, .size = out.size });
         buffer_done(&out);
 }
 
 /* The setup script succeeded: its output is complete and, as upstream does, it gets its own
  * exit event before the code's output starts. */
 static void on_setup_done(Execution *e, void *userdata) {
-        ApiRun *s = userdata;
+        Run *s = userdata;
 
         flush_filter(s, EXEC_STDOUT, EXEC_PHASE_SETUP, NULL, 0, true);
         flush_filter(s, EXEC_STDERR, EXEC_PHASE_SETUP, NULL, 0, true);
-        emit(s, "exit", "0", phase_name(EXEC_PHASE_SETUP));
+        emit_simple(s, RUN_EVENT_EXIT, EXEC_PHASE_SETUP, NULL, 0);
         s->last_phase = EXEC_PHASE_CODE;
 }
 
 static void on_output(Execution *e, ExecStream stream, ExecPhase phase, const char *data, size_t len, void *userdata) {
-        ApiRun *s = userdata;
+        Run *s = userdata;
 
         if (phase != s->last_phase) {
                 /* Whatever the setup phase held back belongs to it. */
@@ -113,42 +80,48 @@ static void on_output(Execution *e, ExecStream stream, ExecPhase phase, const ch
 }
 
 static int on_done_defer(sd_event_source *es, void *userdata) {
-        ApiRun *s = userdata;
+        Run *s = userdata;
         s->done_source = sd_event_source_disable_unref(s->done_source);
-        s->ops.done(s->userdata, s->error, s->message,
-                    s->exec && s->error >= 0 ? execution_result(s->exec) : NULL,
+        s->ops.done(s->userdata, s->error, s->outcome, s->message,
+                    s->exec && s->error >= 0 && s->outcome == OUTCOME_OK ? execution_result(s->exec) : NULL,
                     s->exec ? execution_request(s->exec) : s->req);   /* may free s */
         return 0;
 }
 
-static void finish(ApiRun *s, int error, const char *message) {
+/* error < 0: an internal failure ("Sandbox failure" to the client, logged by the transport
+ * that answers); outcome > 0: a documented end. */
+static void finish(Run *s, int error, Outcome outcome, const char *message) {
         if (s->done)
                 return;
         s->done = true;
         s->error = error;
+        s->outcome = outcome;
+        if (!message && outcome != OUTCOME_OK)
+                message = outcome_message(outcome);
+        if (!message && error < 0)
+                message = "Sandbox failure";
         if (message && !s->message)
                 s->message = strdup(message);
         /* The session may take its next run at once. */
         session_use_done(TAKE_PTR(s->use));
-        if (error < 0)
-                emit(s, "error", message ?: "Execution failed", phase_name(s->last_phase));
-        (void) sd_event_add_defer(s->ctx->event, &s->done_source, on_done_defer, s);
+        if (error < 0 || outcome != OUTCOME_OK)
+                emit_simple(s, RUN_EVENT_ERROR, s->last_phase, message, 0);
+        if (sd_event_add_defer(s->m->event, &s->done_source, on_done_defer, s) >= 0)
+                (void) sd_event_source_set_description(s->done_source, "run-done");
 }
 
-static void emit_truncated(ApiRun *s, const char *type, uint64_t total, uint64_t max) {
-        char buf[160];
-        snprintf(buf, sizeof(buf), "\n\n--- OUTPUT TRUNCATED (%" PRIu64 " bytes, limit: %" PRIu64 ") ---", total, max);
-        emit(s, type, buf, phase_name(s->last_phase));
+static void emit_truncated(Run *s, ExecStream stream, uint64_t total, uint64_t max) {
+        emit(s, &(RunEvent) { .type = RUN_EVENT_TRUNCATED, .phase = s->last_phase, .stream = stream, .total = total, .max = max });
 }
 
 /* One audit record per finished execution, buffered or streamed. */
-static void audit_execution(ApiRun *s, const ExecResult *res, const ExecRequest *req) {
+static void audit_execution(Run *s, const ExecResult *res, const ExecRequest *req) {
         char code_hash[SHA256_HEX_LEN + 1], exit_code[16], duration[24];
         const char *code = req->code ?: req->cmd ?: "";
         const char *user = NULL;
         json_object *v;
         _cleanup_free_ char *out = NULL, *err = NULL;
-        Audit *a = s->ctx->audit;
+        Audit *a = s->m->audit;
 
         if (!a)
                 return;
@@ -158,8 +131,8 @@ static void audit_execution(ApiRun *s, const ExecResult *res, const ExecRequest 
         if (req->metadata && json_object_object_get_ex(req->metadata, "userId", &v))
                 user = json_object_get_string(v);
         if (audit_include_output(a) && !s->ops.event) {
-                out = exec_result_text(res, req, EXEC_STDOUT);
-                err = exec_result_text(res, req, EXEC_STDERR);
+                out = exec_result_output(res, req, EXEC_STDOUT, NULL);
+                err = exec_result_output(res, req, EXEC_STDERR, NULL);
         }
         AuditField f[] = {
                 { "ISOL8_EXECUTION_ID", res->execution_id },
@@ -191,38 +164,42 @@ static void audit_execution(ApiRun *s, const ExecResult *res, const ExecRequest 
 }
 
 static void on_exec_done(Execution *e, void *userdata) {
-        ApiRun *s = userdata;
+        Run *s = userdata;
         const ExecResult *res = execution_result(e);
         const ExecRequest *req = execution_request(e);
-        char buf[160];
+        ExecPhase phase = res->setup_failed ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
 
-        s->ctx->total_executions++;
-        if (res->error >= 0)
+        s->m->total_executions++;
+        if (res->error >= 0 && res->refused == OUTCOME_OK)
                 audit_execution(s, res, req);
         if (s->ops.event) {
                 flush_filter(s, EXEC_STDOUT, s->last_phase, NULL, 0, true);
                 flush_filter(s, EXEC_STDERR, s->last_phase, NULL, 0, true);
         }
+        if (res->refused != OUTCOME_OK) {
+                finish(s, 0, res->refused, NULL);
+                return;
+        }
         if (res->error < 0) {
-                finish(s, res->error, res->error == -ECANCELED || res->error == -ESHUTDOWN ? "Execution cancelled" : "Sandbox failure");
+                if (res->error == -ECANCELED || res->error == -ESHUTDOWN)
+                        finish(s, 0, OUTCOME_CANCELLED, NULL);
+                else
+                        finish(s, res->error, OUTCOME_OK, NULL);
                 return;
         }
         if (res->out_total > req->limits.max_output)
-                emit_truncated(s, "stdout", res->out_total, req->limits.max_output);
+                emit_truncated(s, EXEC_STDOUT, res->out_total, req->limits.max_output);
         if (res->err_total > req->limits.max_output)
-                emit_truncated(s, "stderr", res->err_total, req->limits.max_output);
+                emit_truncated(s, EXEC_STDERR, res->err_total, req->limits.max_output);
         if (res->timed_out)
-                emit(s, "error", "EXECUTION TIMED OUT", res->setup_failed ? "setup" : "code");
-        else if (res->setup_failed) {
-                snprintf(buf, sizeof(buf), "Setup script failed (exit code %d)", res->exit_code);
-                emit(s, "error", buf, "setup");
-        }
-        snprintf(buf, sizeof(buf), "%d", res->exit_code);
-        emit(s, "exit", buf, res->setup_failed ? "setup" : "code");
-        finish(s, 0, NULL);
+                emit_simple(s, RUN_EVENT_TIMED_OUT, phase, NULL, 0);
+        else if (res->setup_failed)
+                emit_simple(s, RUN_EVENT_SETUP_FAILED, EXEC_PHASE_SETUP, NULL, res->exit_code);
+        emit_simple(s, RUN_EVENT_EXIT, phase, NULL, res->exit_code);
+        finish(s, 0, OUTCOME_OK, NULL);
 }
 
-static void start_exec(ApiRun *s) {
+static void start_exec(Run *s) {
         ExecutionCallbacks cb = {
                 .on_output = s->ops.event ? on_output : NULL,
                 .on_setup_done = s->ops.event ? on_setup_done : NULL,
@@ -232,15 +209,15 @@ static void start_exec(ApiRun *s) {
         int r;
 
         s->has_slot = true;
-        r = execution_start(&s->ctx->exec, TAKE_PTR(s->req), s->session_sb, &cb, s, &s->exec);
+        r = execution_start(&s->m->exec, TAKE_PTR(s->req), s->session_sb, &cb, s, &s->exec);
         if (r < 0) {
-                finish(s, r, "Sandbox failure");
+                finish(s, r, OUTCOME_OK, NULL);
                 return;
         }
         /* The filters borrow the secrets from the request, which the execution now owns. */
         for (int i = 1; i <= 2; i++)
                 stream_filter_init(&s->filter[i], execution_request(s->exec)->secret_mask);
-        s->ctx->active_executions++;
+        s->m->active_executions++;
         if (s->paused)
                 execution_pause_output(s->exec, true);
         if (s->early_stdin.size > 0 || s->early_eof) {
@@ -253,49 +230,62 @@ static void start_exec(ApiRun *s) {
 }
 
 static void on_queue(int error, void *userdata) {
-        ApiRun *s = userdata;
+        Run *s = userdata;
         s->waiter = NULL;
-        if (error < 0) {
-                finish(s, error, error == -ETIMEDOUT ? "Timed out waiting for an execution slot" : "Server is shutting down");
-                return;
-        }
-        start_exec(s);
+        if (error == -ETIMEDOUT)
+                finish(s, 0, OUTCOME_QUEUE_TIMEOUT, NULL);
+        else if (error == -ESHUTDOWN || error == -ECANCELED)
+                finish(s, 0, OUTCOME_SHUTTING_DOWN, NULL);
+        else if (error < 0)
+                finish(s, error, OUTCOME_OK, NULL);
+        else
+                start_exec(s);
 }
 
-static int take_slot(ApiRun *s) {
-        int r = exec_queue_acquire(s->ctx->queue, s->who.tenant, on_queue, s, &s->waiter);
+/* Returns 0, OUTCOME_QUEUE_FULL or < 0. */
+static int take_slot(Run *s) {
+        int r = exec_queue_acquire(s->m->queue, s->who.tenant, on_queue, s, &s->waiter);
+        if (r == -EBUSY)
+                return OUTCOME_QUEUE_FULL;
         if (r > 0)
                 start_exec(s);
         return r < 0 ? r : 0;
 }
 
 static void on_session_ready(Sandbox *sb, int error, void *userdata) {
-        ApiRun *s = userdata;
+        Run *s = userdata;
         int r;
 
         if (error < 0) {
                 s->use = NULL;  /* the session is gone and took the use with it */
-                finish(s, error == -ENOENT ? -ENOENT : error, error == -ENOENT ? "Session not found" : "Sandbox failure");
+                if (error == -ENOENT)
+                        finish(s, 0, OUTCOME_SESSION_NOT_FOUND, NULL);
+                else
+                        finish(s, error, OUTCOME_OK, NULL);
                 return;
         }
         s->session_sb = sb;
         r = take_slot(s);
-        if (r < 0)
-                finish(s, r, r == -EBUSY ? queue_full : "Execution failed");
+        if (r != 0)
+                finish(s, MIN(r, 0), r > 0 ? (Outcome) r : OUTCOME_OK, NULL);
 }
 
-int api_run_start(ApiContext *ctx, const AuthInfo *who, const char *remote_addr, ExecRequest *req, bool interactive,
-                  const ApiRunOps *ops, void *userdata, ApiRun **ret, char **ret_error) {
-        ApiRun *s;
+int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequest *req, bool interactive,
+              const RunOps *ops, void *userdata, Run **ret, char **ret_message) {
+        _cleanup_free_ Run *s = NULL;
         int r;
 
-        *ret_error = NULL;
-        s = calloc(1, sizeof(ApiRun));
+        *ret_message = NULL;
+        if (m->shutting_down) {
+                exec_request_free(req);
+                return OUTCOME_SHUTTING_DOWN;
+        }
+        s = calloc(1, sizeof(Run));
         if (!s) {
                 exec_request_free(req);
                 return -ENOMEM;
         }
-        s->ctx = ctx;
+        s->m = m;
         s->ops = *ops;
         s->userdata = userdata;
         s->req = req;
@@ -305,46 +295,52 @@ int api_run_start(ApiContext *ctx, const AuthInfo *who, const char *remote_addr,
         s->last_phase = req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
 
         if (req->session_id) {
-                r = session_use(ctx->sessions, who, req, on_session_ready, s, &s->use, ret_error);
-                if (r == -EBUSY)
-                        r = -EUSERS;
-                if (r == -ENOENT && !*ret_error)
-                        *ret_error = strdup("Session not found");
-        } else {
+                r = session_use(m->sessions, who, req, on_session_ready, s, &s->use, ret_message);
+                switch (r) {
+                case -EBUSY:
+                        r = OUTCOME_SESSION_LIMIT;
+                        break;
+                case -ENOENT:
+                        r = OUTCOME_SESSION_NOT_FOUND;
+                        break;
+                case -EXDEV:
+                        r = OUTCOME_RUNTIME_SWITCH;
+                        break;
+                case -EINVAL:
+                        r = OUTCOME_INVALID;
+                        break;
+                }
+        } else
                 r = take_slot(s);
-                if (r == -EBUSY)
-                        *ret_error = strdup(queue_full);
-        }
-        if (r < 0) {
+        if (r != 0) {
                 exec_request_free(s->req);
-                free(s);
                 return r;
         }
-        s->next = ctx->runs;
-        if (ctx->runs)
-                ctx->runs->prev = s;
-        ctx->runs = s;
-        *ret = s;
+        s->next = m->runs;
+        if (m->runs)
+                m->runs->prev = s;
+        m->runs = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
-ApiRun *api_run_free(ApiRun *s) {
+Run *run_free(Run *s) {
         if (!s)
                 return NULL;
         if (s->prev)
                 s->prev->next = s->next;
-        else if (s->ctx->runs == s)
-                s->ctx->runs = s->next;
+        else if (s->m->runs == s)
+                s->m->runs = s->next;
         if (s->next)
                 s->next->prev = s->prev;
         exec_queue_cancel(s->waiter);
         session_use_done(s->use);
         if (s->exec) {
                 execution_free(s->exec);
-                s->ctx->active_executions--;
+                s->m->active_executions--;
         }
         if (s->has_slot)
-                exec_queue_release(s->ctx->queue);
+                exec_queue_release(s->m->queue);
         exec_request_free(s->req);
         sd_event_source_disable_unref(s->done_source);
         for (int i = 1; i <= 2; i++)
@@ -355,7 +351,7 @@ ApiRun *api_run_free(ApiRun *s) {
         return NULL;
 }
 
-void api_run_cancel(ApiRun *s) {
+void run_cancel(Run *s) {
         if (s->done || s->cancelled)
                 return;
         s->cancelled = true;
@@ -363,23 +359,15 @@ void api_run_cancel(ApiRun *s) {
                 execution_cancel(s->exec);
         else {
                 exec_queue_cancel(TAKE_PTR(s->waiter));
-                finish(s, -ECANCELED, "Execution cancelled");
+                finish(s, 0, OUTCOME_CANCELLED, NULL);
         }
 }
 
-void api_cancel_all(ApiContext *ctx) {
-        for (ApiRun *s = ctx->runs; s; s = s->next)
-                api_run_cancel(s);
+Run *run_next(Run *s) {
+        return s->next;
 }
 
-unsigned api_n_runs(ApiContext *ctx) {
-        unsigned n = 0;
-        for (ApiRun *s = ctx->runs; s; s = s->next)
-                n++;
-        return n;
-}
-
-int api_run_stdin(ApiRun *s, const char *data, size_t len, bool eof) {
+int run_stdin(Run *s, const char *data, size_t len, bool eof) {
         int r = 0;
         if (s->done)
                 return -ESRCH;
@@ -399,13 +387,13 @@ int api_run_stdin(ApiRun *s, const char *data, size_t len, bool eof) {
         return r;
 }
 
-int api_run_signal(ApiRun *s, int sig) {
+int run_signal(Run *s, int sig) {
         if (!s->exec || s->done)
                 return -ESRCH;
         return execution_signal(s->exec, sig);
 }
 
-void api_run_pause(ApiRun *s, bool pause) {
+void run_pause(Run *s, bool pause) {
         if (s->paused == pause)
                 return;
         s->paused = pause;

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "core/execution.h"
+#include "core/run.h"
+
+/* The wire format of results and events, in one place: /execute's JSON, the events of SSE and
+ * WebSocket, and the text the local CLI prints, with API.md's output markers. */
+
+/* Output text of a stream as API.md gives it: the kept output (secrets masked, invalid UTF-8
+ * replaced), capped as JSON carries it, trailing whitespace trimmed, and the truncation,
+ * timeout and setup-failure markers appended. */
+char *api_result_text(const ExecResult *res, const ExecRequest *req, ExecStream stream);
+/* The ExecutionResult object of API.md. */
+json_object *api_result_json(const ExecResult *res, const ExecRequest *req);
+/* One {"type","data","phase"} event as JSON text (free it). */
+char *api_event_json(const RunEvent *ev, size_t *ret_len);
+/* The text of an event's "data" (free it). */
+char *api_event_data(const RunEvent *ev);
+const char *api_event_type(const RunEvent *ev);
+const char *api_phase_name(ExecPhase p);

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+
+#include "bus/errors.h"
+
+const sd_bus_error_map isol8_bus_error_map[] = {
+        SD_BUS_ERROR_MAP(BUS_ERROR_INVALID, EINVAL),
+        SD_BUS_ERROR_MAP(BUS_ERROR_UNKNOWN_KEY, ENOKEY),
+        SD_BUS_ERROR_MAP(BUS_ERROR_UNKNOWN_SESSION, ESRCH),
+        SD_BUS_ERROR_MAP(BUS_ERROR_AUTH_DB_OFF, EOPNOTSUPP),
+        SD_BUS_ERROR_MAP(BUS_ERROR_UNAVAILABLE, EHOSTDOWN),
+        SD_BUS_ERROR_MAP(BUS_ERROR_LIMIT, EBUSY),
+        SD_BUS_ERROR_MAP(BUS_ERROR_FILE, EPERM),
+        SD_BUS_ERROR_MAP_END,
+};
