@@ -16,7 +16,7 @@ typedef struct AuthWait {
 } AuthWait;
 
 static void auth_failure(Manager *m, HttpRequest *r, const char *reason) {
-        manager_auth_failure(m, r->remote_addr, reason, r->method, r->path);
+        manager_auth_failure(m, http_request_remote(r), reason, http_request_method(r), http_request_path(r));
 }
 
 static const char *failure_reason(Outcome o) {
@@ -51,24 +51,20 @@ static void on_authenticated(Outcome outcome, const AuthInfo *who, void *userdat
         Manager *m = w->m;
 
         free(w);
-        /* The wait is over: the request must no longer point at it. */
-        r->on_abort = NULL;
-        r->abort_userdata = NULL;
         if (outcome != OUTCOME_OK)
                 (void) auth_refuse(m, r, outcome);
         else if (access == ROUTE_MASTER) {
                 auth_failure(m, r, "master-required");
                 (void) http_reply_error(r, MHD_HTTP_FORBIDDEN, "Master key required for this operation");
-        } else {
-                r->auth = *who;
-                http_request_auth_done(r);
-        }
+        } else
+                http_request_auth_done(r, who);
 }
 
 /* The order of API.md: the master key first, then the key store if there is one, else 403. */
 static int authenticate(HttpRequest *r, const char *header, RouteAccess access, void *userdata) {
         ApiContext *ctx = userdata;
         const char *token;
+        AuthInfo who;
         AuthWait *w;
         size_t len;
         int k;
@@ -89,15 +85,16 @@ static int authenticate(HttpRequest *r, const char *header, RouteAccess access, 
         w->r = r;
         w->access = access;
         w->m = ctx->m;
-        k = manager_authenticate(ctx->m, token, len, &r->auth, on_authenticated, w, &w->call);
+        k = manager_authenticate(ctx->m, token, len, &who, on_authenticated, w, &w->call);
         if (k == MANAGER_PENDING) {
-                r->on_abort = auth_wait_gone;
-                r->abort_userdata = w;
+                http_request_await_auth(r, auth_wait_gone, w);
                 return HTTP_AUTH_PENDING;
         }
         free(w);
-        if (k == 0)
+        if (k == 0) {
+                http_request_auth_done(r, &who);
                 return 0;
+        }
         if (k < 0) {
                 (void) api_reply_outcome(r, k, NULL);
                 return 1;

@@ -179,6 +179,6 @@ int api_auth_keys_revoke(HttpRequest *r, void *userdata) {
         c = call_new(r, false);
         if (!c)
                 return -ENOMEM;
-        k = manager_key_revoke(ctx->m, r->param, "http", on_revoked, c, &c->call);
+        k = manager_key_revoke(ctx->m, http_request_param(r), "http", on_revoked, c, &c->call);
         return call_started(c, k, NULL);
 }

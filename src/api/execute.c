@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "api/render.h"
+#include "api/request.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
@@ -63,7 +64,7 @@ int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret) {
                 return api_reply_outcome(r, OUTCOME_SHUTTING_DOWN, NULL), 1;
         if (http_request_body_json(r, false, &body) > 0)
                 return 1;
-        k = exec_request_parse(body, &ctx->m->policy, ret, &error);
+        k = api_request_parse(body, &ctx->m->policy, ret, &error);
         if (k == -EINVAL)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", error ?: "Invalid request"), 1;
         return k;
@@ -86,7 +87,7 @@ int api_execute(HttpRequest *r, void *userdata) {
                 return -ENOMEM;
         }
         c->r = r;
-        k = run_start(ctx->m, &r->auth, r->remote_addr, req, false, &ops, c, &c->run, &error);
+        k = run_start(ctx->m, http_request_auth(r), http_request_remote(r), req, false, &ops, c, &c->run, &error);
         if (k != 0) {
                 free(c);
                 return api_reply_outcome(r, k, error);

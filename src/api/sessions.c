@@ -45,7 +45,7 @@ static json_object *api_sessions_json(Manager *m, const AuthInfo *who) {
 
 int api_sessions_list(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
-        json_object *o = json_object_new_object(), *list = api_sessions_json(ctx->m, &r->auth);
+        json_object *o = json_object_new_object(), *list = api_sessions_json(ctx->m, http_request_auth(r));
 
         if (!o || !list) {
                 json_object_put(o);
@@ -71,7 +71,7 @@ static int reply_ok(HttpRequest *r, const char *extra_key, json_object *extra) {
 int api_session_delete(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         /* Idempotent: an unknown id (or another tenant's) answers the same and changes nothing. */
-        (void) manager_session_destroy(ctx->m, &r->auth, r->param);
+        (void) manager_session_destroy(ctx->m, http_request_auth(r), http_request_param(r));
         return reply_ok(r, NULL, NULL);
 }
 
@@ -111,7 +111,7 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        k = manager_file_write(ctx->m, &r->auth, id, p, data, size);
+        k = manager_file_write(ctx->m, http_request_auth(r), id, p, data, size);
         if (k != 0)
                 return reply_file_outcome(r, k, p);
         return reply_ok(r, NULL, NULL);
@@ -130,7 +130,7 @@ int api_file_get(HttpRequest *r, void *userdata) {
         if (!path_inside_sandbox(p))
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
         /* base64 grows by a third: keep the answer within the body limit. */
-        k = manager_file_read(ctx->m, &r->auth, id, p, ctx->m->config.limits.body_bytes / 4 * 3, &data, &size);
+        k = manager_file_read(ctx->m, http_request_auth(r), id, p, ctx->m->config.limits.body_bytes / 4 * 3, &data, &size);
         if (k != 0)
                 return reply_file_outcome(r, k, p);
         b64 = base64_encode(data, size);

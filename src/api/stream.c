@@ -51,7 +51,7 @@ static void wake(SseCall *c) {
         c->suspended = false;
         (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
         MHD_resume_connection(c->connection);
-        http_server_kick(c->r->server);
+        http_server_kick(http_request_server(c->r));
 }
 
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -168,16 +168,16 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
         }
         c->ctx = ctx;
         c->r = r;
-        c->connection = r->connection;
+        c->connection = http_request_connection(r);
         c->fd = -EBADF;
-        k = run_start(ctx->m, &r->auth, r->remote_addr, req, false, &ops, c, &c->run, &error);
+        k = run_start(ctx->m, http_request_auth(r), http_request_remote(r), req, false, &ops, c, &c->run, &error);
         if (k != 0) {
                 free(c);
                 return api_reply_outcome(r, k, error);
         }
         (void) sd_event_add_time_relative(ctx->event, &c->keepalive, CLOCK_MONOTONIC, ctx->sse_keepalive_usec, 10000,
                                           on_keepalive, c);
-        ci = MHD_get_connection_info(r->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        ci = MHD_get_connection_info(http_request_connection(r), MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci && sd_event_add_io(ctx->event, &c->hup, ci->connect_fd, EPOLLRDHUP, on_hup, c) >= 0)
                 (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
 
@@ -190,7 +190,5 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-        r->on_abort = sse_request_gone;
-        r->abort_userdata = c;
-        return http_reply_response(r, MHD_HTTP_OK, resp);
+        return http_reply_stream(r, MHD_HTTP_OK, resp, sse_request_gone, c);
 }

@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/render.h"
+#include "api/request.h"
 #include "http/websocket.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
@@ -280,7 +281,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
                         return;
                 }
-                r = exec_request_parse(o, &c->ctx->m->policy, &req, &error);
+                r = api_request_parse(o, &c->ctx->m->policy, &req, &error);
                 if (r < 0) {
                         ws_send_event(c, "error", r == -EINVAL && error ? error : "Invalid request");
                         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
@@ -500,9 +501,9 @@ int api_execute_ws(HttpRequest *r, void *userdata) {
         if (!c)
                 return -ENOMEM;
         c->ctx = ctx;
-        c->server = r->server;
-        c->who = r->auth;
-        snprintf(c->remote, sizeof(c->remote), "%s", r->remote_addr);
+        c->server = http_request_server(r);
+        c->who = *http_request_auth(r);
+        snprintf(c->remote, sizeof(c->remote), "%s", http_request_remote(r));
         c->fd = -EBADF;
         resp = MHD_create_response_for_upgrade(on_upgraded, c);
         if (!resp) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/render.h"
+#include "api/request.h"
 #include "client/local.h"
 #include "core/manager.h"
 #include "core/run.h"
@@ -109,7 +110,7 @@ int local_run(const char *envelope, FILE *out, int stdin_fd, int *ret_exit_code)
                 return r;
         }
         l.event = event;
-        if (json_parse_limited(envelope, strlen(envelope), 64, &o) < 0 || exec_request_parse(o, &m->policy, &req, &error) < 0) {
+        if (json_parse_limited(envelope, strlen(envelope), 64, &o) < 0 || api_request_parse(o, &m->policy, &req, &error) < 0) {
                 fprintf(stderr, "isol8 run: %s\n", error ?: "invalid request");
                 return -EINVAL;
         }

@@ -23,6 +23,7 @@ typedef enum ConfigType {
         CT_POOL_STRATEGY,
         CT_POOL_SIZE,   /* N or {"clean":N,"dirty":N} */
         CT_RUNTIMES,
+        CT_NETWORK,     /* "none", "host" or "filtered" */
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -41,7 +42,7 @@ static const ConfigKey config_keys[] = {
         { "defaults.cpuLimit",              CT_DOUBLE, F(defaults.cpu) },
         { "defaults.pidsLimit",             CT_U64,    F(defaults.pids) },
         { "defaults.maxOutputSize",         CT_U64,    F(defaults.max_output) },
-        { "defaults.network",               CT_STRING, F(defaults.network) },
+        { "defaults.network",               CT_NETWORK, F(defaults.network) },
         { "defaults.sandboxSize",           CT_SIZE,   F(defaults.sandbox_bytes) },
         { "defaults.tmpSize",               CT_SIZE,   F(defaults.tmp_bytes) },
         { "defaults.readonlyRootFs",        CT_BOOL,   F(defaults.readonly_rootfs) },
@@ -125,8 +126,8 @@ void config_init(Config *c) {
                         .sandbox_bytes = UINT64_C(512) << 20,
                         .tmp_bytes = UINT64_C(256) << 20,
                         .readonly_rootfs = true,
-                        .network = xstrdup("none"),
-                        .seccomp = xstrdup("strict"),
+                        .network = NETWORK_NONE,
+                        .seccomp = true,
                 },
                 .limits = {
                         .timeout_ms = 300000,
@@ -178,8 +179,6 @@ void config_init(Config *c) {
 }
 
 void config_done(Config *c) {
-        free(c->defaults.network);
-        free(c->defaults.seccomp);
         strv_free(c->network_whitelist);
         strv_free(c->network_blacklist);
         free(c->security_seccomp);
@@ -294,6 +293,12 @@ static int load_value(Config *c, const ConfigKey *k, json_object *v, const char 
                 *(char ***) field = l;
                 return 0;
         }
+        case CT_NETWORK:
+                r = json_object_is_type(v, json_type_string) ? network_mode_from_string(json_object_get_string(v)) : -EINVAL;
+                if (r < 0)
+                        return fail(ret_error, path, "must be \"none\", \"host\" or \"filtered\"");
+                *(NetworkMode *) field = (NetworkMode) r;
+                return 0;
         case CT_POOL_STRATEGY:
                 if (!json_object_is_type(v, json_type_string))
                         return fail(ret_error, path, "must be \"fast\" or \"secure\"");
@@ -386,9 +391,6 @@ static int load_object(Config *c, json_object *o, const char *prefix, char **ret
 static int config_validate(Config *c, char **ret_error) {
         if (c->max_concurrent == 0)
                 return fail(ret_error, "maxConcurrent", "must be at least 1");
-        if (!streq(c->defaults.network, "none") && !streq(c->defaults.network, "host") &&
-            !streq(c->defaults.network, "filtered"))
-                return fail(ret_error, "defaults.network", "must be \"none\", \"host\" or \"filtered\"");
         if (c->defaults.timeout_ms == 0)
                 return fail(ret_error, "defaults.timeoutMs", "must be at least 1");
         if (!streq(c->audit_destination, "journal") && !streq(c->audit_destination, "file") &&

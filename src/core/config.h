@@ -18,8 +18,8 @@ typedef enum PoolStrategy {
 
 typedef struct Config {
         uint64_t max_concurrent;
-        ExecDefaults defaults;
-        ExecMaximums limits;
+        Limits defaults;                /* defaults.*: what a run gets unless it asks */
+        Limits limits;                  /* limits.*: the most a run may ask for */
         bool cleanup_auto_prune;
         uint64_t cleanup_max_age_ms;
         uint64_t cleanup_interval_ms;

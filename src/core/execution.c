@@ -395,7 +395,7 @@ static int build_argv(Execution *e, char ***ret) {
 static int start_phase(Execution *e, ExecPhase phase) {
         _cleanup_strv_free_ char **argv = NULL, **envp = NULL;
         int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, in[2] = { -EBADF, -EBADF };
-        const ExecLimits *l = &e->req->limits;
+        const Limits *l = &e->req->limits;
         RunSpec spec;
         int r;
 

@@ -145,10 +145,7 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
         if (r < 0)
                 log_error("Reload failed, keeping the configuration in use: %s", error ?: strerror(-r));
         else {
-                /* Swap, so that the old strings go with fresh. */
-                ExecDefaults old = m->config.defaults;
                 m->config.defaults = fresh.defaults;
-                fresh.defaults = old;
                 /* The body limit stays: the HTTP server took it at start. */
                 fresh.limits.body_bytes = m->config.limits.body_bytes;
                 m->config.limits = fresh.limits;

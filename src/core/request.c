@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "core/request.h"
-#include "shared/json-util.h"
 #include "shared/size.h"
 #include "shared/util.h"
 
@@ -29,7 +28,7 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         strv_free(r->output_paths);
         free(r->setup_script);
         free(r->workdir);
-        json_object_put(r->metadata);
+        strv_free(r->metadata);
         free(r->session_id);
         free(r);
         return NULL;
@@ -100,344 +99,232 @@ static bool env_name_valid(const char *s) {
         return true;
 }
 
-static int parse_env_object(json_object *o, const char *what, char ***env, char ***values, char **ret_error) {
-        json_object_object_foreach(o, key, val) {
-                char *kv;
-                if (!env_name_valid(key))
-                        return errorf(ret_error, "%s: invalid variable name \"%.64s\"", what, key);
-                if (!json_object_is_type(val, json_type_string) ||
-                    strlen(json_object_get_string(val)) != (size_t) json_object_get_string_len(val))
-                        return errorf(ret_error, "%s.%s must be a string", what, key);
-                if (asprintf(&kv, "%s=%s", key, json_object_get_string(val)) < 0 || strv_push(env, kv) < 0)
-                        return -ENOMEM;
-                if (values && json_object_get_string_len(val) > 0 && strv_push(values, strdup(json_object_get_string(val))) < 0)
-                        return -ENOMEM;
-        }
-        return 0;
+static const char *const network_names[] = {
+        [NETWORK_NONE] = "none",
+        [NETWORK_HOST] = "host",
+        [NETWORK_FILTERED] = "filtered",
+};
+
+const char *network_mode_to_string(NetworkMode m) {
+        return (unsigned) m < ELEMENTSOF(network_names) ? network_names[m] : NULL;
 }
 
-/* Optional typed field; a wrong type is a 400 naming the field. */
-#define GET_OPT(getter, obj, key, dst, what)                                                 \
-        ({                                                                                   \
-                int _k = getter(obj, key, dst);                                              \
-                if (_k == -EINVAL)                                                           \
-                        return errorf(ret_error, "%s.%s has the wrong type", what, key);     \
-                _k >= 0;                                                                     \
-        })
-
-static int parse_size_field(json_object *o, const char *key, uint64_t *dst, uint64_t max, char **ret_error) {
-        json_object *v;
-        uint64_t n;
-
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (json_object_is_type(v, json_type_string)) {
-                if (parse_size(json_object_get_string(v), &n) < 0)
-                        return errorf(ret_error, "Invalid %s: \"%.64s\" (expected e.g. \"512m\")", key, json_object_get_string(v));
-        } else if (json_get_u64(o, key, &n) < 0)
-                return errorf(ret_error, "Invalid %s: expected a size such as \"512m\"", key);
-        if (n == 0)
-                return errorf(ret_error, "Invalid %s: must be greater than zero", key);
-        if (n > max)
-                return errorf(ret_error, "options.%s exceeds the server maximum of %" PRIu64 " bytes", key, max);
-        *dst = n;
-        return 0;
+int network_mode_from_string(const char *s) {
+        for (size_t i = 0; s && i < ELEMENTSOF(network_names); i++)
+                if (streq(s, network_names[i]))
+                        return (int) i;
+        return -EINVAL;
 }
 
-static int parse_options(json_object *opt, const SpecPolicy *p, ExecRequest *req, char **ret_error) {
-        ExecLimits *l = &req->limits;
-        const ExecMaximums *m = p->maximums;
-        json_object *o;
-        const char *s;
-        uint64_t u;
-        double d;
-        bool b;
-        int r;
-
-        if (!opt)
-                return 0;
-        if (GET_OPT(json_get_string, opt, "network", &s, "options")) {
-                if (streq(s, "none"))
-                        l->network = NETWORK_NONE;
-                else if (streq(s, "host") || streq(s, "filtered")) {
-                        bool allowed = false;
-                        for (char *const *n = p->allowed_networks; n && *n; n++)
-                                if (streq(*n, s))
-                                        allowed = true;
-                        if (!allowed)
-                                return errorf(ret_error, "options.network \"%s\" is not allowed by this server", s);
-                        if (streq(s, "filtered"))
-                                return errorf(ret_error, "options.network \"filtered\" is not supported by this server yet");
-                        l->network = NETWORK_HOST;
-                } else
-                        return errorf(ret_error, "Invalid options.network: \"%.32s\" (expected none, host or filtered)", s);
-        }
-        if (GET_OPT(json_get_double, opt, "cpuLimit", &d, "options")) {
-                if (d <= 0)
-                        return errorf(ret_error, "options.cpuLimit must be greater than zero");
-                if (d > m->cpu)
-                        return errorf(ret_error, "options.cpuLimit exceeds the server maximum of %g", m->cpu);
-                l->cpu = d;
-        }
-        r = parse_size_field(opt, "memoryLimit", &l->memory_bytes, m->memory_bytes, ret_error);
-        if (r < 0)
-                return r;
-        if (GET_OPT(json_get_u64, opt, "pidsLimit", &u, "options")) {
-                if (u < 1 || u > m->pids)
-                        return errorf(ret_error, "options.pidsLimit must be between 1 and %" PRIu64, m->pids);
-                l->pids = u;
-        }
-        if (GET_OPT(json_get_bool, opt, "readonlyRootFs", &b, "options")) {
-                if (!b && p->defaults->readonly_rootfs)
-                        return errorf(ret_error, "options.readonlyRootFs cannot be turned off on this server");
-                l->readonly_rootfs = b;
-        }
-        if (GET_OPT(json_get_u64, opt, "maxOutputSize", &u, "options")) {
-                if (u < 1 || u > m->max_output)
-                        return errorf(ret_error, "options.maxOutputSize must be between 1 and %" PRIu64, m->max_output);
-                l->max_output = u;
-        }
-        if (GET_OPT(json_get_u64, opt, "timeoutMs", &u, "options")) {
-                if (u < 1 || u > m->timeout_ms)
-                        return errorf(ret_error, "options.timeoutMs must be between 1 and %" PRIu64, m->timeout_ms);
-                l->timeout_ms = u;
-        }
-        r = parse_size_field(opt, "sandboxSize", &l->sandbox_bytes, m->sandbox_bytes, ret_error);
-        if (r < 0)
-                return r;
-        r = parse_size_field(opt, "tmpSize", &l->tmp_bytes, m->tmp_bytes, ret_error);
-        if (r < 0)
-                return r;
-        if (GET_OPT(json_get_object, opt, "secrets", &o, "options")) {
-                size_t n = 0, total = 0;
-                if (json_object_object_length(o) > SECRETS_MAX)
-                        return errorf(ret_error, "options.secrets: too many secrets (at most %d)", SECRETS_MAX);
-                r = parse_env_object(o, "options.secrets", &req->env, &req->secrets, ret_error);
-                if (r < 0)
-                        return r;
-                for (char **v = req->secrets; v && *v; v++, n++) {
-                        size_t sl = strlen(*v);
-                        if (sl > SECRET_BYTES_MAX)
-                                return errorf(ret_error, "options.secrets: a secret is longer than %d bytes", SECRET_BYTES_MAX);
-                        total += sl;
-                }
-                if (total > SECRETS_TOTAL_BYTES_MAX)
-                        return errorf(ret_error, "options.secrets: %zu bytes of secrets in all (at most %d)", total,
-                                      SECRETS_TOTAL_BYTES_MAX);
-                r = secret_mask_new(req->secrets, &req->secret_mask);
-                if (r < 0)
-                        return r;
-        }
-        if (GET_OPT(json_get_object, opt, "security", &o, "options")) {
-                if (GET_OPT(json_get_string, o, "seccomp", &s, "options.security")) {
-                        if (!streq(s, "strict") && !streq(s, "unconfined"))
-                                return errorf(ret_error, "Invalid options.security.seccomp: \"%.32s\"", s);
-                        if (streq(s, "unconfined") && l->seccomp && !p->allow_seccomp_change)
-                                return errorf(ret_error, "options.security.seccomp cannot be loosened on this server");
-                        l->seccomp = streq(s, "strict");
-                }
-        }
-        if (GET_OPT(json_get_object, opt, "networkFilter", &o, "options")) {
-                /* Only meaningful with network "filtered", which is refused above. */
-        }
-        return 0;
-}
-
-/* A file's content: a string, or a Node.js Buffer as JSON.stringify() writes it
- * ({"type":"Buffer","data":[104,105]}), which upstream's CLI sends for files it read. */
-static int file_content_parse(json_object *v, char **ret, size_t *ret_size) {
-        json_object *type, *data;
-        char *c;
-        size_t n;
-
-        if (json_object_is_type(v, json_type_string)) {
-                n = (size_t) json_object_get_string_len(v);
-                c = malloc(n + 1);
-                if (!c)
-                        return -ENOMEM;
-                memcpy(c, json_object_get_string(v), n + 1);
-                *ret = c;
-                *ret_size = n;
-                return 0;
-        }
-        if (!json_object_is_type(v, json_type_object) || !json_object_object_get_ex(v, "type", &type) ||
-            !json_object_is_type(type, json_type_string) || !streq(json_object_get_string(type), "Buffer") ||
-            !json_object_object_get_ex(v, "data", &data) || !json_object_is_type(data, json_type_array))
-                return -EINVAL;
-        n = json_object_array_length(data);
-        c = malloc(n + 1);
-        if (!c)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_object *b = json_object_array_get_idx(data, i);
-                int64_t x;
-                if (!json_object_is_type(b, json_type_int) || (x = json_object_get_int64(b)) < 0 || x > 255) {
-                        free(c);
-                        return -EINVAL;
-                }
-                c[i] = (char) x;
-        }
-        c[n] = 0;
-        *ret = c;
-        *ret_size = n;
-        return 0;
-}
-
-int exec_request_parse(json_object *envelope, const SpecPolicy *p, ExecRequest **ret, char **ret_error) {
-        _cleanup_(exec_request_freep) ExecRequest *req = NULL;
-        json_object *rq, *opt = NULL, *o;
-        const char *s, *runtime = NULL;
-        uint64_t u;
-        int r;
-
-        *ret_error = NULL;
-        if (!envelope || !json_object_is_type(envelope, json_type_object))
-                return errorf(ret_error, "Request body must be a JSON object");
-        r = json_get_object(envelope, "request", &rq);
-        if (r == -ENOENT)
-                return errorf(ret_error, "Missing \"request\" object");
-        if (r < 0)
-                return errorf(ret_error, "\"request\" must be an object");
-        r = json_get_object(envelope, "options", &opt);
-        if (r == -EINVAL)
-                return errorf(ret_error, "\"options\" must be an object");
-
-        req = calloc(1, sizeof(ExecRequest));
+int exec_request_new(const SpecPolicy *p, ExecRequest **ret) {
+        ExecRequest *req = calloc(1, sizeof(ExecRequest));
         if (!req)
                 return -ENOMEM;
-        req->limits = (ExecLimits) {
-                .timeout_ms = p->defaults->timeout_ms,
-                .memory_bytes = p->defaults->memory_bytes,
-                .cpu = p->defaults->cpu,
-                .pids = p->defaults->pids,
-                .max_output = p->defaults->max_output,
-                .sandbox_bytes = p->defaults->sandbox_bytes,
-                .tmp_bytes = p->defaults->tmp_bytes,
-                .readonly_rootfs = p->defaults->readonly_rootfs,
-                .network = streq_ptr(p->defaults->network, "host") ? NETWORK_HOST : NETWORK_NONE,
-                .seccomp = !streq_ptr(p->defaults->seccomp, "unconfined"),
-        };
+        req->limits = *p->defaults;
+        req->limits.body_bytes = 0;
+        /* "filtered" as a default waits for the filtering proxy: until then it is "none". */
+        if (req->limits.network != NETWORK_HOST)
+                req->limits.network = NETWORK_NONE;
+        *ret = req;
+        return 0;
+}
 
-        if (GET_OPT(json_get_string, envelope, "sessionId", &s, "body")) {
-                req->session_id = strdup(s);
-                if (!req->session_id)
-                        return -ENOMEM;
+int exec_request_set_limit(ExecRequest *req, const SpecPolicy *p, LimitField f, uint64_t u, double d, const char *name,
+                           char **ret_error) {
+        const Limits *m = p->maximums;
+        Limits *l = &req->limits;
+
+        switch (f) {
+        case LIMIT_CPU:
+                if (d <= 0)
+                        return errorf(ret_error, "%s must be greater than zero", name);
+                if (d > m->cpu)
+                        return errorf(ret_error, "%s exceeds the server maximum of %g", name, m->cpu);
+                l->cpu = d;
+                return 0;
+        case LIMIT_MEMORY:
+        case LIMIT_SANDBOX_SIZE:
+        case LIMIT_TMP_SIZE: {
+                uint64_t max = f == LIMIT_MEMORY ? m->memory_bytes : f == LIMIT_SANDBOX_SIZE ? m->sandbox_bytes : m->tmp_bytes;
+                if (u == 0)
+                        return errorf(ret_error, "Invalid %s: must be greater than zero", name);
+                if (u > max)
+                        return errorf(ret_error, "%s exceeds the server maximum of %" PRIu64 " bytes", name, max);
+                *(f == LIMIT_MEMORY ? &l->memory_bytes : f == LIMIT_SANDBOX_SIZE ? &l->sandbox_bytes : &l->tmp_bytes) = u;
+                return 0;
         }
+        case LIMIT_TIMEOUT:
+        case LIMIT_PIDS:
+        case LIMIT_MAX_OUTPUT: {
+                uint64_t max = f == LIMIT_TIMEOUT ? m->timeout_ms : f == LIMIT_PIDS ? m->pids : m->max_output;
+                if (u < 1 || u > max)
+                        return errorf(ret_error, "%s must be between 1 and %" PRIu64, name, max);
+                *(f == LIMIT_TIMEOUT ? &l->timeout_ms : f == LIMIT_PIDS ? &l->pids : &l->max_output) = u;
+                return 0;
+        }
+        default:
+                return -EINVAL;
+        }
+}
 
-        /* Secrets first, so request.env (added after) is what a program sees on a clash. */
-        r = parse_options(opt, p, req, ret_error);
-        if (r < 0)
-                return r;
+int exec_request_set_readonly_rootfs(ExecRequest *req, const SpecPolicy *p, bool b, char **ret_error) {
+        if (!b && p->defaults->readonly_rootfs)
+                return errorf(ret_error, "options.readonlyRootFs cannot be turned off on this server");
+        req->limits.readonly_rootfs = b;
+        return 0;
+}
 
-        if (GET_OPT(json_get_string, rq, "code", &s, "request") && *s)
-                req->code = strdup(s);
-        if (GET_OPT(json_get_string, rq, "cmd", &s, "request") && *s)
-                req->cmd = strdup(s);
-        if (GET_OPT(json_get_string, rq, "codeUrl", &s, "request") && *s)
-                return errorf(ret_error, "request.codeUrl is not supported by this server yet");
-        if (!!req->code == !!req->cmd)
-                return errorf(ret_error, "Exactly one of request.code or request.cmd must be given");
+int exec_request_set_network(ExecRequest *req, const SpecPolicy *p, const char *s, char **ret_error) {
+        int n = network_mode_from_string(s);
 
-        if (GET_OPT(json_get_string, rq, "runtime", &s, "request"))
-                runtime = s;
-        if (!runtime && req->cmd)
-                runtime = "bash";
-        if (!runtime)
-                return errorf(ret_error, "request.runtime is required");
-        r = runtime_from_string(runtime);
+        if (n < 0)
+                return errorf(ret_error, "Invalid options.network: \"%.32s\" (expected none, host or filtered)", s);
+        if (n == NETWORK_NONE) {
+                req->limits.network = NETWORK_NONE;
+                return 0;
+        }
+        if (!strv_contains(p->allowed_networks, s))
+                return errorf(ret_error, "options.network \"%s\" is not allowed by this server", s);
+        if (n == NETWORK_FILTERED)
+                return errorf(ret_error, "options.network \"filtered\" is not supported by this server yet");
+        req->limits.network = NETWORK_HOST;
+        return 0;
+}
+
+int exec_request_set_seccomp(ExecRequest *req, const SpecPolicy *p, const char *s, char **ret_error) {
+        if (!streq(s, "strict") && !streq(s, "unconfined"))
+                return errorf(ret_error, "Invalid options.security.seccomp: \"%.32s\"", s);
+        if (streq(s, "unconfined") && req->limits.seccomp && !p->allow_seccomp_change)
+                return errorf(ret_error, "options.security.seccomp cannot be loosened on this server");
+        req->limits.seccomp = streq(s, "strict");
+        return 0;
+}
+
+int exec_request_set_runtime(ExecRequest *req, const SpecPolicy *p, const char *runtime, char **ret_error) {
+        int r = runtime_from_string(runtime);
+
         if (r < 0 || !p->runtimes->path[r]) {
                 _cleanup_free_ char *avail = runtimes_available_list(p->runtimes);
                 return errorf(ret_error, "Unknown runtime: \"%.64s\". Available: %s", runtime, avail ?: "");
         }
         req->runtime = (RuntimeId) r;
+        req->runtime_set = true;
+        return 0;
+}
+
+int exec_request_set_extension(ExecRequest *req, const char *s, char **ret_error) {
+        const char *e = s[0] == '.' ? s + 1 : s;
+
+        if (isempty(e) || strlen(e) > 16)
+                return errorf(ret_error, "Invalid request.fileExtension");
+        for (const char *c = e; *c; c++)
+                if (!isalnum((unsigned char) *c))
+                        return errorf(ret_error, "Invalid request.fileExtension");
+        free(req->extension);
+        if (asprintf(&req->extension, ".%s", e) < 0) {
+                req->extension = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int exec_request_add_env(ExecRequest *req, const char *name, const char *value, bool secret, const char *what,
+                         char **ret_error) {
+        char *kv;
+
+        if (!env_name_valid(name))
+                return errorf(ret_error, "%s: invalid variable name \"%.64s\"", what, name);
+        if (asprintf(&kv, "%s=%s", name, value) < 0 || strv_push(&req->env, kv) < 0)
+                return -ENOMEM;
+        if (secret)
+                req->n_secrets_given++;
+        if (secret && *value && strv_push(&req->secrets, strdup(value)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int exec_request_add_file(ExecRequest *req, const char *path, char *content, size_t size, char **ret_error) {
+        _cleanup_free_ char *c = content;
+        ExecFile *files;
+
+        if (req->n_files >= REQUEST_FILES_MAX)
+                return errorf(ret_error, "request.files: too many files (at most %d)", REQUEST_FILES_MAX);
+        files = reallocarray(req->files, req->n_files + 1, sizeof(ExecFile));
+        if (!files)
+                return -ENOMEM;
+        req->files = files;
+        if (sandbox_path_normalize(path, true, &files[req->n_files].path) < 0)
+                return errorf(ret_error, "Invalid path in request.files: \"%.128s\"", path);
+        files[req->n_files].content = TAKE_PTR(c);
+        files[req->n_files].size = size;
+        req->n_files++;
+        return 0;
+}
+
+int exec_request_add_output_path(ExecRequest *req, const char *path, size_t index, char **ret_error) {
+        char *norm;
+
+        if (index >= REQUEST_OUTPUT_PATHS_MAX)
+                return errorf(ret_error, "request.outputPaths: too many paths (at most %d)", REQUEST_OUTPUT_PATHS_MAX);
+        if (!path || sandbox_path_normalize(path, true, &norm) < 0)
+                return errorf(ret_error, "Invalid path in request.outputPaths at index %zu", index);
+        return strv_push(&req->output_paths, norm);
+}
+
+int exec_request_set_workdir(ExecRequest *req, const char *path, char **ret_error) {
+        free(req->workdir);
+        req->workdir = NULL;
+        if (sandbox_path_normalize(path, false, &req->workdir) < 0)
+                return errorf(ret_error, "request.workdir must resolve inside /sandbox");
+        return 0;
+}
+
+int exec_request_add_metadata(ExecRequest *req, const char *key, const char *value) {
+        char *kv;
+        if (asprintf(&kv, "%s=%s", key, value) < 0)
+                return -ENOMEM;
+        return strv_push(&req->metadata, kv);
+}
+
+const char *exec_request_metadata(const ExecRequest *req, const char *key) {
+        size_t n = strlen(key);
+        for (char **kv = req->metadata; kv && *kv; kv++)
+                if (strncmp(*kv, key, n) == 0 && (*kv)[n] == '=')
+                        return *kv + n + 1;
+        return NULL;
+}
+
+int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error) {
+        size_t n = 0, total = 0;
+
+        if (!!req->code == !!req->cmd)
+                return errorf(ret_error, "Exactly one of request.code or request.cmd must be given");
+        if (!req->runtime_set) {
+                if (!req->cmd)
+                        return errorf(ret_error, "request.runtime is required");
+                if (exec_request_set_runtime(req, p, "bash", ret_error) < 0)
+                        return -EINVAL;
+        }
         if (req->cmd && !p->runtimes->path[RUNTIME_BASH])
                 return errorf(ret_error, "request.cmd needs bash, which this server does not have");
-
-        if (GET_OPT(json_get_u64, rq, "timeoutMs", &u, "request")) {
-                if (u < 1 || u > p->maximums->timeout_ms)
-                        return errorf(ret_error, "request.timeoutMs must be between 1 and %" PRIu64, p->maximums->timeout_ms);
-                req->limits.timeout_ms = u;
+        for (char **v = req->secrets; v && *v; v++, n++) {
+                size_t sl = strlen(*v);
+                if (sl > SECRET_BYTES_MAX)
+                        return errorf(ret_error, "options.secrets: a secret is longer than %d bytes", SECRET_BYTES_MAX);
+                total += sl;
         }
-        if (GET_OPT(json_get_object, rq, "env", &o, "request")) {
-                r = parse_env_object(o, "request.env", &req->env, NULL, ret_error);
+        if (n > SECRETS_MAX || req->n_secrets_given > SECRETS_MAX)
+                return errorf(ret_error, "options.secrets: too many secrets (at most %d)", SECRETS_MAX);
+        if (total > SECRETS_TOTAL_BYTES_MAX)
+                return errorf(ret_error, "options.secrets: %zu bytes of secrets in all (at most %d)", total, SECRETS_TOTAL_BYTES_MAX);
+        if (req->secrets && !req->secret_mask) {
+                int r = secret_mask_new(req->secrets, &req->secret_mask);
                 if (r < 0)
                         return r;
         }
-        if (GET_OPT(json_get_string, rq, "fileExtension", &s, "request")) {
-                const char *e = s[0] == '.' ? s + 1 : s;
-                if (isempty(e) || strlen(e) > 16)
-                        return errorf(ret_error, "Invalid request.fileExtension");
-                for (const char *c = e; *c; c++)
-                        if (!isalnum((unsigned char) *c))
-                                return errorf(ret_error, "Invalid request.fileExtension");
-                if (asprintf(&req->extension, ".%s", e) < 0)
-                        return -ENOMEM;
-        } else if (!(req->extension = strdup(runtime_info(req->runtime)->extension)))
+        if (!req->extension && !(req->extension = strdup(runtime_info(req->runtime)->extension)))
                 return -ENOMEM;
-        if (GET_OPT(json_get_string, rq, "stdin", &s, "request")) {
-                json_object *v;
-                json_object_object_get_ex(rq, "stdin", &v);
-                req->stdin_size = (size_t) json_object_get_string_len(v);
-                req->stdin_data = malloc(req->stdin_size + 1);
-                if (!req->stdin_data)
-                        return -ENOMEM;
-                memcpy(req->stdin_data, s, req->stdin_size + 1);
-        }
-        if (GET_OPT(json_get_object, rq, "files", &o, "request")) {
-                size_t n = (size_t) json_object_object_length(o);
-                if (n > 1000)
-                        return errorf(ret_error, "request.files: too many files (at most 1000)");
-                req->files = calloc(n ? n : 1, sizeof(ExecFile));
-                if (!req->files)
-                        return -ENOMEM;
-                json_object_object_foreach(o, key, val) {
-                        ExecFile *f = &req->files[req->n_files];
-                        if (sandbox_path_normalize(key, true, &f->path) < 0)
-                                return errorf(ret_error, "Invalid path in request.files: \"%.128s\"", key);
-                        r = file_content_parse(val, &f->content, &f->size);
-                        if (r < 0)
-                                f->path = (free(f->path), NULL);
-                        if (r == -EINVAL)
-                                return errorf(ret_error, "request.files[\"%.64s\"] must be a string or a Buffer "
-                                              "({\"type\":\"Buffer\",\"data\":[bytes]})", key);
-                        if (r < 0)
-                                return r;
-                        req->n_files++;
-                }
-        }
-        if (GET_OPT(json_get_array, rq, "outputPaths", &o, "request")) {
-                size_t n = json_object_array_length(o);
-                if (n > 100)
-                        return errorf(ret_error, "request.outputPaths: too many paths (at most 100)");
-                for (size_t i = 0; i < n; i++) {
-                        json_object *e = json_object_array_get_idx(o, i);
-                        char *norm;
-                        if (!json_object_is_type(e, json_type_string) ||
-                            strlen(json_object_get_string(e)) != (size_t) json_object_get_string_len(e) ||
-                            sandbox_path_normalize(json_object_get_string(e), true, &norm) < 0)
-                                return errorf(ret_error, "Invalid path in request.outputPaths at index %zu", i);
-                        if (strv_push(&req->output_paths, norm) < 0)
-                                return -ENOMEM;
-                }
-        }
-        if (GET_OPT(json_get_string, rq, "setupScript", &s, "request") && *s)
-                req->setup_script = strdup(s);
-        if (GET_OPT(json_get_string, rq, "workdir", &s, "request") && *s) {
-                if (sandbox_path_normalize(s, false, &req->workdir) < 0)
-                        return errorf(ret_error, "request.workdir must resolve inside /sandbox");
-        } else
-                req->workdir = strdup("/sandbox");
-        if (GET_OPT(json_get_object, rq, "metadata", &o, "request")) {
-                json_object_object_foreach(o, key, val)
-                        if (!json_object_is_type(val, json_type_string))
-                                return errorf(ret_error, "request.metadata.%.64s must be a string", key);
-                req->metadata = json_object_get(o);
-        }
-        if (GET_OPT(json_get_array, rq, "installPackages", &o, "request") && json_object_array_length(o) > 0)
-                return errorf(ret_error, "request.installPackages is not supported by this server yet");
-
-        if (!req->workdir || !req->extension || (rq && json_object_object_length(rq) < 0))
+        if (!req->workdir && !(req->workdir = strdup("/sandbox")))
                 return -ENOMEM;
-        *ret = TAKE_PTR(req);
         return 0;
 }

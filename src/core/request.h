@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,32 +10,14 @@
 #include "shared/macro.h"
 #include "shared/secret-mask.h"
 
-typedef enum NetworkMode {
-        NETWORK_NONE,
-        NETWORK_HOST,
-} NetworkMode;
-
 /* What the server allows clients to ask for. */
 typedef struct SpecPolicy {
-        const ExecDefaults *defaults;
-        const ExecMaximums *maximums;
+        const Limits *defaults;
+        const Limits *maximums;
         char *const *allowed_networks;
         bool allow_seccomp_change;
         const Runtimes *runtimes;
 } SpecPolicy;
-
-typedef struct ExecLimits {
-        uint64_t timeout_ms;
-        uint64_t memory_bytes;
-        double cpu;
-        uint64_t pids;
-        uint64_t max_output;
-        uint64_t sandbox_bytes;
-        uint64_t tmp_bytes;
-        bool readonly_rootfs;
-        NetworkMode network;
-        bool seccomp;
-} ExecLimits;
 
 typedef struct ExecFile {
         char *path;        /* normalised absolute path inside the sandbox */
@@ -54,6 +35,8 @@ typedef struct ExecFile {
 /* A validated execution request. */
 typedef struct ExecRequest {
         RuntimeId runtime;
+        bool runtime_set;
+        unsigned n_secrets_given;  /* options.secrets entries, empty ones included */
         char *code;
         char *cmd;
         char **env;            /* KEY=VALUE: secrets, then request.env */
@@ -67,17 +50,44 @@ typedef struct ExecRequest {
         char **output_paths;   /* normalised */
         char *setup_script;
         char *workdir;         /* normalised, "/sandbox" by default */
-        json_object *metadata; /* object of strings, or NULL */
+        char **metadata;       /* request.metadata as KEY=VALUE (strings only), or NULL */
         char *session_id;
-        ExecLimits limits;
+        Limits limits;
 } ExecRequest;
 
 ExecRequest *exec_request_free(ExecRequest *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ExecRequest *, exec_request_free);
 
-/* Parses the envelope {"request":{...},"options":{...},"sessionId":...}. On a client error
- * returns -EINVAL with a message for the 400 in *ret_error. */
-int exec_request_parse(json_object *envelope, const SpecPolicy *policy, ExecRequest **ret, char **ret_error);
+/* Building a request, the same for every transport: a transport turns its wire format into
+ * these calls (api/request.c for JSON), and every rule of the server is checked here. Each
+ * returns 0, -EINVAL with a message for the client in *ret_error, or another negative errno.
+ * The field names in messages (e.g. "options.timeoutMs") are the caller's. */
+
+/* A request with the server's defaults. */
+int exec_request_new(const SpecPolicy *policy, ExecRequest **ret);
+/* A limit, within the server's maximum. Sizes and numbers alike are passed as u (cpu as d). */
+int exec_request_set_limit(ExecRequest *req, const SpecPolicy *policy, LimitField f, uint64_t u, double d, const char *name,
+                           char **ret_error);
+int exec_request_set_readonly_rootfs(ExecRequest *req, const SpecPolicy *policy, bool b, char **ret_error);
+int exec_request_set_network(ExecRequest *req, const SpecPolicy *policy, const char *mode, char **ret_error);
+int exec_request_set_seccomp(ExecRequest *req, const SpecPolicy *policy, const char *mode, char **ret_error);
+int exec_request_set_runtime(ExecRequest *req, const SpecPolicy *policy, const char *runtime, char **ret_error);
+int exec_request_set_extension(ExecRequest *req, const char *ext, char **ret_error);
+/* An environment variable (name checked); with secret, its value is masked in the output. */
+int exec_request_add_env(ExecRequest *req, const char *name, const char *value, bool secret, const char *what,
+                         char **ret_error);
+/* A file for request.files (path normalised; content taken). */
+int exec_request_add_file(ExecRequest *req, const char *path, char *content, size_t size, char **ret_error);
+int exec_request_add_output_path(ExecRequest *req, const char *path, size_t index, char **ret_error);
+int exec_request_set_workdir(ExecRequest *req, const char *path, char **ret_error);
+int exec_request_add_metadata(ExecRequest *req, const char *key, const char *value);
+const char *exec_request_metadata(const ExecRequest *req, const char *key);
+/* The checks that need the whole request (code or cmd, runtime, secrets' bounds); builds the
+ * secret mask and fills what was left to its default. */
+int exec_request_finish(ExecRequest *req, const SpecPolicy *policy, char **ret_error);
+
+#define REQUEST_FILES_MAX 1000
+#define REQUEST_OUTPUT_PATHS_MAX 100
 
 /* Resolves a client-given path to a normalised absolute path under /sandbox or /tmp:
  * relative paths are under /sandbox; ".." and NUL are refused. -EINVAL when refused. */

@@ -6,7 +6,6 @@
 
 #include "core/run.h"
 #include "core/session.h"
-#include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/stream-filter.h"
 #include "shared/crypto.h"
@@ -119,7 +118,6 @@ static void audit_execution(Run *s, const ExecResult *res, const ExecRequest *re
         char code_hash[SHA256_HEX_LEN + 1], exit_code[16], duration[24];
         const char *code = req->code ?: req->cmd ?: "";
         const char *user = NULL;
-        json_object *v;
         _cleanup_free_ char *out = NULL, *err = NULL;
         Audit *a = s->m->audit;
 
@@ -128,8 +126,7 @@ static void audit_execution(Run *s, const ExecResult *res, const ExecRequest *re
         sha256_hex(code, strlen(code), code_hash);
         snprintf(exit_code, sizeof(exit_code), "%d", res->exit_code);
         snprintf(duration, sizeof(duration), "%" PRIu64, res->duration_ms);
-        if (req->metadata && json_object_object_get_ex(req->metadata, "userId", &v))
-                user = json_object_get_string(v);
+        user = exec_request_metadata(req, "userId");
         if (audit_include_output(a) && !s->ops.event) {
                 out = exec_result_output(res, req, EXEC_STDOUT, NULL);
                 err = exec_result_output(res, req, EXEC_STDERR, NULL);

@@ -26,7 +26,7 @@ struct Session {
         char *id;
         char tenant[TENANT_MAX + 1];
         RuntimeId runtime;
-        ExecLimits limits;           /* fixed by the first run */
+        Limits limits;           /* fixed by the first run */
         char **secrets;              /* of every run so far (at most SECRETS_MAX), masked in GET /file */
         SecretMask *secret_mask;
         Sandbox *sb;

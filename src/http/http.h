@@ -24,8 +24,8 @@ typedef struct HttpLimits {
         uint64_t request_head_timeout_usec; /* a request head must be complete within this */
 } HttpLimits;
 
-/* Decides whether a request may proceed to its route. Returns 0 to proceed (after filling
- * r->auth), 1 after queueing an error reply itself, or HTTP_AUTH_PENDING when the answer comes
+/* Decides whether a request may proceed to its route. Returns 0 to proceed (after
+ * http_request_auth_done()), 1 after queueing an error reply itself, or HTTP_AUTH_PENDING when the answer comes
  * later: the body is read meanwhile, and the request then ends with an error reply or goes on
  * with http_request_auth_done(). */
 #define HTTP_AUTH_PENDING 2
@@ -56,33 +56,17 @@ void http_server_kick(HttpServer *s);
 
 typedef void (*HttpRequestAbortFn)(HttpRequest *r, void *userdata);
 
-struct HttpRequest {
-        HttpServer *server;
-        struct MHD_Connection *connection;
-        char *method;
-        char *path;
-        const Route *route;
-        int lookup;                   /* router result: 0, -ENOENT, -EOPNOTSUPP */
-        char *param;                  /* the ":id" segment of the route, if any */
-        Buffer body;
-        bool body_too_large;
-        bool dispatched;
-        bool suspended;
-        bool replied;
-        bool auth_pending;
-        bool checked;                 /* routing and size checks done (after authentication) */
-        bool close_connection;        /* answer with "Connection: close" */
-        bool upgraded;                /* answered 101: the socket left HTTP */
-        uint64_t unauthenticated_bytes; /* of body, counted while the key is looked up */
-        AuthInfo auth;
-        char remote_addr[64];
-        struct MHD_Response *pending;  /* reply made while suspended, queued on resume */
-        unsigned pending_status;
-        /* Called if the request goes away (client gone, server stopping) while work for it is
-         * still outstanding; the owner must forget r. */
-        HttpRequestAbortFn on_abort;
-        void *abort_userdata;
-};
+/* A request is opaque outside http/: what a route handler may read of it. */
+const char *http_request_method(HttpRequest *r);
+const char *http_request_path(HttpRequest *r);
+/* The ":id" segment of the route, if any. */
+const char *http_request_param(HttpRequest *r);
+const char *http_request_remote(HttpRequest *r);
+/* Who is asking (filled by authentication before the handler runs). */
+const AuthInfo *http_request_auth(HttpRequest *r);
+HttpServer *http_request_server(HttpRequest *r);
+/* For streaming responses, which suspend and resume MHD themselves. */
+struct MHD_Connection *http_request_connection(HttpRequest *r);
 
 const char *http_request_header(HttpRequest *r, const char *name);
 const char *http_request_query(HttpRequest *r, const char *name);
@@ -97,11 +81,19 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
 /* A handler failed (a negative errno): logged once here, answered 500. Documented outcomes are
  * the transport's to answer (api/outcome-http.c); no errno means anything else. */
 int http_reply_failure(HttpRequest *r, int error);
-const char *http_request_method(HttpRequest *r);
-const char *http_request_path(HttpRequest *r);
 
+/* The one way to wait: the handler's work goes on after it returns, and the request waits
+ * for a reply. If the request goes away first (client gone, server stopping), on_abort is
+ * called once and the owner must forget r and cancel its work; after a reply it never is. */
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
+/* A streaming reply (SSE): like http_reply_response(), with on_abort called if the request
+ * goes away while the stream is still being written. */
+int http_reply_stream(HttpRequest *r, unsigned status, struct MHD_Response *resp, HttpRequestAbortFn on_abort,
+                      void *userdata);
+/* For an authenticator that answered HTTP_AUTH_PENDING: on_abort is called if the request goes
+ * away before http_request_auth_done() or a reply. */
+void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
 /* The request's body no longer counts as unauthenticated (its key is known). */
 void http_request_forget_unauthenticated(HttpRequest *r);
-/* Ends a pending authentication successfully (r->auth filled): the request goes on. */
-void http_request_auth_done(HttpRequest *r);
+/* Ends an authentication successfully: the request goes on as who. */
+void http_request_auth_done(HttpRequest *r, const AuthInfo *who);

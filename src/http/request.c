@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/http.h"
+#include "http/request-private.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 
@@ -37,15 +37,13 @@ int http_request_body_json(HttpRequest *r, bool allow_empty, json_object **ret) 
 }
 
 int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *resp) {
-        if (r->replied) {
+        if (http_request_replied(r)) {
                 MHD_destroy_response(resp);
                 return -EALREADY;
         }
-        r->replied = true;
-        r->upgraded = status == MHD_HTTP_SWITCHING_PROTOCOLS;
+        r->state = status == MHD_HTTP_SWITCHING_PROTOCOLS ? HTTP_REQUEST_UPGRADED : HTTP_REQUEST_REPLIED;
         r->pending = resp;
         r->pending_status = status;
-        r->auth_pending = false;
         http_request_forget_unauthenticated(r);
         if (r->suspended) {
                 /* Queued when MHD calls the access handler again after the resume. */
@@ -100,12 +98,14 @@ const char *http_request_path(HttpRequest *r) {
         return r->path;
 }
 
-void http_request_auth_done(HttpRequest *r) {
-        if (!r->auth_pending)
+void http_request_auth_done(HttpRequest *r, const AuthInfo *who) {
+        r->auth = *who;
+        if (r->state != HTTP_REQUEST_AUTHENTICATING)
                 return;
-        r->auth_pending = false;
+        r->state = HTTP_REQUEST_READING;
         http_request_forget_unauthenticated(r);
         r->on_abort = NULL;
+        r->abort_userdata = NULL;
         if (r->suspended) {
                 /* It was waiting at its final call: go on to the handler. */
                 r->suspended = false;
@@ -114,11 +114,48 @@ void http_request_auth_done(HttpRequest *r) {
         }
 }
 
+void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata) {
+        r->state = HTTP_REQUEST_AUTHENTICATING;
+        r->on_abort = on_abort;
+        r->abort_userdata = userdata;
+}
+
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata) {
-        if (r->replied || r->suspended)
+        if (http_request_replied(r) || r->suspended)
                 return;
+        r->state = HTTP_REQUEST_HANDLING;
         r->suspended = true;
         r->on_abort = on_abort;
         r->abort_userdata = userdata;
         MHD_suspend_connection(r->connection);
+}
+
+int http_reply_stream(HttpRequest *r, unsigned status, struct MHD_Response *resp, HttpRequestAbortFn on_abort,
+                      void *userdata) {
+        int k = http_reply_response(r, status, resp);
+        if (k < 0)
+                return k;
+        r->on_abort = on_abort;
+        r->abort_userdata = userdata;
+        return 0;
+}
+
+const char *http_request_param(HttpRequest *r) {
+        return r->param;
+}
+
+const char *http_request_remote(HttpRequest *r) {
+        return r->remote_addr;
+}
+
+const AuthInfo *http_request_auth(HttpRequest *r) {
+        return &r->auth;
+}
+
+HttpServer *http_request_server(HttpRequest *r) {
+        return r->server;
+}
+
+struct MHD_Connection *http_request_connection(HttpRequest *r) {
+        return r->connection;
 }

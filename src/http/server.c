@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "http/head-guard.h"
-#include "http/http.h"
+#include "http/request-private.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -111,7 +111,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         if (!r)
                 return;
         /* A kept-alive connection has a deadline for its next request head too. */
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->upgraded)
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != HTTP_REQUEST_UPGRADED)
                 head_guard_await_head(s->heads, c);
         *con_cls = NULL;
         request_free(r);
@@ -200,6 +200,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                         return MHD_NO;
                 r->server = s;
                 r->connection = c;
+                r->state = HTTP_REQUEST_READING;
                 r->method = strdup(method);
                 r->path = strdup(url);
                 *con_cls = r;
@@ -223,7 +224,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                         k = s->config.authenticate(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
                                                    access, s->config.auth_userdata);
                         if (k == HTTP_AUTH_PENDING)
-                                r->auth_pending = true;
+                                r->state = HTTP_REQUEST_AUTHENTICATING;
                         else if (k > 0)
                                 goto flush;
                 }
@@ -233,13 +234,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                                 http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large (limit %" PRIu64 " bytes)",
                                                  s->config.limits.max_body_bytes);
                 }
-                if (!r->replied && !r->auth_pending)
+                if (r->state == HTTP_REQUEST_READING)
                         route_checks(r);
                 goto flush;
         }
 
         if (*upload_data_size > 0) {
-                if (r->auth_pending && !r->replied && !r->body_too_large &&
+                if (r->state == HTTP_REQUEST_AUTHENTICATING && !r->body_too_large &&
                     s->unauthenticated_body_bytes + *upload_data_size > HTTP_UNAUTHENTICATED_BODY_MAX) {
                         /* Bodies whose key is not known yet are bounded all together: a slow or
                          * unreachable key store cannot make us hold gigabytes of them. */
@@ -247,13 +248,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                         http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                                          "Too many uploads are waiting for their key to be checked; try again");
                 }
-                if (!r->replied && !r->body_too_large) {
+                if (!http_request_replied(r) && !r->body_too_large) {
                         if (r->body.size + *upload_data_size > s->config.limits.max_body_bytes) {
                                 r->body_too_large = true;
                                 request_forget_body(r);
                         } else if (buffer_append(&r->body, upload_data, *upload_data_size) < 0)
                                 return MHD_NO;
-                        else if (r->auth_pending) {
+                        else if (r->state == HTTP_REQUEST_AUTHENTICATING) {
                                 s->unauthenticated_body_bytes += *upload_data_size;
                                 r->unauthenticated_bytes += *upload_data_size;
                         }
@@ -265,14 +266,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         }
 
         /* The final call: the whole body is here. */
-        if (r->replied)
+        if (http_request_replied(r))
                 goto flush;
         if (r->body_too_large) {
                 http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large (limit %" PRIu64 " bytes)",
                                  s->config.limits.max_body_bytes);
                 goto flush;
         }
-        if (r->auth_pending) {
+        if (r->state == HTTP_REQUEST_AUTHENTICATING) {
                 /* The key store has not answered yet: wait for it out of MHD's loop. */
                 r->suspended = true;
                 MHD_suspend_connection(c);
@@ -280,15 +281,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         }
         if (!r->checked) {
                 route_checks(r);
-                if (r->replied)
+                if (http_request_replied(r))
                         goto flush;
         }
-        if (!r->dispatched) {
-                r->dispatched = true;
+        if (r->state == HTTP_REQUEST_READING) {
+                r->state = HTTP_REQUEST_HANDLING;
                 k = r->route->handler(r, s->config.userdata);
-                if (k < 0 && !r->replied && !r->suspended)
+                if (k < 0 && !http_request_replied(r) && !r->suspended)
                         http_reply_failure(r, k);
-                else if (!r->replied && !r->suspended && !(r->route->flags & ROUTE_UPGRADE))
+                else if (!http_request_replied(r) && !r->suspended && !(r->route->flags & ROUTE_UPGRADE))
                         http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
         }
 

@@ -329,3 +329,10 @@ char *utf8_sanitize(const char *s, size_t len, size_t *ret_len) {
         return buffer_steal_string(&b);
 }
 
+
+bool strv_contains(char * const *l, const char *s) {
+        for (; l && *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}

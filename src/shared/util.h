@@ -56,6 +56,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free_ret);
 #define _cleanup_strv_free_ _cleanup_(strv_free_retp)
 size_t strv_length(char * const *l);
 int strv_push(char ***l, char *value); /* takes value */
+bool strv_contains(char * const *l, const char *s);
 
 /* Parses leading decimal digits, stopping at the first non-digit. */
 int safe_atou64_prefix(const char *s, uint64_t *ret);

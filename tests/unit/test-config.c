@@ -25,7 +25,7 @@ int main(void) {
         CHECK(c.defaults.timeout_ms == 30000);
         CHECK(c.defaults.memory_bytes == 512ull << 20);
         CHECK(c.defaults.cpu == 1.0);
-        CHECK(strcmp(c.defaults.network, "none") == 0);
+        CHECK(c.defaults.network == NETWORK_NONE);
         CHECK(c.defaults.sandbox_bytes == 512ull << 20 && c.defaults.tmp_bytes == 256ull << 20);
         CHECK(c.defaults.readonly_rootfs);
         CHECK(c.cleanup_auto_prune && c.cleanup_max_age_ms == 3600000);

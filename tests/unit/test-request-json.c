@@ -3,16 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/request.h"
+#include "api/request.h"
 #include "shared/json-util.h"
 #include "tap.h"
 
-static ExecDefaults defaults = {
+static Limits defaults = {
         .timeout_ms = 30000, .memory_bytes = 512ull << 20, .cpu = 1.0, .pids = 64, .max_output = 1048576,
         .sandbox_bytes = 512ull << 20, .tmp_bytes = 256ull << 20, .readonly_rootfs = true,
-        .network = (char *) "none", .seccomp = (char *) "strict",
+        .network = NETWORK_NONE, .seccomp = true,
 };
-static ExecMaximums maximums = {
+static Limits maximums = {
         .timeout_ms = 300000, .memory_bytes = 4ull << 30, .cpu = 4, .pids = 1024, .max_output = 16777216,
         .sandbox_bytes = 2ull << 30, .tmp_bytes = 1ull << 30, .body_bytes = 10485760,
 };
@@ -27,7 +27,7 @@ static int parse(const char *body, ExecRequest **req, char **err) {
         *req = NULL;
         if (json_parse_limited(body, strlen(body), 32, &o) < 0)
                 return -999;
-        r = exec_request_parse(o, &policy, req, err);
+        r = api_request_parse(o, &policy, req, err);
         json_object_put(o);
         return r;
 }
