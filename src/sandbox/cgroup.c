@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sandbox/cgroup.h"
+#include "sandbox/cgroup-backend.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -21,35 +21,7 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-/* v1 controllers, in the order used; the first is where processes are listed. */
-enum { V1_MEMORY, V1_PIDS, V1_CPU, V1_CPUACCT, V1_FREEZER, _V1_MAX };
-static const char *const v1_names[_V1_MAX] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
-
-struct CgroupManager {
-        CgroupVersion version;
-        pid_t self_pid;
-        char name[64];          /* our directory below .../isol8: "d<pid>" (or "d<pid>.<n>" if taken) */
-        char *lock_dir;         /* where each daemon holds <name>.lock while it lives (NULL: none) */
-        int lock_fd;
-        /* v2: [0] only. v1: one per controller. "<mount><own>/isol8" and ".../d<pid>" */
-        char *top[_V1_MAX];
-        char *base[_V1_MAX];
-        unsigned n;
-};
-
-struct Cgroup {
-        CgroupManager *manager;
-        char *path[_V1_MAX];
-        uint64_t cpu_base_usec;   /* v2 CPU time cannot be reset: remember where a run started */
-        bool limits_set;          /* the limits below are what the files hold */
-        uint64_t memory;
-        double cpu;
-        uint64_t pids;
-        uint64_t last_oom_kills;
-        uint64_t last_pids_max_events;
-};
-
-static int write_file(const char *dir, const char *file, const char *value) {
+int cgroup_write_file(const char *dir, const char *file, const char *value) {
         _cleanup_free_ char *p = NULL;
         _cleanup_close_ int fd = -EBADF;
 
@@ -61,12 +33,12 @@ static int write_file(const char *dir, const char *file, const char *value) {
         return loop_write(fd, value, strlen(value));
 }
 
-static bool file_exists_at(const char *dir, const char *file) {
+bool cgroup_file_exists(const char *dir, const char *file) {
         _cleanup_free_ char *p = NULL;
         return asprintf(&p, "%s/%s", dir, file) >= 0 && access(p, F_OK) >= 0;
 }
 
-static int read_file(const char *dir, const char *file, char **ret) {
+int cgroup_read_file(const char *dir, const char *file, char **ret) {
         _cleanup_free_ char *p = NULL;
         if (asprintf(&p, "%s/%s", dir, file) < 0)
                 return -ENOMEM;
@@ -91,7 +63,7 @@ static int read_small(const char *dir, const char *file, char *buf, size_t size)
         return 0;
 }
 
-static int read_u64(const char *dir, const char *file, uint64_t *ret) {
+int cgroup_read_u64(const char *dir, const char *file, uint64_t *ret) {
         char s[64];
         int r = read_small(dir, file, s, sizeof(s));
         if (r < 0)
@@ -101,7 +73,7 @@ static int read_u64(const char *dir, const char *file, uint64_t *ret) {
 }
 
 /* "key value" lines, as in memory.events, cpu.stat, memory.oom_control, pids.events. */
-static int read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret) {
+int cgroup_read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret) {
         char s[4096];
         size_t kl = strlen(key);
         int r = read_small(dir, file, s, sizeof(s));
@@ -154,144 +126,17 @@ int cgroup_self_path(const char *self_cgroup, const char *controller, char **ret
         return -ENOENT;
 }
 
-/* The v1 mount of a controller: <root>/<controller>, or a co-mounted "<root>/cpu,cpuacct". */
-static int v1_mount(const char *root, const char *self_cgroup, const char *controller, char **ret) {
-        const char *line = self_cgroup;
-        _cleanup_free_ char *p = NULL;
-
-        if (asprintf(&p, "%s/%s", root, controller) < 0)
-                return -ENOMEM;
-        if (access(p, F_OK) >= 0) {
-                *ret = TAKE_PTR(p);
-                return 0;
-        }
-        while (line && *line) {
-                const char *nl = strchr(line, '\n');
-                size_t len = nl ? (size_t) (nl - line) : strlen(line);
-                _cleanup_free_ char *l = strndup(line, len);
-                char *c1 = l ? strchr(l, ':') : NULL, *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-                if (c1 && c2) {
-                        *c2 = 0;
-                        if (strstr(c1 + 1, controller)) {
-                                free(p);
-                                if (asprintf(&p, "%s/%s", root, c1 + 1) < 0)
-                                        return -ENOMEM;
-                                if (access(p, F_OK) >= 0) {
-                                        *ret = TAKE_PTR(p);
-                                        return 0;
-                                }
-                        }
-                }
-                line = nl ? nl + 1 : NULL;
-        }
-        return -ENOENT;
-}
 
 static int rmdir_tree(const char *dir);
-static int cgroup_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
 
-static int mkdir_one(const char *p) {
+int cgroup_mkdir(const char *p) {
         if (mkdir(p, 0755) < 0 && errno != EEXIST)
                 return -errno;
         return 0;
 }
 
-static int v2_enable_controllers(const char *dir) {
-        /* Not every host delegates every controller: enable what is there. */
-        static const char *const ctrls[] = { "+memory", "+pids", "+cpu" };
-        _cleanup_free_ char *avail = NULL;
-        int r = 0;
 
-        (void) read_file(dir, "cgroup.controllers", &avail);
-        for (size_t i = 0; i < ELEMENTSOF(ctrls); i++) {
-                if (avail && !strstr(avail, ctrls[i] + 1))
-                        continue;
-                int k = write_file(dir, "cgroup.subtree_control", ctrls[i]);
-                if (k < 0 && r == 0)
-                        r = k;
-        }
-        return r;
-}
 
-static int v2_setup(CgroupManager *m, const char *root, const char *self_cgroup) {
-        _cleanup_free_ char *own = NULL, *own_dir = NULL, *subtree = NULL;
-        int r;
-
-        r = cgroup_self_path(self_cgroup, "", &own);
-        if (r < 0)
-                return log_error_errno(r, "cgroup: cannot find own cgroup (v2): %m");
-        if (streq(own, "/"))
-                return log_error_errno(EPERM, "cgroup: the daemon runs in the root cgroup; run it in a delegated "
-                                              "cgroup (Delegate=yes) so sandboxes are not created at the root");
-        if (asprintf(&own_dir, "%s%s", root, own) < 0)
-                return -ENOMEM;
-
-        /* No internal processes in v2: move ourselves to a leaf before enabling controllers. */
-        (void) read_file(own_dir, "cgroup.subtree_control", &subtree);
-        if (!subtree || !strstr(subtree, "memory")) {
-                _cleanup_free_ char *sup = NULL;
-                char pid[32];
-                if (asprintf(&sup, "%s/supervisor", own_dir) < 0)
-                        return -ENOMEM;
-                r = mkdir_one(sup);
-                if (r < 0)
-                        return log_error_errno(r, "cgroup: cannot create %s: %m", sup);
-                snprintf(pid, sizeof(pid), "%d", (int) m->self_pid);
-                r = write_file(sup, "cgroup.procs", pid);
-                if (r < 0)
-                        return log_error_errno(r, "cgroup: cannot move the daemon to %s: %m", sup);
-                r = v2_enable_controllers(own_dir);
-                if (r < 0)
-                        return log_error_errno(r, "cgroup: cannot enable controllers in %s (is the cgroup delegated?): %m", own_dir);
-        }
-        if (asprintf(&m->top[0], "%s/isol8", own_dir) < 0 ||
-            asprintf(&m->base[0], "%s/%s", m->top[0], m->name) < 0)
-                return -ENOMEM;
-        r = mkdir_one(m->top[0]);
-        if (r < 0)
-                return log_error_errno(r, "cgroup: cannot create %s: %m", m->top[0]);
-        (void) v2_enable_controllers(m->top[0]);
-        r = mkdir_one(m->base[0]);
-        if (r < 0)
-                return log_error_errno(r, "cgroup: cannot create %s: %m", m->base[0]);
-        (void) v2_enable_controllers(m->base[0]);
-        /* Without these every run would fail later: refuse to start, saying why. (A real cgroupfs
-         * always has the file; a test's fake tree may not.) */
-        {
-                _cleanup_free_ char *avail = NULL;
-                if (read_file(m->base[0], "cgroup.controllers", &avail) >= 0 &&
-                    (!strstr(avail, "memory") || !strstr(avail, "pids")))
-                        return log_error_errno(EPERM, "cgroup v2: the memory and pids controllers are not available in %s; "
-                                               "they must be delegated to the daemon's cgroup (Delegate=yes under systemd)",
-                                               m->base[0]);
-        }
-        m->n = 1;
-        return 0;
-}
-
-static int v1_setup(CgroupManager *m, const char *root, const char *self_cgroup) {
-        for (unsigned i = 0; i < _V1_MAX; i++) {
-                _cleanup_free_ char *mnt = NULL, *own = NULL;
-                int r;
-
-                r = v1_mount(root, self_cgroup, v1_names[i], &mnt);
-                if (r < 0)
-                        return log_error_errno(r, "cgroup: the v1 %s controller is not mounted below %s: %m", v1_names[i], root);
-                r = cgroup_self_path(self_cgroup, v1_names[i], &own);
-                if (r < 0)
-                        return log_error_errno(r, "cgroup: cannot find own %s cgroup: %m", v1_names[i]);
-                if (asprintf(&m->top[i], "%s%s%sisol8", mnt, own, endswith(own, "/") ? "" : "/") < 0 ||
-                    asprintf(&m->base[i], "%s/%s", m->top[i], m->name) < 0)
-                        return -ENOMEM;
-                r = mkdir_one(m->top[i]);
-                if (r >= 0)
-                        r = mkdir_one(m->base[i]);
-                if (r < 0)
-                        return log_error_errno(r, "cgroup: cannot create %s: %m", m->base[i]);
-        }
-        m->n = _V1_MAX;
-        return 0;
-}
 
 /* Locks <lock_dir>/<name>.lock: held while we live, it is what says that a directory is a live
  * daemon's (pids say nothing across pid namespaces). 1: ours now; 0: held by another; < 0 error. */
@@ -350,13 +195,13 @@ int cgroup_manager_new(CgroupManager **ret, const char *root, CgroupVersion vers
         m = calloc(1, sizeof(CgroupManager));
         if (!m)
                 return -ENOMEM;
-        m->version = version;
+        m->backend = version == CGROUP_V2 ? &cgroup_backend_v2 : &cgroup_backend_v1;
         m->self_pid = self_pid;
         m->lock_fd = -EBADF;
         r = take_name(m, lock_dir);
         if (r < 0)
                 return r;
-        r = version == CGROUP_V2 ? v2_setup(m, root, self_cgroup) : v1_setup(m, root, self_cgroup);
+        r = m->backend->setup(m, root, self_cgroup);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
@@ -366,7 +211,7 @@ int cgroup_manager_new(CgroupManager **ret, const char *root, CgroupVersion vers
 CgroupManager *cgroup_manager_free(CgroupManager *m) {
         if (!m)
                 return NULL;
-        for (unsigned i = 0; i < _V1_MAX; i++) {
+        for (unsigned i = 0; i < CGROUP_DIRS_MAX; i++) {
                 if (m->base[i])
                         (void) rmdir_tree(m->base[i]);
                 free(m->base[i]);
@@ -384,7 +229,7 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
 }
 
 CgroupVersion cgroup_manager_version(CgroupManager *m) {
-        return m->version;
+        return m->backend->version;
 }
 
 const char *cgroup_manager_base(CgroupManager *m) {
@@ -395,7 +240,7 @@ static int kill_procs_in(const char *dir, pid_t except) {
         _cleanup_free_ char *s = NULL;
         int n = 0;
 
-        if (read_file(dir, "cgroup.procs", &s) < 0)
+        if (cgroup_read_file(dir, "cgroup.procs", &s) < 0)
                 return 0;
         for (char *save = NULL, *t = strtok_r(s, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
                 uint64_t pid;
@@ -407,41 +252,20 @@ static int kill_procs_in(const char *dir, pid_t except) {
         return n;
 }
 
-static void wait_frozen(const char *dir, CgroupVersion v) {
-        /* Freezing is asynchronous; wait a bounded while for it to settle. */
-        for (int i = 0; i < 200; i++) {
-                _cleanup_free_ char *s = NULL;
-                if (v == CGROUP_V2) {
-                        uint64_t frozen;
-                        if (read_keyed(dir, "cgroup.events", "frozen", &frozen) < 0 || frozen == 1)
-                                return;
-                } else {
-                        if (read_file(dir, "freezer.state", &s) < 0 || startswith(s, "FROZEN"))
-                                return;
-                }
-                struct timespec ts = { 0, 100000 };
-                nanosleep(&ts, NULL);
-        }
-}
 
 static int kill_all_at(CgroupManager *m, char *const *path, pid_t except) {
-        const char *procs_dir = path[0];
-        const char *freezer = m->version == CGROUP_V2 ? path[0] : path[V1_FREEZER];
-        const char *ffile = m->version == CGROUP_V2 ? "cgroup.freeze" : "freezer.state";
         int n = 0;
 
-        (void) write_file(freezer, ffile, m->version == CGROUP_V2 ? "1" : "FROZEN");
-        wait_frozen(freezer, m->version);
+        m->backend->freeze(path, true);
         for (int round = 0; round < 8; round++) {
-                int k = kill_procs_in(procs_dir, except);
-                if (m->version == CGROUP_V1)
-                        for (unsigned i = 1; i < _V1_MAX; i++)
-                                k += kill_procs_in(path[i], except);
+                int k = 0;
+                for (unsigned i = 0; i < m->n; i++)
+                        k += kill_procs_in(path[i], except);
                 n += k;
                 if (k == 0)
                         break;
         }
-        (void) write_file(freezer, ffile, m->version == CGROUP_V2 ? "0" : "THAWED");
+        m->backend->freeze(path, false);
         return n;
 }
 
@@ -475,7 +299,7 @@ static int rmdir_tree(const char *dir) {
 }
 
 static void kill_tree(CgroupManager *m, const char *rel) {
-        char *paths[_V1_MAX] = {};
+        char *paths[CGROUP_DIRS_MAX] = {};
         for (unsigned i = 0; i < m->n; i++)
                 if (asprintf(&paths[i], "%s/%s", m->top[i], rel) < 0)
                         paths[i] = NULL;
@@ -492,7 +316,7 @@ static void kill_tree(CgroupManager *m, const char *rel) {
                         if (asprintf(&sub, "%s/%s", paths[i], de->d_name) < 0)
                                 continue;
                         if (i == 0) {
-                                char *sp[_V1_MAX] = {};
+                                char *sp[CGROUP_DIRS_MAX] = {};
                                 for (unsigned j = 0; j < m->n; j++)
                                         if (asprintf(&sp[j], "%s/%s/%s", m->top[j], rel, de->d_name) < 0)
                                                 sp[j] = NULL;
@@ -566,7 +390,7 @@ int cgroup_create(CgroupManager *m, const char *name, Cgroup **ret) {
                 int r;
                 if (asprintf(&cg->path[i], "%s/%s", m->base[i], name) < 0)
                         return -ENOMEM;
-                r = mkdir_one(cg->path[i]);
+                r = cgroup_mkdir(cg->path[i]);
                 if (r < 0)
                         return log_error_errno(r, "cgroup: cannot create %s: %m", cg->path[i]);
         }
@@ -599,18 +423,19 @@ int cgroup_attach(Cgroup *cg, pid_t pid) {
         char s[32];
         snprintf(s, sizeof(s), "%d", (int) pid);
         for (unsigned i = 0; i < cg->manager->n; i++) {
-                int r = write_file(cg->path[i], "cgroup.procs", s);
+                int r = cgroup_write_file(cg->path[i], "cgroup.procs", s);
                 if (r < 0)
                         return log_error_errno(r, "cgroup: cannot attach %d to %s: %m", (int) pid, cg->path[i]);
         }
         return 0;
 }
 
+
 int cgroup_attach_memory(Cgroup *cg, pid_t pid) {
         char s[32];
         snprintf(s, sizeof(s), "%d", (int) pid);
         /* v1 migrations are slow (one per hierarchy): only the memory one matters here. */
-        return write_file(cg->manager->version == CGROUP_V2 ? cg->path[0] : cg->path[V1_MEMORY], "cgroup.procs", s);
+        return cgroup_write_file(cg->manager->backend->memory_dir(cg->path), "cgroup.procs", s);
 }
 
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
@@ -620,7 +445,7 @@ int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
         if (cg->limits_set && cg->memory == memory && cg->cpu == cpu && cg->pids == pids)
                 return 0;
         cg->limits_set = false;
-        r = cgroup_write_limits(cg, memory, cpu, pids);
+        r = cg->manager->backend->write_limits(cg, memory, cpu, pids);
         if (r < 0)
                 return r;
         cg->limits_set = true;
@@ -630,79 +455,20 @@ int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
         return 0;
 }
 
-static int cgroup_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
-        char buf[64];
-        int r;
 
-        if (cg->manager->version == CGROUP_V2) {
-                const char *p = cg->path[0];
-                if (memory > 0)
-                        snprintf(buf, sizeof(buf), "%" PRIu64, memory);
-                r = write_file(p, "memory.max", memory > 0 ? buf : "max");
-                if (r < 0)
-                        return r;
-                (void) write_file(p, "memory.swap.max", "0");
-                if (pids > 0)
-                        snprintf(buf, sizeof(buf), "%" PRIu64, pids);
-                r = write_file(p, "pids.max", pids > 0 ? buf : "max");
-                if (r < 0)
-                        return r;
-                if (cpu > 0)
-                        snprintf(buf, sizeof(buf), "%" PRIu64 " 100000", (uint64_t) (cpu * 100000));
-                return write_file(p, "cpu.max", cpu > 0 ? buf : "max 100000");
-        }
-
-        snprintf(buf, sizeof(buf), "%" PRId64, memory > 0 ? (int64_t) memory : (int64_t) -1);
-        /* The combined limit must never sit below the plain one: order the writes accordingly. */
-        (void) write_file(cg->path[V1_MEMORY], "memory.memsw.limit_in_bytes", "-1");
-        r = write_file(cg->path[V1_MEMORY], "memory.limit_in_bytes", buf);
-        if (r < 0)
-                return r;
-        (void) write_file(cg->path[V1_MEMORY], "memory.memsw.limit_in_bytes", buf);
-        (void) write_file(cg->path[V1_MEMORY], "memory.swappiness", "0");
-        /* v1 keeps TCP buffers outside memory.limit_in_bytes (and tcp_mem is host-wide): bound
-         * them by the same limit. (v2 charges socket memory to memory.current itself.) */
-        if (file_exists_at(cg->path[V1_MEMORY], "memory.kmem.tcp.limit_in_bytes")) {
-                r = write_file(cg->path[V1_MEMORY], "memory.kmem.tcp.limit_in_bytes", buf);
-                if (r < 0)
-                        return r;
-        }
-        if (pids > 0)
-                snprintf(buf, sizeof(buf), "%" PRIu64, pids);
-        r = write_file(cg->path[V1_PIDS], "pids.max", pids > 0 ? buf : "max");
-        if (r < 0)
-                return r;
-        (void) write_file(cg->path[V1_CPU], "cpu.cfs_period_us", "100000");
-        snprintf(buf, sizeof(buf), "%" PRId64, cpu > 0 ? (int64_t) (cpu * 100000) : (int64_t) -1);
-        return write_file(cg->path[V1_CPU], "cpu.cfs_quota_us", buf);
-}
 
 int cgroup_read_stats(Cgroup *cg, CgroupStats *ret) {
         CgroupStats s = {};
 
-        if (cg->manager->version == CGROUP_V2) {
-                const char *p = cg->path[0];
-                uint64_t usage = 0;
-                (void) read_keyed(p, "cpu.stat", "usage_usec", &usage);
-                s.cpu_usec = usage >= cg->cpu_base_usec ? usage - cg->cpu_base_usec : 0;
-                (void) read_u64(p, "memory.current", &s.memory_bytes);
-                if (read_u64(p, "memory.peak", &s.memory_peak_bytes) < 0)
-                        s.memory_peak_bytes = s.memory_bytes;
-                (void) read_keyed(p, "memory.events", "oom_kill", &s.oom_kills);
-                (void) read_keyed(p, "pids.events", "max", &s.pids_max_events);
-        } else {
-                uint64_t ns = 0;
-                (void) read_u64(cg->path[V1_CPUACCT], "cpuacct.usage", &ns);
-                s.cpu_usec = ns / 1000;
-                (void) read_u64(cg->path[V1_MEMORY], "memory.usage_in_bytes", &s.memory_bytes);
-                (void) read_u64(cg->path[V1_MEMORY], "memory.max_usage_in_bytes", &s.memory_peak_bytes);
-                (void) read_keyed(cg->path[V1_MEMORY], "memory.oom_control", "oom_kill", &s.oom_kills);
-                (void) read_keyed(cg->path[V1_PIDS], "pids.events", "max", &s.pids_max_events);
-        }
+        cg->manager->backend->read_stats(cg, &s);
         cg->last_oom_kills = s.oom_kills;
         cg->last_pids_max_events = s.pids_max_events;
         *ret = s;
         return 0;
+}
+
+void cgroup_reset_counters(Cgroup *cg) {
+        cg->manager->backend->reset_counters(cg);
 }
 
 void cgroup_event_baseline(Cgroup *cg, uint64_t *ret_oom_kills, uint64_t *ret_pids_max_events) {
@@ -710,17 +476,6 @@ void cgroup_event_baseline(Cgroup *cg, uint64_t *ret_oom_kills, uint64_t *ret_pi
         *ret_pids_max_events = cg->last_pids_max_events;
 }
 
-void cgroup_reset_counters(Cgroup *cg) {
-        if (cg->manager->version == CGROUP_V2) {
-                uint64_t usage = 0;
-                (void) write_file(cg->path[0], "memory.peak", "reset");
-                (void) read_keyed(cg->path[0], "cpu.stat", "usage_usec", &usage);
-                cg->cpu_base_usec = usage;
-        } else {
-                (void) write_file(cg->path[V1_MEMORY], "memory.max_usage_in_bytes", "0");
-                (void) write_file(cg->path[V1_CPUACCT], "cpuacct.usage", "0");
-        }
-}
 
 int cgroup_kill_all(Cgroup *cg, pid_t except) {
         return kill_all_at(cg->manager, cg->path, except);
@@ -729,7 +484,7 @@ int cgroup_kill_all(Cgroup *cg, pid_t except) {
 int cgroup_count_procs(Cgroup *cg) {
         _cleanup_free_ char *s = NULL;
         int n = 0;
-        if (read_file(cg->path[0], "cgroup.procs", &s) < 0)
+        if (cgroup_read_file(cg->path[0], "cgroup.procs", &s) < 0)
                 return 0;
         for (char *p = s; *p; p++)
                 if (*p == '\n')
