@@ -20,6 +20,7 @@ static int session_for_files(Manager *m, const AuthInfo *who, const char *id, Se
 }
 
 typedef struct FileWrite {
+        const SandboxProvider *provider;
         Sandbox *sb;
         const char *path;
         const void *data;
@@ -29,8 +30,8 @@ typedef struct FileWrite {
 /* In the charged child: 0, an Outcome for what the file layer refuses, or < 0. */
 static int file_write_charged(void *userdata) {
         FileWrite *f = userdata;
-        _cleanup_close_ int root = sandbox_open_root(f->sb);
-        uid_t uid = sandbox_host_uid(f->sb);
+        _cleanup_close_ int root = f->provider->ops->open_root(f->sb);
+        uid_t uid = f->provider->ops->host_uid(f->sb);
         Outcome o;
         int r;
 
@@ -55,8 +56,8 @@ int manager_file_write(Manager *m, const AuthInfo *who, const char *session_id, 
         if (r != 0)
                 return r;
         /* Written from the sandbox's cgroup: the file counts against the session's memory limit. */
-        r = sandbox_charged_call(session_sandbox(s), file_write_charged,
-                                 &(FileWrite) { session_sandbox(s), norm, data, size });
+        r = m->provider.ops->charged_call(session_sandbox(s), file_write_charged,
+                                          &(FileWrite) { &m->provider, session_sandbox(s), norm, data, size });
         if (r == -ENOMEM)
                 return OUTCOME_MEMORY_LIMIT;
         return r;
@@ -81,10 +82,10 @@ int manager_file_read(Manager *m, const AuthInfo *who, const char *session_id, c
                 return r;
         /* A sandbox that cannot be opened is a failure (its init died under us), never "no
          * such file". */
-        root = sandbox_open_root(session_sandbox(s));
+        root = m->provider.ops->open_root(session_sandbox(s));
         if (root < 0)
                 return root;
-        uid = sandbox_host_uid(session_sandbox(s));
+        uid = m->provider.ops->host_uid(session_sandbox(s));
         r = sandbox_read_file(root, norm, max, uid, uid, &data, &size);
         if (r < 0) {
                 o = outcome_from_file_errno(r);

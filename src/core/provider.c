@@ -15,6 +15,9 @@ static const SandboxProviderOps engine_ops = {
         .shares_network = sandbox_shares_network,
         .clean = sandbox_clean,
         .kill = sandbox_kill,
+        .open_root = sandbox_open_root,
+        .host_uid = sandbox_host_uid,
+        .charged_call = sandbox_charged_call,
 };
 
 void sandbox_provider_init_engine(SandboxProvider *p, SandboxEngine *e) {

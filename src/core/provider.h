@@ -20,6 +20,11 @@ typedef struct SandboxProviderOps {
         bool (*shares_network)(Sandbox *sb);
         int (*clean)(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes);
         int (*kill)(Sandbox *sb);
+        /* Files (core/files.c): the sandbox's root as seen from the host, its user's host uid,
+         * and a call charged to its memory. */
+        int (*open_root)(Sandbox *sb);
+        uid_t (*host_uid)(Sandbox *sb);
+        int (*charged_call)(Sandbox *sb, int (*fn)(void *userdata), void *userdata);
 } SandboxProviderOps;
 
 typedef struct SandboxProvider {

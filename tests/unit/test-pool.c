@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/* The warm pool's state machine, driven with a fake sandbox provider. */
+#include <errno.h>
+
+#include "core/pool.h"
+#include "fake-provider.h"
+#include "tap.h"
+
+typedef struct Got {
+        Sandbox *sb;
+        int error;
+        unsigned calls;
+} Got;
+
+static void on_acquired(Sandbox *sb, int error, void *userdata) {
+        Got *g = userdata;
+        g->sb = sb;
+        g->error = error;
+        g->calls++;
+}
+
+static void test_fill_and_take(sd_event *e) {
+        Pool *p = NULL;
+        PoolConfig pc = { .reuse = true, .clean = 2, .dirty = 1 };
+        PoolRequest *req = NULL;
+        Sandbox *sb = NULL;
+        Got g = {};
+
+        fake_init(e);
+        CHECK(pool_new(&p, &fake.provider, &pc) == 0);
+        pool_replenish(p);
+        CHECK(fake.created == 2);                       /* the floor: clean sandboxes on their way */
+        CHECK(pool_n_ready(p) == 0 && pool_n_total(p) == 2);
+        /* Nothing ready yet: the request waits, and one more is built for it. */
+        CHECK(pool_acquire(p, on_acquired, &g, &sb, &req) == 0 && req);
+        CHECK(fake.created == 3);
+        fake_event(fake_pending(), SANDBOX_READY, 0);
+        CHECK(g.calls == 1 && g.sb && g.error == 0);    /* the first ready one goes to the waiter */
+        Sandbox *mine = g.sb;
+        /* The others become ready and stay warm. */
+        while (fake_pending())
+                fake_event(fake_pending(), SANDBOX_READY, 0);
+        CHECK(pool_n_ready(p) == 2);
+        /* A ready one is handed over at once (1), and the pool builds its replacement later. */
+        sb = NULL;
+        CHECK(pool_acquire(p, on_acquired, &g, &sb, &req) == 1 && sb);
+        CHECK(pool_n_ready(p) == 1);
+        run_loop(e);
+        CHECK(fake.created == 4);
+        /* fast strategy: a used sandbox is cleaned and comes back. */
+        pool_release(p, mine);
+        CHECK(mine->cleans == 1 && pool_n_total(p) == 3);
+        fake_event(mine, SANDBOX_CLEANED, 0);
+        CHECK(pool_n_ready(p) >= 2);
+        /* A dead one is never reused. */
+        sb->dead = true;
+        pool_release(p, sb);
+        CHECK(sb->cleans == 0);
+        run_loop(e);
+        CHECK(fake_n_live() == pool_n_total(p));        /* the dead one was destroyed */
+        {
+                unsigned ready = pool_n_ready(p);
+                CHECK(ready > 0 && pool_flush(p) == ready && pool_n_ready(p) == 0);
+        }
+        pool_free(p);
+        CHECK(fake_n_live() == 0);
+}
+
+static void test_secure_never_reuses(sd_event *e) {
+        Pool *p = NULL;
+        PoolConfig pc = { .reuse = false, .clean = 1, .dirty = 1 };
+        PoolRequest *req = NULL;
+        Sandbox *sb = NULL;
+        Got g = {};
+
+        fake_init(e);
+        CHECK(pool_new(&p, &fake.provider, &pc) == 0);
+        pool_replenish(p);
+        fake_event(fake_pending(), SANDBOX_READY, 0);
+        CHECK(pool_acquire(p, on_acquired, &g, &sb, &req) == 1 && sb);
+        pool_release(p, sb);
+        CHECK(sb->cleans == 0);   /* not cleaned: destroyed once the loop is idle */
+        run_loop(e);
+        CHECK(fake.freed == 1);
+        pool_free(p);
+        CHECK(fake_n_live() == 0);
+}
+
+static void test_failures(sd_event *e) {
+        Pool *p = NULL;
+        PoolConfig pc = { .reuse = true, .clean = 0, .dirty = 0 };
+        PoolRequest *req = NULL;
+        Sandbox *sb = NULL;
+        Got g1 = {}, g2 = {};
+
+        fake_init(e);
+        CHECK(pool_new(&p, &fake.provider, &pc) == 0);
+        /* A sandbox whose set-up fails fails its waiter instead of looping. */
+        CHECK(pool_acquire(p, on_acquired, &g1, &sb, &req) == 0);
+        CHECK(fake.created == 1);
+        fake_event(fake_pending(), SANDBOX_READY, -EPERM);
+        CHECK(g1.calls == 1 && g1.error == -EPERM && !g1.sb);
+        /* The provider refusing to build one fails the waiter at once. */
+        fake.fail_new = -ENOSPC;
+        CHECK(pool_acquire(p, on_acquired, &g2, &sb, &req) == 0);
+        CHECK(g2.calls == 1 && g2.error == -ENOSPC);
+        fake.fail_new = 0;
+        /* A cancelled request is never answered. */
+        Got g3 = {};
+        CHECK(pool_acquire(p, on_acquired, &g3, &sb, &req) == 0);
+        pool_request_cancel(req);
+        fake_event(fake_pending(), SANDBOX_READY, 0);
+        CHECK(g3.calls == 0);
+        CHECK(pool_n_ready(p) == 1);      /* kept warm for the next one instead */
+        pool_free(p);
+        CHECK(fake_n_live() == 0);
+}
+
+static void test_waiters_fail_on_free(sd_event *e) {
+        Pool *p = NULL;
+        PoolConfig pc = { .clean = 0 };
+        PoolRequest *req = NULL;
+        Sandbox *sb = NULL;
+        Got g = {};
+
+        fake_init(e);
+        CHECK(pool_new(&p, &fake.provider, &pc) == 0);
+        CHECK(pool_acquire(p, on_acquired, &g, &sb, &req) == 0);
+        pool_free(p);
+        CHECK(g.calls == 1 && g.error == -ESHUTDOWN);
+        CHECK(fake_n_live() == 0);
+}
+
+int main(void) {
+        sd_event *e = NULL;
+
+        CHECK(sd_event_new(&e) >= 0);
+        test_fill_and_take(e);
+        test_secure_never_reuses(e);
+        test_failures(e);
+        test_waiters_fail_on_free(e);
+        sd_event_unref(e);
+        return tap_done();
+}
