@@ -14,7 +14,7 @@
 #include "api/api.h"
 #include "api/render.h"
 #include "api/request.h"
-#include "http/websocket.h"
+#include "shared/websocket.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "http/websocket.h"
+#include "shared/websocket.h"
 #include "isol8/isol8.h"
 #include "shared/crypto.h"
 #include "shared/json-util.h"

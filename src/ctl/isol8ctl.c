@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus/errors.h"
 #include "shared/json-util.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
@@ -109,8 +110,7 @@ static int bus_failure(const sd_bus_error *error, int r) {
                 fprintf(stderr, "isol8ctl: permission denied: run it as root or as a member of the isol8 group.\n");
                 return EXIT_DENIED;
         }
-        if (sd_bus_error_has_name(error, "org.isol8.Daemon1.Error.UnknownKey") ||
-            sd_bus_error_has_name(error, "org.isol8.Daemon1.Error.UnknownSession") ||
+        if (sd_bus_error_has_name(error, BUS_ERROR_UNKNOWN_KEY) || sd_bus_error_has_name(error, BUS_ERROR_UNKNOWN_SESSION) ||
             sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_OBJECT)) {
                 fprintf(stderr, "isol8ctl: %s\n", error->message ?: "not found");
                 return EXIT_NOT_FOUND;
@@ -489,6 +489,33 @@ static int usage(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+static int verb_status(sd_bus *bus, int argc, char **argv) {
+        return cmd_status(bus);
+}
+
+static int verb_cleanup(sd_bus *bus, int argc, char **argv) {
+        return cmd_cleanup(bus);
+}
+
+typedef struct Verb {
+        const char *name;
+        int (*run)(sd_bus *bus, int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "status",   verb_status },
+        { "keys",     cmd_keys },
+        { "sessions", cmd_sessions },
+        { "cleanup",  verb_cleanup },
+};
+
+static const Verb *find_verb(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(name, verbs[i].name))
+                        return &verbs[i];
+        return NULL;
+}
+
 /* Every usage error is found here, before the bus is touched. */
 static int check_args(int argc, char **argv) {
         const char *verb = argv[0], *sub = argc > 1 ? argv[1] : NULL;
@@ -498,6 +525,8 @@ static int check_args(int argc, char **argv) {
                 return usage("--tenant must be 1-128 characters, not starting with '@'");
         if (arg_ttl && parse_ttl(arg_ttl, &ttl) < 0)
                 return usage("invalid --ttl '%s' (a time span: 3600, 90s, 1h 30m, 7d, 1w; at most 10 years)", arg_ttl);
+        if (!find_verb(verb))
+                return usage("unknown command '%s'", verb);
         if (streq(verb, "status") || streq(verb, "cleanup"))
                 return argc == 1 ? 0 : usage("%s takes no arguments", verb);
         if (streq(verb, "keys")) {
@@ -538,6 +567,9 @@ int main(int argc, char **argv) {
         bool want_help = false;
         int c, r;
 
+        /* The daemon's errors carry their errno too (bus/errors.c). */
+        (void) sd_bus_error_add_map(isol8_bus_error_map);
+
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case ARG_SYSTEM: arg_user = false; arg_address = NULL; break;
@@ -571,14 +603,7 @@ int main(int argc, char **argv) {
         r = connect_bus(&bus);
         if (r < 0)
                 return EXIT_FAILURE_;
-        if (streq(argv[0], "status"))
-                r = cmd_status(bus);
-        else if (streq(argv[0], "keys"))
-                r = cmd_keys(bus, argc - 1, argv + 1);
-        else if (streq(argv[0], "sessions"))
-                r = cmd_sessions(bus, argc - 1, argv + 1);
-        else
-                r = cmd_cleanup(bus);
+        r = find_verb(argv[0])->run(bus, argc - 1, argv + 1);
         sd_bus_flush_close_unref(bus);
         return r;
 }

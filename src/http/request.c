@@ -44,11 +44,13 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
         r->state = status == MHD_HTTP_SWITCHING_PROTOCOLS ? HTTP_REQUEST_UPGRADED : HTTP_REQUEST_REPLIED;
         r->pending = resp;
         r->pending_status = status;
+        /* Whoever waited (a handler, an authentication) is answered: nothing is outstanding. */
+        r->on_abort = NULL;
+        r->abort_userdata = NULL;
         http_request_forget_unauthenticated(r);
         if (r->suspended) {
                 /* Queued when MHD calls the access handler again after the resume. */
                 r->suspended = false;
-                r->on_abort = NULL;
                 MHD_resume_connection(r->connection);
                 http_server_kick(r->server);
         }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <systemd/sd-id128.h>
 
 #include "shared/crypto.h"
 #include "shared/macro.h"
@@ -89,11 +88,15 @@ int base64_decode(const char *s, size_t len, void **ret, size_t *ret_size) {
         return 0;
 }
 
+/* A random (version 4) UUID from the kernel's random source. */
 int uuid4(char ret[37]) {
-        sd_id128_t id;
-        int r = sd_id128_randomize(&id);
+        uint8_t b[16];
+        int r = random_bytes(b, sizeof(b));
         if (r < 0)
                 return r;
-        snprintf(ret, 37, SD_ID128_UUID_FORMAT_STR, SD_ID128_FORMAT_VAL(id));
+        b[6] = (b[6] & 0x0f) | 0x40;     /* version 4 */
+        b[8] = (b[8] & 0x3f) | 0x80;     /* RFC 4122 variant */
+        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
+                 b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
         return 0;
 }

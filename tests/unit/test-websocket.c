@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/websocket.h"
+#include "shared/websocket.h"
 #include "shared/stream-filter.h"
 #include "tap.h"
 

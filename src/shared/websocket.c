@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "http/websocket.h"
+#include "shared/websocket.h"
 #include "shared/crypto.h"
 
 ssize_t ws_parse_frame(uint8_t *buf, size_t len, size_t max_payload, WsFrame *ret) {

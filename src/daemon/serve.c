@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* isol8 serve: its arguments, the master key, the configuration, the listening socket; then
+ * a Server (daemon/server.c) runs until stopped. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -10,25 +12,12 @@
 
 #include "core/config.h"
 #include "daemon/listen.h"
+#include "daemon/serve.h"
 #include "daemon/server.h"
-#include "client/cli.h"
 #include "bus/bus.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-static void help(void) {
-        printf("isol8 %s — run untrusted code in Linux-namespace sandboxes\n\n"
-               "Usage:\n"
-               "  isol8 serve [OPTIONS]     Start the HTTP server (see isol8 serve --help)\n"
-               "  isol8 run [FILE] [...]    Run code (on a server with --host, else locally; see isol8 run --help)\n"
-               "  isol8 login --host URL --key MASTER [--name N] [--ttl MS]\n"
-               "                            Store a short-lived key for a server (~/.isol8/credentials.json)\n"
-               "  isol8 logout [--host URL] Forget stored keys\n"
-               "  isol8 session list|stop ID --host URL\n"
-               "  isol8 health [--host URL]\n"
-               "  isol8 --version\n",
-               ISOL8_VERSION);
-}
 
 static void help_serve(void) {
         printf("isol8 serve [OPTIONS]\n\n"
@@ -93,7 +82,7 @@ static int read_key_file(const char *path, char **ret) {
         return 0;
 }
 
-static int serve(int argc, char **argv) {
+int daemon_serve(int argc, char **argv) {
         enum { ARG_AUTH_DB = 0x100, ARG_BUS, ARG_HOST, ARG_BUS_INTROSPECT };
         static const struct option options[] = {
                 { "port", required_argument, NULL, 'p' },
@@ -231,39 +220,4 @@ static int serve(int argc, char **argv) {
         }
         r = server_run(server);
         return r < 0 ? 1 : 0;
-}
-
-int main(int argc, char **argv) {
-        static const char *const verbs[][2] = {
-                { "serve", "isol8 serve" }, { "run", "isol8 run" }, { "login", "isol8 login" },
-                { "logout", "isol8 logout" }, { "session", "isol8 session" }, { "health", "isol8 health" },
-        };
-        /* getopt names the program by argv[0] of the verb: "isol8 run: unrecognized option ...". */
-        for (size_t i = 0; argc >= 2 && i < ELEMENTSOF(verbs); i++)
-                if (streq(argv[1], verbs[i][0])) {
-                        int r = 0;
-                        argv[1] = (char *) verbs[i][1];
-                        switch (i) {
-                        case 0: r = serve(argc - 1, argv + 1); break;
-                        case 1: r = cli_run(argc - 1, argv + 1); break;
-                        case 2: r = cli_login(argc - 1, argv + 1); break;
-                        case 3: r = cli_logout(argc - 1, argv + 1); break;
-                        case 4: r = cli_session(argc - 1, argv + 1); break;
-                        default: r = cli_health(argc - 1, argv + 1); break;
-                        }
-                        return r;
-                }
-        if (argc >= 2 && (streq(argv[1], "--version") || streq(argv[1], "version"))) {
-                printf("isol8 %s\n", ISOL8_VERSION);
-                return 0;
-        }
-        if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help"))) {
-                help();
-                return 0;
-        }
-        if (argc < 2)
-                fprintf(stderr, "isol8: a command is needed (serve, run, login, logout, session, health); see isol8 --help\n");
-        else
-                fprintf(stderr, "isol8: unknown command '%s'; see isol8 --help\n", argv[1]);
-        return 2;
 }
