@@ -135,44 +135,49 @@ const char *api_event_type(const RunEvent *ev) {
         }
 }
 
-char *api_event_data(const RunEvent *ev) {
-        char buf[160];
-
+/* The text of an event's "data": ev->data itself (output and errors, NUL-terminated) or the
+ * marker written into buf. */
+static const char *event_data(const RunEvent *ev, char *buf, size_t size) {
         switch (ev->type) {
         case RUN_EVENT_OUTPUT:
         case RUN_EVENT_ERROR:
-                return strndup(ev->data ?: "", ev->size);
+                return ev->data ?: "";
         case RUN_EVENT_TRUNCATED:
-                marker_truncated(buf, sizeof(buf), ev->total, ev->max);
-                break;
+                marker_truncated(buf, size, ev->total, ev->max);
+                return buf;
         case RUN_EVENT_TIMED_OUT:
-                return strdup(MARKER_TIMED_OUT);
+                return MARKER_TIMED_OUT;
         case RUN_EVENT_SETUP_FAILED:
-                marker_setup_failed(buf, sizeof(buf), "", ev->exit_code);
-                break;
+                marker_setup_failed(buf, size, "", ev->exit_code);
+                return buf;
         case RUN_EVENT_EXIT:
-                snprintf(buf, sizeof(buf), "%d", ev->exit_code);
-                break;
+                snprintf(buf, size, "%d", ev->exit_code);
+                return buf;
         default:
-                buf[0] = 0;
+                return "";
         }
-        return strdup(buf);
 }
 
-char *api_event_json(const RunEvent *ev, size_t *ret_len) {
-        _cleanup_free_ char *data = api_event_data(ev);
-        _cleanup_json_ json_object *o = NULL;
-        const char *text;
-        size_t len;
+char *api_event_data(const RunEvent *ev) {
+        char buf[160];
+        return strdup(event_data(ev, buf, sizeof(buf)));
+}
 
-        if (!data || !(o = json_object_new_object()))
+json_object *api_event_object(const RunEvent *ev) {
+        json_object *o = json_object_new_object();
+        char buf[160];
+
+        if (!o)
                 return NULL;
-        json_add(o, "type", json_object_new_string(api_event_type(ev)));
-        json_add(o, "data", json_object_new_string(data));
-        json_add(o, "phase", json_object_new_string(api_phase_name(ev->phase)));
-        text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        if (!text)
+        if (json_add(o, "type", json_object_new_string(api_event_type(ev))) < 0 ||
+            json_add(o, "data", json_object_new_string(event_data(ev, buf, sizeof(buf)))) < 0 ||
+            json_add(o, "phase", json_object_new_string(api_phase_name(ev->phase))) < 0) {
+                json_object_put(o);
                 return NULL;
-        *ret_len = len;
-        return strndup(text, len);
+        }
+        return o;
+}
+
+const char *api_event_text(json_object *o, size_t *ret_len) {
+        return json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, ret_len);
 }

@@ -15,8 +15,10 @@
 char *api_result_text(const ExecResult *res, const ExecRequest *req, ExecStream stream);
 /* The ExecutionResult object of API.md. */
 json_object *api_result_json(const ExecResult *res, const ExecRequest *req);
-/* One {"type","data","phase"} event as JSON text (free it). */
-char *api_event_json(const RunEvent *ev, size_t *ret_len);
+/* One {"type","data","phase"} event (json_object_put() it), and its text, which lives as long
+ * as the object: no copies on the way to the socket. */
+json_object *api_event_object(const RunEvent *ev);
+const char *api_event_text(json_object *o, size_t *ret_len);
 /* The text of an event's "data" (free it). */
 char *api_event_data(const RunEvent *ev);
 const char *api_event_type(const RunEvent *ev);

@@ -66,10 +66,11 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void sse_event(void *userdata, const RunEvent *ev) {
         SseCall *c = userdata;
-        _cleanup_free_ char *json = NULL;
+        _cleanup_json_ json_object *o = NULL;
+        const char *json;
         size_t len;
 
-        if (c->response_gone || !(json = api_event_json(ev, &len)))
+        if (c->response_gone || !(o = api_event_object(ev)) || !(json = api_event_text(o, &len)))
                 return;
         if (buffer_append(&c->out, "data: ", 6) < 0 || buffer_append(&c->out, json, len) < 0 ||
             buffer_append(&c->out, "\n\n", 2) < 0)
@@ -177,9 +178,12 @@ int api_execute_stream(HttpRequest *r, void *userdata) {
         }
         (void) sd_event_add_time_relative(ctx->event, &c->keepalive, CLOCK_MONOTONIC, ctx->sse_keepalive_usec, 10000,
                                           on_keepalive, c);
+        (void) sd_event_source_set_description(c->keepalive, "sse-keepalive");
         ci = MHD_get_connection_info(http_request_connection(r), MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci && sd_event_add_io(ctx->event, &c->hup, ci->connect_fd, EPOLLRDHUP, on_hup, c) >= 0)
+        if (ci && sd_event_add_io(ctx->event, &c->hup, ci->connect_fd, EPOLLRDHUP, on_hup, c) >= 0) {
+                (void) sd_event_source_set_description(c->hup, "sse-hangup");
                 (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
+        }
 
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, c, sse_response_free);
         if (!resp) {

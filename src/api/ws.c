@@ -83,10 +83,11 @@ static void stall_watch(WsConn *c, bool progress) {
                 c->stall_timer = sd_event_source_disable_unref(c->stall_timer);
                 return;
         }
-        if (!c->stall_timer)
+        if (!c->stall_timer) {
                 (void) sd_event_add_time_relative(c->ctx->event, &c->stall_timer, CLOCK_MONOTONIC, WS_STALL_USEC,
                                                   100 * USEC_PER_MSEC, on_stall_timer, c);
-        else if (progress)
+                (void) sd_event_source_set_description(c->stall_timer, "ws-stall");
+        } else if (progress)
                 (void) sd_event_source_set_time_relative(c->stall_timer, WS_STALL_USEC);
 }
 
@@ -124,10 +125,11 @@ static void ws_send(WsConn *c, uint8_t opcode, const char *data, size_t len) {
                           c->remote, WS_SEND_MAX);
                 /* Released from the loop, not from inside the run's output callback. */
                 c->peer_gone = true;
-                if (!c->stall_timer)
+                if (!c->stall_timer) {
                         (void) sd_event_add_time_relative(c->ctx->event, &c->stall_timer, CLOCK_MONOTONIC, 0, 0,
                                                           on_stall_timer, c);
-                else
+                        (void) sd_event_source_set_description(c->stall_timer, "ws-stall");
+                } else
                         (void) sd_event_source_set_time_relative(c->stall_timer, 0);
                 return;
         }
@@ -166,9 +168,11 @@ static void ws_close(WsConn *c, uint16_t code, const char *reason) {
                 ws_flush(c);
         c->close_sent = true;
         /* Wait a moment for the peer's close frame, as RFC 6455 asks, then drop the connection. */
-        if (!c->close_timer)
+        if (!c->close_timer) {
                 (void) sd_event_add_time_relative(c->ctx->event, &c->close_timer, CLOCK_MONOTONIC, WS_CLOSE_WAIT_USEC, 10000,
                                                   on_close_timer, c);
+                (void) sd_event_source_set_description(c->close_timer, "ws-close");
+        }
         if (c->peer_gone)
                 ws_release(c);
 }
@@ -193,8 +197,10 @@ static int on_free_defer(sd_event_source *s, void *userdata) {
 
 /* Frees the connection from the loop, never from inside one of its own callbacks. */
 static void ws_free_later(WsConn *c) {
-        if (!c->free_defer)
+        if (!c->free_defer) {
                 (void) sd_event_add_defer(c->ctx->event, &c->free_defer, on_free_defer, c);
+                (void) sd_event_source_set_description(c->free_defer, "ws-free");
+        }
 }
 
 /* Gives the socket back to MHD to close; the connection object goes once the run is over too. */
@@ -216,10 +222,11 @@ static void ws_release(WsConn *c) {
 
 static void ws_event(void *userdata, const RunEvent *ev) {
         WsConn *c = userdata;
-        _cleanup_free_ char *json = NULL;
+        _cleanup_json_ json_object *o = NULL;
+        const char *json;
         size_t len;
 
-        if (!c->released && (json = api_event_json(ev, &len)))
+        if (!c->released && (o = api_event_object(ev)) && (json = api_event_text(o, &len)))
                 ws_send(c, WS_OP_TEXT, json, len);
 }
 
@@ -454,6 +461,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *con_
                 ws_release(c);
                 return;
         }
+        (void) sd_event_source_set_description(c->io, "ws-io");
         if (c->in.size > 0)
                 handle_input(c);
 }

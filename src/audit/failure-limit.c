@@ -57,6 +57,7 @@ int failure_limit_new(FailureLimit **ret, sd_event *event, Audit *audit) {
                 return -ENOMEM;
         f->audit = audit;
         r = sd_event_add_time(event, &f->timer, CLOCK_MONOTONIC, 0, 100 * USEC_PER_MSEC, on_timer, f);
+        (void) sd_event_source_set_description(f->timer, "auth-failure-limit");
         if (r < 0) {
                 free(f);
                 return r;

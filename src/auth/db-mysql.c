@@ -98,6 +98,7 @@ static void wait_for(Db *db, int status) {
                         schedule_reconnect(db);
                         return;
                 }
+                (void) sd_event_source_set_description(my->io, "mysql-io");
         } else {
                 (void) sd_event_source_set_io_events(my->io, ev);
                 (void) sd_event_source_set_enabled(my->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
@@ -106,6 +107,7 @@ static void wait_for(Db *db, int status) {
                 uint64_t usec = (uint64_t) mysql_get_timeout_value_ms(my->mysql) * USEC_PER_MSEC;
                 my->wait_timer = sd_event_source_disable_unref(my->wait_timer);
                 (void) sd_event_add_time_relative(db->event, &my->wait_timer, CLOCK_MONOTONIC, usec, 1000, on_wait_timeout, db);
+                (void) sd_event_source_set_description(my->wait_timer, "mysql-wait");
         }
 }
 

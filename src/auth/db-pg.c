@@ -200,6 +200,7 @@ static void pg_connect(Db *db) {
                 schedule_reconnect(db);
                 return;
         }
+        (void) sd_event_source_set_description(pg->io, "postgresql-io");
         arm_timer(db, db->timeout_usec);
 }
 

@@ -50,16 +50,27 @@ int db_open(Db **ret, sd_event *event, const char *conn, uint64_t timeout_usec,
         db->on_ready = on_ready;
         db->userdata = userdata;
         if (startswith(conn, "postgres://") || startswith(conn, "postgresql://")) {
+#if HAVE_POSTGRESQL
                 db->kind = DB_POSTGRES;
                 db->ops = &db_pg_ops;
+#else
+                db_free(db);
+                return log_error_errno(-EPROTONOSUPPORT, "This isol8 was built without PostgreSQL support (meson -Dpostgresql=enabled).");
+#endif
         } else if (startswith(conn, "mysql://")) {
+#if HAVE_MARIADB
                 db->kind = DB_MYSQL;
                 db->ops = &db_mysql_ops;
+#else
+                db_free(db);
+                return log_error_errno(-EPROTONOSUPPORT, "This isol8 was built without MySQL/MariaDB support (meson -Dmariadb=enabled).");
+#endif
         } else {
                 db->kind = DB_SQLITE;
                 db->ops = &db_sqlite_ops;
         }
         r = sd_event_add_defer(event, &db->defer, on_kick, db);
+        (void) sd_event_source_set_description(db->defer, "db-kick");
         if (r >= 0) {
                 (void) sd_event_source_set_enabled(db->defer, SD_EVENT_OFF);
                 r = db->ops->open(db, conn);
@@ -188,8 +199,11 @@ void db_fail_all(Db *db, int error) {
 #define BACKOFF_MAX_USEC (5 * 1000 * 1000)
 
 void db_arm_timer(Db *db, uint64_t usec, sd_event_time_handler_t cb) {
-        if (!db->timer && sd_event_add_time_relative(db->event, &db->timer, CLOCK_MONOTONIC, usec, 10000, cb, db) < 0)
-                return;
+        if (!db->timer) {
+                if (sd_event_add_time_relative(db->event, &db->timer, CLOCK_MONOTONIC, usec, 10000, cb, db) < 0)
+                        return;
+                (void) sd_event_source_set_description(db->timer, "db-timeout");
+        }
         (void) sd_event_source_set_time_relative(db->timer, usec);
         (void) sd_event_source_set_enabled(db->timer, SD_EVENT_ONESHOT);
 }

@@ -175,11 +175,13 @@ int keystore_new(KeyStore **ret, sd_event *event, const char *conn, const KeySto
                                        on_purge_timer, ks);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(ks->purge_timer, "keystore-purge");
         (void) sd_event_source_set_enabled(ks->purge_timer, SD_EVENT_ON);
         r = sd_event_add_time_relative(event, &ks->touch_timer, CLOCK_MONOTONIC, config->touch_interval_usec, 100000,
                                        on_touch_timer, ks);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(ks->touch_timer, "keystore-touch");
         (void) sd_event_source_set_enabled(ks->touch_timer, SD_EVENT_ON);
         *ret = TAKE_PTR(ks);
         return 0;
@@ -350,6 +352,7 @@ int keystore_lookup(KeyStore *ks, const char *token, size_t len, KeyLookupFn cb,
                         op_free(op);
                         return -ENOMEM;
                 }
+                (void) sd_event_source_set_description(s, "keystore-cached-lookup");
                 if (ret)
                         *ret = op;
                 return 0;

@@ -302,6 +302,7 @@ static int on_grace(sd_event_source *s, uint64_t usec, void *userdata) {
 static void arm_grace(Execution *e, uint64_t usec) {
         e->grace_source = sd_event_source_disable_unref(e->grace_source);
         (void) sd_event_add_time_relative(e->ctx.event, &e->grace_source, CLOCK_MONOTONIC, usec, 10000, on_grace, e);
+        (void) sd_event_source_set_description(e->grace_source, "run-grace");
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -441,9 +442,11 @@ static int start_phase(Execution *e, ExecPhase phase) {
         r = sd_event_add_io(e->ctx.event, &e->out_source[1], out[0], EPOLLIN, on_output_ready, e);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(e->out_source[1], "run-stdout");
         r = sd_event_add_io(e->ctx.event, &e->out_source[2], err[0], EPOLLIN, on_output_ready, e);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(e->out_source[2], "run-stderr");
         if (e->output_paused)
                 execution_pause_output(e, true);
         if (in[1] >= 0) {
@@ -451,6 +454,7 @@ static int start_phase(Execution *e, ExecPhase phase) {
                 r = sd_event_add_io(e->ctx.event, &e->stdin_source, in[1], EPOLLOUT, on_stdin_ready, e);
                 if (r < 0)
                         return r;
+                (void) sd_event_source_set_description(e->stdin_source, "run-stdin");
                 (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
                 if (e->req->stdin_data) {
                         r = execution_write_stdin(e, e->req->stdin_data, e->req->stdin_size);
@@ -464,6 +468,7 @@ static int start_phase(Execution *e, ExecPhase phase) {
         e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
         r = sd_event_add_time_relative(e->ctx.event, &e->timeout_source, CLOCK_MONOTONIC,
                                        l->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, e);
+        (void) sd_event_source_set_description(e->timeout_source, "run-timeout");
         return r;
 fail:
         safe_close(out[0]);
@@ -733,6 +738,7 @@ static void execution_finish(Execution *e) {
         release_sandbox(e);
         e->state = STATE_DONE;
         (void) sd_event_add_defer(e->ctx.event, &e->done_source, on_done_defer, e);
+        (void) sd_event_source_set_description(e->done_source, "execution-done");
 }
 
 void execution_cancel(Execution *e) {

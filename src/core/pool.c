@@ -54,6 +54,7 @@ static void replenish_later(Pool *p) {
                         pool_replenish(p);
                         return;
                 }
+                (void) sd_event_source_set_description(p->replenish, "pool-replenish");
                 /* After the answers of this loop iteration went out. */
                 (void) sd_event_source_set_priority(p->replenish, SD_EVENT_PRIORITY_IDLE);
         }

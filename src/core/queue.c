@@ -117,6 +117,7 @@ int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *u
         w->cb = cb;
         w->userdata = userdata;
         r = sd_event_add_time_relative(q->event, &w->timer, CLOCK_MONOTONIC, q->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, w);
+        (void) sd_event_source_set_description(w->timer, "queue-wait");
         if (r < 0) {
                 free(w);
                 return r;

@@ -109,6 +109,7 @@ int session_registry_new(SessionRegistry **ret, sd_event *event, const SandboxPr
         r->limits = *limits;
         if (limits->auto_prune) {
                 k = sd_event_add_time_relative(event, &r->sweep, CLOCK_MONOTONIC, limits->sweep_interval_usec, 10000, on_sweep, r);
+                (void) sd_event_source_set_description(r->sweep, "session-sweep");
                 if (k < 0) {
                         session_registry_free(r);
                         return k;
@@ -257,8 +258,11 @@ static int on_defer(sd_event_source *es, void *userdata) {
 }
 
 static void schedule(Session *s) {
-        if (!s->defer && sd_event_add_defer(s->registry->event, &s->defer, on_defer, s) < 0)
-                return;
+        if (!s->defer) {
+                if (sd_event_add_defer(s->registry->event, &s->defer, on_defer, s) < 0)
+                        return;
+                (void) sd_event_source_set_description(s->defer, "session-dispatch");
+        }
         (void) sd_event_source_set_enabled(s->defer, SD_EVENT_ONESHOT);
 }
 

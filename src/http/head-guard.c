@@ -101,6 +101,7 @@ int head_guard_new(HeadGuard **ret, sd_event *event, uint64_t deadline_usec, uns
         g->kick = kick;
         g->userdata = userdata;
         r = sd_event_add_time(event, &g->timer, CLOCK_MONOTONIC, 0, 100 * USEC_PER_MSEC, on_timer, g);
+        (void) sd_event_source_set_description(g->timer, "http-head-guard");
         if (r < 0) {
                 head_guard_free(g);
                 return r;

@@ -338,13 +338,16 @@ int http_server_new(HttpServer **ret, sd_event *event, int listen_fd, const Http
         r = sd_event_add_io(event, &s->io_source, info->epoll_fd, EPOLLIN, on_io, s);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(s->io_source, "http-epoll");
         r = sd_event_add_time_relative(event, &s->timer_source, CLOCK_MONOTONIC, 0, 1000, on_timer, s);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(s->timer_source, "http-timer");
         (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
         r = sd_event_add_defer(event, &s->defer_source, on_defer, s);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(s->defer_source, "http-kick");
         (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_OFF);
         http_server_rearm(s);
 

@@ -459,9 +459,11 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         r = sd_event_add_io(e->event, &sb->io_source, sb->sock, EPOLLIN, on_message, sb);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(sb->io_source, "sandbox-control");
         r = sd_event_add_child(e->event, &sb->child_source, pid, WEXITED, on_child, sb);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(sb->child_source, "sandbox-init-exit");
         *ret = TAKE_PTR(sb);
         return 0;
 }

@@ -96,6 +96,22 @@ class Build(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(build, "build.ninja")))
             self.assertTrue(os.access(os.path.join(build, "src/isol8"), os.X_OK))
 
+    def test_builds_without_postgresql_and_mariadb(self):
+        # A packager may leave either database out: the rest builds, and nothing links them.
+        with tempfile.TemporaryDirectory() as tmp:
+            build = os.path.join(tmp, "build")
+            r = subprocess.run(["meson", "setup", build, ROOT, "-Dpostgresql=disabled", "-Dmariadb=disabled"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+            r = subprocess.run(["ninja", "-C", build, "src/isol8", "src/isol8ctl"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout[-3000:])
+            libs = subprocess.run(["ldd", os.path.join(build, "src/isol8")], capture_output=True, text=True, check=True).stdout
+            self.assertNotIn("libpq", libs)
+            self.assertNotIn("libmariadb", libs)
+            full = subprocess.run(["ldd", os.path.join(ROOT, "build/src/isol8")], capture_output=True, text=True)
+            if full.returncode == 0:
+                self.assertIn("libpq", full.stdout)   # the default build has both (auto, installed)
+
 
 if __name__ == "__main__":
     isol8test.main()
