@@ -289,9 +289,10 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 .cgroup_root = "/sys/fs/cgroup",
                 .runtimes = &m->runtimes,
         };
+        /* The engine says what failed (which cgroup, which file); nothing to add here. */
         r = sandbox_engine_new(&m->engine, m->event, &ec);
         if (r < 0)
-                return log_error_errno(r, "Cannot start the sandbox engine (isol8 needs root for it): %m");
+                return r;
 
         /* A local run builds the one sandbox it needs: no warm pool, no reuse. */
         PoolConfig pc = {

@@ -106,7 +106,9 @@ static int connect_bus(sd_bus **ret) {
 
 /* One plain sentence for what went wrong; exit 4 only for "no such key or session". */
 static int bus_failure(const sd_bus_error *error, int r) {
-        if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) || r == -EACCES || r == -EPERM) {
+        /* By name: sd-bus maps org.freedesktop.DBus.Error.Failed (an internal failure) to EACCES too. */
+        if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) ||
+            (!sd_bus_error_is_set(error) && (r == -EACCES || r == -EPERM))) {
                 fprintf(stderr, "isol8ctl: permission denied: run it as root or as a member of the isol8 group.\n");
                 return EXIT_DENIED;
         }
