@@ -50,6 +50,7 @@ static void on_authenticated(Outcome outcome, const AuthInfo *who, void *userdat
         RouteAccess access = w->access;
         Manager *m = w->m;
 
+        http_request_auth_settled(r);
         free(w);
         if (outcome != OUTCOME_OK)
                 (void) auth_refuse(m, r, outcome);

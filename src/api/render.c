@@ -11,6 +11,7 @@
 #include "shared/time-util.h"
 
 #define MARKER_TIMED_OUT "EXECUTION TIMED OUT"
+#define MARKER_TIMED_OUT_LINE "\n--- " MARKER_TIMED_OUT " ---"
 
 static int marker_truncated(char *buf, size_t size, uint64_t total, uint64_t max) {
         return snprintf(buf, size, "\n\n--- OUTPUT TRUNCATED (%" PRIu64 " bytes, limit: %" PRIu64 ") ---", total, max);
@@ -49,7 +50,7 @@ char *api_result_text(const ExecResult *res, const ExecRequest *req, ExecStream 
                 r = buffer_append(&b, marker, strlen(marker));
         }
         if (r >= 0 && stream == EXEC_STDERR && res->timed_out)
-                r = buffer_append(&b, "\n--- " MARKER_TIMED_OUT " ---", strlen("\n--- " MARKER_TIMED_OUT " ---"));
+                r = buffer_append(&b, MARKER_TIMED_OUT_LINE, strlen(MARKER_TIMED_OUT_LINE));
         if (r >= 0 && stream == EXEC_STDERR && res->setup_failed) {
                 marker_setup_failed(marker, sizeof(marker), b.size > 0 ? "\n" : "", res->exit_code);
                 r = buffer_append(&b, marker, strlen(marker));
@@ -155,6 +156,21 @@ static const char *event_data(const RunEvent *ev, char *buf, size_t size) {
                 return buf;
         default:
                 return "";
+        }
+}
+
+const char *api_event_marker_line(const RunEvent *ev, char *buf, size_t size) {
+        switch (ev->type) {
+        case RUN_EVENT_TRUNCATED:
+                marker_truncated(buf, size, ev->total, ev->max);
+                return buf;
+        case RUN_EVENT_TIMED_OUT:
+                return MARKER_TIMED_OUT_LINE;
+        case RUN_EVENT_SETUP_FAILED:
+                marker_setup_failed(buf, size, "\n", ev->exit_code);
+                return buf;
+        default:
+                return NULL;
         }
 }
 

@@ -308,7 +308,7 @@ static void lookup_nop(int error, const KeyInfo *key, void *userdata) {
 
 static void on_lookup(int error, const DbResult *res, void *userdata) {
         Op *op = userdata;
-        KeyLookupFn cb = op->cb ?: lookup_nop;
+        KeyLookupFn cb = op->cb ? (KeyLookupFn) op->cb : lookup_nop;
 
         if (error < 0)
                 cb(error == -EIO ? -EHOSTDOWN : error, NULL, op->userdata);

@@ -28,7 +28,7 @@ typedef struct Local {
 
 static void on_event(void *userdata, const RunEvent *ev) {
         Local *l = userdata;
-        _cleanup_free_ char *data = NULL;
+        char buf[160];
 
         switch (ev->type) {
         case RUN_EVENT_OUTPUT:
@@ -38,9 +38,7 @@ static void on_event(void *userdata, const RunEvent *ev) {
         case RUN_EVENT_TRUNCATED:
         case RUN_EVENT_TIMED_OUT:
         case RUN_EVENT_SETUP_FAILED:
-                data = api_event_data(ev);
-                if (data)
-                        fprintf(stderr, ev->type == RUN_EVENT_TIMED_OUT ? "\n--- %s ---\n" : "%s\n", data);
+                fprintf(stderr, "%s\n", api_event_marker_line(ev, buf, sizeof(buf)));
                 break;
         default:
                 break;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 

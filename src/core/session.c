@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/session.h"
-#include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 #include "shared/util.h"

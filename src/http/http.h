@@ -93,6 +93,10 @@ int http_reply_stream(HttpRequest *r, unsigned status, struct MHD_Response *resp
 /* For an authenticator that answered HTTP_AUTH_PENDING: on_abort is called if the request goes
  * away before http_request_auth_done() or a reply. */
 void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
+/* The authenticator's answer came (its callback runs): the abort hook is forgotten before the
+ * callback frees what it pointed at; then it replies or calls http_request_auth_done(). A
+ * reply made by anyone else while the key is being looked up calls on_abort first. */
+void http_request_auth_settled(HttpRequest *r);
 /* The request's body no longer counts as unauthenticated (its key is known). */
 void http_request_forget_unauthenticated(HttpRequest *r);
 /* Ends an authentication successfully: the request goes on as who. */

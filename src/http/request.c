@@ -41,10 +41,17 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
                 MHD_destroy_response(resp);
                 return -EALREADY;
         }
+        /* A reply made while the key is still being looked up (a body too large, too many
+         * uploads waiting) ends that wait: it is cancelled. Otherwise the one who waited is
+         * the one replying: nothing is outstanding. */
+        if (r->state == HTTP_REQUEST_AUTHENTICATING && r->on_abort) {
+                HttpRequestAbortFn f = r->on_abort;
+                r->on_abort = NULL;
+                f(r, r->abort_userdata);
+        }
         r->state = status == MHD_HTTP_SWITCHING_PROTOCOLS ? HTTP_REQUEST_UPGRADED : HTTP_REQUEST_REPLIED;
         r->pending = resp;
         r->pending_status = status;
-        /* Whoever waited (a handler, an authentication) is answered: nothing is outstanding. */
         r->on_abort = NULL;
         r->abort_userdata = NULL;
         http_request_forget_unauthenticated(r);
@@ -114,6 +121,11 @@ void http_request_auth_done(HttpRequest *r, const AuthInfo *who) {
                 MHD_resume_connection(r->connection);
                 http_server_kick(r->server);
         }
+}
+
+void http_request_auth_settled(HttpRequest *r) {
+        r->on_abort = NULL;
+        r->abort_userdata = NULL;
 }
 
 void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata) {
