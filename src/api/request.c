@@ -14,16 +14,6 @@
 #include "shared/size.h"
 #include "shared/util.h"
 
-static int errorf(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int errorf(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
-
 /* Optional typed field; a wrong type is a 400 naming the field. */
 #define GET_OPT(getter, obj, key, dst, what)                                                 \
         ({                                                                                   \

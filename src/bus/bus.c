@@ -55,15 +55,18 @@ static int check_admin(BusService *b, sd_bus_message *m, sd_bus_error *error) {
 static int prop_u(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
                   void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
+        ManagerStatus st;
         uint32_t v = 0;
+
+        manager_status(b->m, &st);
         if (streq(property, "ActiveExecutions"))
-                v = exec_queue_running(b->m->queue);
+                v = st.active;
         else if (streq(property, "QueuedExecutions"))
-                v = exec_queue_pending(b->m->queue);
+                v = st.queued;
         else if (streq(property, "MaxConcurrent"))
-                v = exec_queue_max(b->m->queue);
+                v = st.max_concurrent;
         else if (streq(property, "SessionCount"))
-                v = session_count(b->m->sessions);
+                v = st.sessions;
         return sd_bus_message_append(reply, "u", v);
 }
 
@@ -75,7 +78,10 @@ static int prop_version(sd_bus *bus, const char *path, const char *iface, const 
 static int prop_total(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
                       void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
-        return sd_bus_message_append(reply, "t", (uint64_t) b->m->total_executions);
+        ManagerStatus st;
+
+        manager_status(b->m, &st);
+        return sd_bus_message_append(reply, "t", st.total_executions);
 }
 
 /* A key method waiting on the store: answered from the callback. The bus message is held. */
@@ -417,18 +423,18 @@ static int enumerate_sessions(sd_bus *bus, const char *prefix, void *userdata, c
 
 static int on_counters(sd_event_source *s, uint64_t usec, void *userdata) {
         BusService *b = userdata;
-        unsigned active = exec_queue_running(b->m->queue), queued = exec_queue_pending(b->m->queue);
-        unsigned sessions = session_count(b->m->sessions);
-        uint64_t total = b->m->total_executions;
+        ManagerStatus st;
 
+        manager_status(b->m, &st);
         /* Counter changes, at most once a second rather than for every run. */
-        if (active != b->last_active || queued != b->last_queued || sessions != b->last_sessions || total != b->last_total)
+        if (st.active != b->last_active || st.queued != b->last_queued || st.sessions != b->last_sessions ||
+            st.total_executions != b->last_total)
                 (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, BUS_MANAGER_IFACE, "ActiveExecutions",
                                                       "QueuedExecutions", "SessionCount", "TotalExecutions", NULL);
-        b->last_active = active;
-        b->last_queued = queued;
-        b->last_sessions = sessions;
-        b->last_total = total;
+        b->last_active = st.active;
+        b->last_queued = st.queued;
+        b->last_sessions = st.sessions;
+        b->last_total = st.total_executions;
         (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }

@@ -8,10 +8,13 @@
 #include "sandbox/fsio.h"
 #include "shared/log.h"
 
-/* A session the caller may see, with a live sandbox; marks the access. */
-static int session_for_files(Manager *m, const AuthInfo *who, const char *id, Session **ret) {
+/* The normalised path, and a session the caller may see with a live sandbox (the access is
+ * marked). 0 or an Outcome. */
+static int file_target(Manager *m, const AuthInfo *who, const char *id, const char *path, char **ret_path, Session **ret) {
         Session *s;
 
+        if (sandbox_path_normalize(path, true, ret_path) < 0)
+                return OUTCOME_PATH_REFUSED;
         if (!id || !session_id_valid(id) || session_lookup(m->sessions, who, id, &s) < 0 || !session_sandbox(s))
                 return OUTCOME_SESSION_NOT_FOUND;
         session_touch(s);
@@ -50,9 +53,7 @@ int manager_file_write(Manager *m, const AuthInfo *who, const char *session_id, 
         Session *s;
         int r;
 
-        if (sandbox_path_normalize(path, true, &norm) < 0)
-                return OUTCOME_PATH_REFUSED;
-        r = session_for_files(m, who, session_id, &s);
+        r = file_target(m, who, session_id, path, &norm, &s);
         if (r != 0)
                 return r;
         /* Written from the sandbox's cgroup: the file counts against the session's memory limit. */
@@ -75,9 +76,7 @@ int manager_file_read(Manager *m, const AuthInfo *who, const char *session_id, c
         uid_t uid;
         int r;
 
-        if (sandbox_path_normalize(path, true, &norm) < 0)
-                return OUTCOME_PATH_REFUSED;
-        r = session_for_files(m, who, session_id, &s);
+        r = file_target(m, who, session_id, path, &norm, &s);
         if (r != 0)
                 return r;
         /* A sandbox that cannot be opened is a failure (its init died under us), never "no

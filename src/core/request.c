@@ -34,16 +34,6 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         return NULL;
 }
 
-static int errorf(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int errorf(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
-
 int sandbox_path_normalize(const char *path, bool allow_tmp, char **ret) {
         _cleanup_free_ char *copy = NULL;
         const char *rest;

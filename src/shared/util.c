@@ -336,3 +336,13 @@ bool strv_contains(char * const *l, const char *s) {
                         return true;
         return false;
 }
+
+int errorf(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return -EINVAL;
+}

@@ -57,6 +57,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free_ret);
 size_t strv_length(char * const *l);
 int strv_push(char ***l, char *value); /* takes value */
 bool strv_contains(char * const *l, const char *s);
+/* A refusal's message for the client: formats into *ret_error (NULL if out of memory) and
+ * returns -EINVAL, so that "return errorf(ret_error, ...);" ends a parser. */
+int errorf(char **ret_error, const char *fmt, ...) _printf_(2, 3);
 
 /* Parses leading decimal digits, stopping at the first non-digit. */
 int safe_atou64_prefix(const char *s, uint64_t *ret);
