@@ -124,6 +124,7 @@ static const TransportOps api_transport_ops = {
 ApiContext *api_free(ApiContext *ctx) {
         if (!ctx)
                 return NULL;
+        manager_remove_transport(ctx->m, ctx);
         http_server_free(ctx->http);
         free(ctx);
         return NULL;

@@ -511,6 +511,8 @@ int bus_service_new(BusService **ret, Manager *m, const char *bus, gid_t admin_g
 BusService *bus_service_free(BusService *b) {
         if (!b)
                 return NULL;
+        if (b->m)
+                manager_remove_transport(b->m, b);
         sd_event_source_disable_unref(b->counters);
         sd_bus_slot_unref(b->manager_slot);
         sd_bus_slot_unref(b->session_slot);

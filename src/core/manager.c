@@ -52,6 +52,14 @@ int manager_add_transport(Manager *m, const TransportOps *ops, void *userdata) {
         return 0;
 }
 
+void manager_remove_transport(Manager *m, void *userdata) {
+        for (unsigned i = 0; i < m->n_transports; i++)
+                if (m->transports[i].userdata == userdata) {
+                        m->transports[i] = m->transports[--m->n_transports];
+                        return;
+                }
+}
+
 static unsigned transports_sum(Manager *m, bool connections) {
         unsigned n = 0;
         for (unsigned i = 0; i < m->n_transports; i++) {

@@ -104,6 +104,8 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_add_transport(Manager *m, const TransportOps *ops, void *userdata);
+/* A transport going away (before the manager: what it stops still tells the others). */
+void manager_remove_transport(Manager *m, void *userdata);
 /* Fills the pool and tells systemd we are ready; then run the event loop. */
 int manager_startup(Manager *m);
 /* Stops taking work, cancels runs, exits the loop once drained (SIGTERM does this). */

@@ -256,6 +256,28 @@ class Bus(unittest.TestCase):
         finally:
             os.kill(pid, signal.SIGTERM)
 
+    def test_stop_with_live_sessions(self):
+        # The sessions' last signals go out while the server stops: the D-Bus transport, gone
+        # by then, must not be called (a crash at stop, seen under systemd).
+        out = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        address, bus_pid = out[0], int(out[1])
+        try:
+            d = Daemon(args=["--bus", "user"], env={"DBUS_SESSION_BUS_ADDRESS": address}).start()
+            pid = d.pid()
+            try:
+                for sid in ("left-1", "left-2"):
+                    r = d.post("/execute", {"request": {"cmd": "true"}, "sessionId": sid})
+                    self.assertEqual(r.status, 200, r)
+            finally:
+                rc = d.stop()
+            self.assertEqual(rc, 0, d.stderr_text()[-2000:])
+            # (the class's own daemon still runs sandboxes: look only at this one's cgroups,
+            # which hold every process of its sandboxes)
+            self.assertEqual(isol8test.own_cgroup_dirs(pid), [])
+        finally:
+            os.kill(bus_pid, signal.SIGTERM)
+
     def test_isol8ctl_usage(self):
         for args in (["--help"], ["keys", "--help"], ["sessions", "--help"], ["status", "--help"], ["cleanup", "--help"]):
             r = self.ctl(*args)
