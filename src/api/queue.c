@@ -20,5 +20,19 @@ int api_queue_status(HttpRequest *r, void *userdata) {
         json_add(qo, "maxSize", json_object_new_int64(st.max_queue));
         json_add(qo, "timeoutMs", json_object_new_int64((int64_t) st.queue_timeout_ms));
         json_add(o, "queue", qo);
+        /* This server's warm pool (not in upstream's answer; clients ignore what they do not know). */
+        json_object *po = json_object_new_object();
+        if (po) {
+                json_add(po, "ready", json_object_new_int64(st.pool.ready));
+                json_add(po, "building", json_object_new_int64(st.pool.building));
+                json_add(po, "cleaning", json_object_new_int64(st.pool.cleaning));
+                json_add(po, "inUse", json_object_new_int64(st.pool.in_use));
+                json_add(po, "waiting", json_object_new_int64(st.pool.waiting));
+                json_add(po, "demand", json_object_new_int64(st.pool.demand));
+                json_add(po, "target", json_object_new_int64(st.pool.target));
+                json_add(po, "buildMs", json_object_new_double((double) (st.pool.build_usec / 10) / 100.0));
+                json_add(po, "cleanMs", json_object_new_double((double) (st.pool.clean_usec / 10) / 100.0));
+                json_add(o, "pool", po);
+        }
         return http_reply_json(r, MHD_HTTP_OK, o);
 }

@@ -307,6 +307,8 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 .reuse = m->serve && m->config.pool_strategy == POOL_FAST,
                 .clean = m->serve ? (unsigned) m->config.pool_clean : 0,
                 .dirty = m->serve ? (unsigned) m->config.pool_dirty : 0,
+                /* Following demand up to every slot busy, plus the headroom the pool adds. */
+                .max_warm = m->serve ? (unsigned) m->config.max_concurrent + 2 : 0,
                 .sandbox_bytes = m->config.defaults.sandbox_bytes,
                 .tmp_bytes = m->config.defaults.tmp_bytes,
         };
@@ -410,4 +412,5 @@ void manager_status(Manager *m, ManagerStatus *ret) {
                 .pool_total = pool_n_total(m->pool),
                 .shutting_down = m->shutting_down,
         };
+        pool_stats(m->pool, &ret->pool);
 }

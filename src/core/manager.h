@@ -161,6 +161,7 @@ typedef struct ManagerStatus {
         uint64_t total_executions;
         unsigned pool_ready;
         unsigned pool_total;
+        PoolStats pool;
         bool shutting_down;
 } ManagerStatus;
 void manager_status(Manager *m, ManagerStatus *ret);

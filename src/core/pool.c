@@ -5,9 +5,13 @@
 
 #include "core/pool.h"
 #include "shared/log.h"
+#include "shared/time-util.h"
 #include "shared/util.h"
 
 #define POOL_MAX 256
+/* Warm sandboxes beyond the demand seen, so that the next client does not wait. */
+#define POOL_HEADROOM 2
+#define POOL_QUIET_DEFAULT_USEC (10 * USEC_PER_SEC)
 
 struct PoolRequest {
         Pool *pool;
@@ -25,6 +29,7 @@ typedef enum SlotState {
 typedef struct PoolSlot {
         Sandbox *sb;
         SlotState state;
+        uint64_t since;               /* CLOCK_MONOTONIC: when the build or the clean began */
 } PoolSlot;
 
 struct Pool {
@@ -34,16 +39,80 @@ struct Pool {
         unsigned n_slots;
         PoolRequest *waiters_head, *waiters_tail;
         unsigned n_waiters;
+        unsigned in_use;              /* handed out, not yet back */
+        /* Demand: sandboxes held or waited for at once. `demand` jumps up at once and comes
+         * down to what the last quiet period saw. */
+        unsigned demand;
+        unsigned window_max;
+        uint64_t quiet_usec;
+        sd_event_source *quiet_timer;
+        uint64_t build_usec, clean_usec;   /* moving averages of what each costs */
+        uint64_t built, cleaned, destroyed;
         bool freeing;
         sd_event_source *replenish;   /* building sandboxes waits until the current run is on its way */
         Sandbox *doomed[POOL_MAX];    /* used sandboxes to destroy once the loop is idle */
         unsigned n_doomed;
 };
 
+static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata);
+
+static unsigned count_state(Pool *p, SlotState st) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < p->n_slots; i++)
+                n += p->slots[i].state == st;
+        return n;
+}
+
+/* Warm: ready, or on the way to it. */
+static unsigned n_warm(Pool *p) {
+        return p->n_slots;
+}
+
+static unsigned pool_cap(Pool *p) {
+        return MAX(p->config.max_warm, p->config.clean + p->config.dirty);
+}
+
+/* How many warm sandboxes the demand asks for now (never below the floor, and one more in the
+ * making for every run that waits). */
+static unsigned want_warm(Pool *p) {
+        unsigned total = p->demand > 0 ? MIN(p->demand + POOL_HEADROOM, pool_cap(p)) : 0;
+        unsigned w = total > p->in_use ? total - p->in_use : 0;
+        return MAX(w, p->config.clean + p->n_waiters);
+}
+
+/* How many warm sandboxes may be kept (a used one cleaned, a ready one not destroyed). */
+static unsigned keep_warm(Pool *p) {
+        return MAX(MAX(want_warm(p), p->config.clean + p->config.dirty), 1u);
+}
+
+static void average(uint64_t *avg, uint64_t sample) {
+        *avg = *avg ? (*avg * 7 + sample) / 8 : sample;
+}
+
+static int on_quiet_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void note_demand(Pool *p) {
+        unsigned now = p->in_use + p->n_waiters;
+
+        p->window_max = MAX(p->window_max, now);
+        if (now > p->demand)
+                p->demand = now;
+        if (p->quiet_timer && p->demand > 0) {
+                int enabled = SD_EVENT_OFF;
+                (void) sd_event_source_get_enabled(p->quiet_timer, &enabled);
+                if (enabled == SD_EVENT_OFF) {
+                        (void) sd_event_source_set_time_relative(p->quiet_timer, p->quiet_usec);
+                        (void) sd_event_source_set_enabled(p->quiet_timer, SD_EVENT_ON);
+                }
+        }
+}
+
 static int on_replenish(sd_event_source *s, void *userdata) {
         Pool *p = userdata;
-        while (p->n_doomed > 0)
+        while (p->n_doomed > 0) {
                 p->provider.ops->free_sandbox(p->doomed[--p->n_doomed]);
+                p->destroyed++;
+        }
         pool_replenish(p);
         return 0;
 }
@@ -65,14 +134,13 @@ static void replenish_later(Pool *p) {
 static void destroy_later(Pool *p, Sandbox *sb) {
         if (p->n_doomed >= POOL_MAX) {
                 p->provider.ops->free_sandbox(sb);
+                p->destroyed++;
                 return;
         }
         p->provider.ops->set_handler(sb, NULL, NULL);
         p->doomed[p->n_doomed++] = sb;
         replenish_later(p);
 }
-
-static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata);
 
 static int slot_index(Pool *p, Sandbox *sb) {
         for (unsigned i = 0; i < p->n_slots; i++)
@@ -85,19 +153,45 @@ static void slot_remove(Pool *p, unsigned i) {
         p->slots[i] = p->slots[--p->n_slots];
 }
 
-static unsigned count_state(Pool *p, SlotState st) {
-        unsigned n = 0;
-        for (unsigned i = 0; i < p->n_slots; i++)
-                n += p->slots[i].state == st;
-        return n;
+/* After a quiet period the pool comes back towards what the demand now asks for: the demand
+ * is what the last period saw, and ready sandboxes beyond it go, half the excess at a time. */
+static int on_quiet_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pool *p = userdata;
+        unsigned now = p->in_use + p->n_waiters, want, excess;
+
+        p->demand = MAX(p->window_max, now);
+        p->window_max = now;
+        want = keep_warm(p);
+        excess = n_warm(p) > want ? n_warm(p) - want : 0;
+        for (unsigned i = 0, n = (excess + 1) / 2; n > 0 && i < p->n_slots;)
+                if (p->slots[i].state == SLOT_READY) {
+                        destroy_later(p, p->slots[i].sb);
+                        slot_remove(p, i);
+                        n--;
+                } else
+                        i++;
+        if (p->demand == 0 && n_warm(p) <= want)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);   /* idle: wake nobody */
+        return sd_event_source_set_time_relative(s, p->quiet_usec);
 }
 
 int pool_new(Pool **ret, const SandboxProvider *provider, const PoolConfig *config) {
         Pool *p = calloc(1, sizeof(Pool));
+        uint64_t quiet;
+        int r;
+
         if (!p)
                 return -ENOMEM;
         p->provider = *provider;
         p->config = *config;
+        quiet = p->quiet_usec = config->quiet_usec ?: POOL_QUIET_DEFAULT_USEC;
+        r = sd_event_add_time_relative(p->provider.event, &p->quiet_timer, CLOCK_MONOTONIC, quiet, quiet / 10, on_quiet_timer, p);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
+        (void) sd_event_source_set_description(p->quiet_timer, "pool-quiet");
+        (void) sd_event_source_set_enabled(p->quiet_timer, SD_EVENT_OFF);
         *ret = p;
         return 0;
 }
@@ -117,6 +211,7 @@ Pool *pool_free(Pool *p) {
         while (p->n_doomed > 0)
                 p->provider.ops->free_sandbox(p->doomed[--p->n_doomed]);
         sd_event_source_disable_unref(p->replenish);
+        sd_event_source_disable_unref(p->quiet_timer);
         free(p);
         return NULL;
 }
@@ -131,46 +226,48 @@ static int pool_spawn(Pool *p) {
         r = p->provider.ops->new_sandbox(p->provider.userdata, &o, pool_on_event, p, &sb);
         if (r < 0)
                 return r;
-        p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CREATING };
+        p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CREATING, now_usec(CLOCK_MONOTONIC) };
         return 0;
 }
 
+static void fail_waiters(Pool *p, int error, unsigned keep) {
+        while (p->waiters_head && p->n_waiters > keep) {
+                PoolRequest *w = p->waiters_head;
+                p->waiters_head = w->next;
+                if (!p->waiters_head)
+                        p->waiters_tail = NULL;
+                p->n_waiters--;
+                w->cb(NULL, error, w->userdata);
+                free(w);
+        }
+}
+
 void pool_replenish(Pool *p) {
-        /* Keep `clean` sandboxes ready or on their way, plus one in the making per waiter. */
-        unsigned want = p->config.clean + p->n_waiters;
-        unsigned have = count_state(p, SLOT_READY) + count_state(p, SLOT_CREATING) + count_state(p, SLOT_CLEANING);
+        unsigned want = want_warm(p), have = n_warm(p);
 
         if (p->freeing)
                 return;
+        /* Every missing one at once: they build in parallel, in their own processes. */
         while (have < want) {
                 int r = pool_spawn(p);
                 if (r < 0) {
                         log_warning_errno(r, "pool: cannot create a sandbox: %m");
                         /* Fail the waiters that nothing will serve. */
-                        while (p->waiters_head && have < p->n_waiters) {
-                                PoolRequest *w = p->waiters_head;
-                                p->waiters_head = w->next;
-                                if (!p->waiters_head)
-                                        p->waiters_tail = NULL;
-                                p->n_waiters--;
-                                w->cb(NULL, r, w->userdata);
-                                free(w);
-                        }
+                        fail_waiters(p, r, have);
                         return;
                 }
                 have++;
         }
 }
 
-/* A sandbox became ready: give it to the first waiter, or keep it. */
+/* A sandbox became ready: give it to the first waiter, or keep it if the demand wants it. */
 static void pool_offer(Pool *p, unsigned i) {
         PoolRequest *w = p->waiters_head;
         Sandbox *sb;
 
         if (!w) {
-                unsigned cap = p->config.clean + p->config.dirty;
-                if (count_state(p, SLOT_READY) >= MAX(cap, 1u)) {
-                        p->provider.ops->free_sandbox(p->slots[i].sb);
+                if (n_warm(p) > keep_warm(p)) {
+                        destroy_later(p, p->slots[i].sb);
                         slot_remove(p, i);
                         return;
                 }
@@ -181,6 +278,7 @@ static void pool_offer(Pool *p, unsigned i) {
         if (!p->waiters_head)
                 p->waiters_tail = NULL;
         p->n_waiters--;
+        p->in_use++;
         sb = p->slots[i].sb;
         slot_remove(p, i);
         p->provider.ops->set_handler(sb, NULL, NULL);
@@ -199,24 +297,25 @@ static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdat
         case SANDBOX_CLEANED:
                 if (value < 0) {
                         p->provider.ops->free_sandbox(sb);
+                        p->destroyed++;
                         slot_remove(p, (unsigned) i);
                         /* A failing setup would fail again: fail the waiters instead of looping. */
-                        while (p->waiters_head && count_state(p, SLOT_CREATING) + count_state(p, SLOT_CLEANING) < p->n_waiters) {
-                                PoolRequest *w = p->waiters_head;
-                                p->waiters_head = w->next;
-                                if (!p->waiters_head)
-                                        p->waiters_tail = NULL;
-                                p->n_waiters--;
-                                w->cb(NULL, value, w->userdata);
-                                free(w);
-                        }
+                        fail_waiters(p, value, count_state(p, SLOT_CREATING) + count_state(p, SLOT_CLEANING));
                         return;
+                }
+                if (ev == SANDBOX_READY) {
+                        average(&p->build_usec, now_usec(CLOCK_MONOTONIC) - p->slots[i].since);
+                        p->built++;
+                } else {
+                        average(&p->clean_usec, now_usec(CLOCK_MONOTONIC) - p->slots[i].since);
+                        p->cleaned++;
                 }
                 pool_offer(p, (unsigned) i);
                 pool_replenish(p);
                 return;
         case SANDBOX_DIED:
                 p->provider.ops->free_sandbox(sb);
+                p->destroyed++;
                 slot_remove(p, (unsigned) i);
                 pool_replenish(p);
                 return;
@@ -233,6 +332,8 @@ int pool_acquire(Pool *p, PoolAcquireFn cb, void *userdata, Sandbox **ret_sb, Po
                         Sandbox *sb = p->slots[i].sb;
                         slot_remove(p, i);
                         p->provider.ops->set_handler(sb, NULL, NULL);
+                        p->in_use++;
+                        note_demand(p);
                         replenish_later(p);
                         *ret_sb = sb;
                         return 1;
@@ -249,6 +350,7 @@ int pool_acquire(Pool *p, PoolAcquireFn cb, void *userdata, Sandbox **ret_sb, Po
                 p->waiters_head = w;
         p->waiters_tail = w;
         p->n_waiters++;
+        note_demand(p);
         pool_replenish(p);
         *ret_req = w;
         return 0;
@@ -269,11 +371,21 @@ void pool_request_cancel(PoolRequest *req) {
                 }
 }
 
+void pool_forget(Pool *p, Sandbox *sb) {
+        if (sb && p->in_use > 0)
+                p->in_use--;
+}
+
 void pool_release(Pool *p, Sandbox *sb) {
         if (!sb)
                 return;
-        if (!p->config.reuse || p->provider.ops->is_dead(sb) || count_state(p, SLOT_CLEANING) >= MAX(p->config.dirty, 1u) ||
-            p->n_slots >= POOL_MAX || p->provider.ops->shares_network(sb)) {
+        if (p->in_use > 0)
+                p->in_use--;
+        /* Cleaning is the cheaper way to a warm sandbox, as long as it is measured so: a build
+         * costs CPU in a process of its own, a clean a few syscalls in the init. */
+        if (!p->config.reuse || p->provider.ops->is_dead(sb) || p->provider.ops->shares_network(sb) ||
+            p->n_slots >= POOL_MAX || n_warm(p) >= keep_warm(p) ||
+            (p->build_usec > 0 && p->clean_usec > p->build_usec)) {
                 destroy_later(p, sb);
                 return;
         }
@@ -282,7 +394,7 @@ void pool_release(Pool *p, Sandbox *sb) {
                 destroy_later(p, sb);
                 return;
         }
-        p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CLEANING };
+        p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CLEANING, now_usec(CLOCK_MONOTONIC) };
 }
 
 unsigned pool_flush(Pool *p) {
@@ -290,6 +402,7 @@ unsigned pool_flush(Pool *p) {
         for (unsigned i = 0; i < p->n_slots;) {
                 if (p->slots[i].state == SLOT_READY) {
                         p->provider.ops->free_sandbox(p->slots[i].sb);
+                        p->destroyed++;
                         slot_remove(p, i);
                         n++;
                 } else
@@ -304,4 +417,21 @@ unsigned pool_n_ready(Pool *p) {
 
 unsigned pool_n_total(Pool *p) {
         return p->n_slots;
+}
+
+void pool_stats(Pool *p, PoolStats *ret) {
+        *ret = (PoolStats) {
+                .ready = count_state(p, SLOT_READY),
+                .building = count_state(p, SLOT_CREATING),
+                .cleaning = count_state(p, SLOT_CLEANING),
+                .in_use = p->in_use,
+                .waiting = p->n_waiters,
+                .demand = p->demand,
+                .target = want_warm(p),
+                .build_usec = p->build_usec,
+                .clean_usec = p->clean_usec,
+                .built = p->built,
+                .cleaned = p->cleaned,
+                .destroyed = p->destroyed,
+        };
 }

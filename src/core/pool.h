@@ -7,9 +7,12 @@
 #include "core/provider.h"
 #include "sandbox/sandbox.h"
 
-/* Warm sandboxes. "fast" keeps `clean` sandboxes ready and cleans used ones in the background
- * (up to `dirty` at a time) to serve again; "secure" destroys every used sandbox and keeps
- * `clean` fresh ones ready. */
+/* Warm sandboxes that follow demand. The pool keeps at least `clean` sandboxes warm (ready, or
+ * being built or cleaned); on top of that it tracks how many sandboxes runs hold at once
+ * (in use plus waiting) and keeps that many plus a little headroom, up to `max_warm`, building
+ * them in parallel off the request path; after a quiet period it shrinks back towards the
+ * floor. "fast" cleans a used sandbox to serve again while cleaning is cheaper than building
+ * one (both are measured); "secure" destroys every used sandbox. */
 
 typedef struct Pool Pool;
 typedef struct PoolRequest PoolRequest;
@@ -19,8 +22,10 @@ typedef void (*PoolAcquireFn)(Sandbox *sb, int error, void *userdata);
 
 typedef struct PoolConfig {
         bool reuse;                 /* fast: clean and reuse; secure: never */
-        unsigned clean;
-        unsigned dirty;
+        unsigned clean;             /* the floor: warm sandboxes kept even when idle */
+        unsigned dirty;             /* used sandboxes kept for cleaning, on top of the floor */
+        unsigned max_warm;          /* the most sandboxes the pool holds (warm + in use); 0: clean + dirty */
+        uint64_t quiet_usec;        /* demand seen within this long still counts; 0: 10 s */
         uint64_t sandbox_bytes;     /* sizes of a fresh sandbox */
         uint64_t tmp_bytes;
 } PoolConfig;
@@ -28,15 +33,24 @@ typedef struct PoolConfig {
 int pool_new(Pool **ret, const SandboxProvider *provider, const PoolConfig *config);
 Pool *pool_free(Pool *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pool *, pool_free);
-/* Fills the pool up to its size (called at start and after every change). */
 void pool_replenish(Pool *p);
-/* Returns 1 and a ready sandbox in *ret_sb at once when one is ready; otherwise 0 and calls cb
- * later (the request can be cancelled until then). */
+/* Returns 1 with *ret_sb when a ready sandbox is there, 0 with *ret_req when cb follows. */
 int pool_acquire(Pool *p, PoolAcquireFn cb, void *userdata, Sandbox **ret_sb, PoolRequest **ret_req);
 void pool_request_cancel(PoolRequest *req);
-/* Hands a used sandbox back: cleaned for reuse, or destroyed. */
+/* A sandbox from pool_acquire() comes back after a run (cleaned or destroyed). */
 void pool_release(Pool *p, Sandbox *sb);
-/* Destroys every idle sandbox; returns how many. */
+/* A sandbox from pool_acquire() will not come back (a session keeps it): no longer demand. */
+void pool_forget(Pool *p, Sandbox *sb);
 unsigned pool_flush(Pool *p);
 unsigned pool_n_ready(Pool *p);
 unsigned pool_n_total(Pool *p);
+
+typedef struct PoolStats {
+        unsigned ready, building, cleaning, in_use, waiting;
+        unsigned demand;            /* sandboxes runs held at once, recently */
+        unsigned target;            /* warm sandboxes the pool aims for now */
+        uint64_t build_usec;        /* measured cost of building one (moving average) */
+        uint64_t clean_usec;        /* ... and of cleaning one */
+        uint64_t built, cleaned, destroyed;
+} PoolStats;
+void pool_stats(Pool *p, PoolStats *ret);

@@ -300,6 +300,7 @@ static void on_pool_sandbox(Sandbox *sb, int error, void *userdata) {
                 return;
         }
         s->sb = sb;
+        pool_forget(s->registry->pool, sb);
         s->registry->provider.ops->set_handler(sb, on_session_sandbox, s);
         s->sb_ready = true;
         dispatch(s);
@@ -322,6 +323,7 @@ static int provision(Session *s) {
                 return k;
         if (k > 0) {
                 s->sb = sb;
+                pool_forget(r->pool, sb);
                 r->provider.ops->set_handler(sb, on_session_sandbox, s);
                 s->sb_ready = true;
         }

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "core/pool.h"
+#include "shared/time-util.h"
 #include "fake-provider.h"
 #include "tap.h"
 
@@ -131,6 +132,99 @@ static void test_waiters_fail_on_free(sd_event *e) {
         CHECK(fake_n_live() == 0);
 }
 
+static void loop_for(sd_event *e, uint64_t usec) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + usec;
+        while (now_usec(CLOCK_MONOTONIC) < end)
+                (void) sd_event_run(e, 10 * USEC_PER_MSEC);
+}
+
+/* The defaults (clean 1, dirty 1) under a burst of 8: the pool builds for all of them at once,
+ * keeps what the demand used, and comes back to the floor when it is quiet. */
+static void test_follows_demand(sd_event *e) {
+        Pool *p = NULL;
+        PoolConfig pc = { .reuse = true, .clean = 1, .dirty = 1, .max_warm = 12, .quiet_usec = 100 * USEC_PER_MSEC };
+        PoolRequest *req = NULL;
+        Sandbox *sb = NULL;
+        Got g[8] = {};
+        PoolStats st;
+
+        fake_init(e);
+        CHECK(pool_new(&p, &fake.provider, &pc) == 0);
+        pool_replenish(p);
+        CHECK(fake.created == 1);                       /* idle: the floor only */
+        for (int i = 0; i < 8; i++)
+                CHECK(pool_acquire(p, on_acquired, &g[i], &sb, &req) == 0);
+        /* Built in parallel for every waiter at once, plus headroom: nobody waits in line for a
+         * build that starts after the one before it. */
+        CHECK(fake.created == 10);
+        while (fake_pending())
+                fake_event(fake_pending(), SANDBOX_READY, 0);
+        for (int i = 0; i < 8; i++)
+                CHECK(g[i].calls == 1 && g[i].sb);
+        pool_stats(p, &st);
+        CHECK(st.in_use == 8 && st.demand == 8 && st.ready == 2);
+        /* Back after their runs: cleaned and kept (the demand was 8), not destroyed. */
+        for (int i = 0; i < 8; i++)
+                pool_release(p, g[i].sb);
+        pool_stats(p, &st);
+        CHECK(st.cleaning == 8 && st.in_use == 0);
+        for (int i = 0; i < 8; i++)
+                fake_event(g[i].sb, SANDBOX_CLEANED, 0);
+        CHECK(pool_n_ready(p) == 10);
+        run_loop(e);
+        CHECK(fake.freed == 0);
+        /* A second burst finds them warm: served at once. */
+        for (int i = 0; i < 8; i++) {
+                sb = NULL;
+                CHECK(pool_acquire(p, on_acquired, &g[i], &sb, &req) == 1 && sb);
+                pool_release(p, sb);
+                fake_event(sb, SANDBOX_CLEANED, 0);
+        }
+        /* Quiet: back to the floor (clean + dirty), a half of the excess at a time. */
+        loop_for(e, 90 * USEC_PER_MSEC);
+        CHECK(pool_n_total(p) == 10);                     /* the period that saw the burst keeps it */
+        loop_for(e, 250 * USEC_PER_MSEC);
+        CHECK(pool_n_total(p) < 10);
+        loop_for(e, 900 * USEC_PER_MSEC);
+        CHECK(pool_n_total(p) == 2);
+        pool_stats(p, &st);
+        CHECK(st.demand == 0);
+        pool_free(p);
+        CHECK(fake_n_live() == 0);
+}
+
+/* Cleaning is used while it is the cheaper way to a warm sandbox. */
+static void test_prefers_the_cheaper_way(sd_event *e) {
+        Pool *p = NULL;
+        PoolConfig pc = { .reuse = true, .clean = 1, .dirty = 1, .max_warm = 4 };
+        PoolRequest *req = NULL;
+        Sandbox *sb = NULL;
+        PoolStats st;
+        Got g = {};
+
+        fake_init(e);
+        CHECK(pool_new(&p, &fake.provider, &pc) == 0);
+        pool_replenish(p);
+        fake_event(fake_pending(), SANDBOX_READY, 0);     /* a build that took no time */
+        CHECK(pool_acquire(p, on_acquired, &g, &sb, &req) == 1);
+        pool_release(p, sb);
+        CHECK(sb->cleans == 1);
+        loop_for(e, 30 * USEC_PER_MSEC);                   /* a clean that took 30 ms */
+        fake_event(sb, SANDBOX_CLEANED, 0);
+        pool_stats(p, &st);
+        CHECK(st.clean_usec > st.build_usec && st.built == 1 && st.cleaned == 1);
+        while (fake_pending())
+                fake_event(fake_pending(), SANDBOX_READY, 0);
+        sb = NULL;
+        CHECK(pool_acquire(p, on_acquired, &g, &sb, &req) == 1 && sb);
+        unsigned cleans = sb->cleans;
+        pool_release(p, sb);
+        CHECK(sb->cleans == cleans);                      /* destroyed: building is cheaper here */
+        run_loop(e);
+        pool_free(p);
+        CHECK(fake_n_live() == 0);
+}
+
 int main(void) {
         sd_event *e = NULL;
 
@@ -139,6 +233,8 @@ int main(void) {
         test_secure_never_reuses(e);
         test_failures(e);
         test_waiters_fail_on_free(e);
+        test_follows_demand(e);
+        test_prefers_the_cheaper_way(e);
         sd_event_unref(e);
         return tap_done();
 }

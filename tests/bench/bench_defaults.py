@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""isol8 as a user runs it: the default configuration (poolSize {"clean": 1, "dirty": 1},
+maxConcurrent 10), measured the way issue 18 states its targets.
+
+  /execute of `cmd: true` with 1, 8 and 32 wrk clients: exec/s, p50, p99
+  one client: `cmd: true` and python `pass` p50 beside a bare fork+exec of the same, same run
+  the pool's own view afterwards (demand, warm target, measured build and clean cost)
+  BENCH_RUNS=N: N executions (8 clients), daemon RSS before and after (the 100,000-run mode)
+
+ISOL8_BIN picks the binary (default build/src/isol8); prints Markdown tables.
+"""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
+from bench import bare, pct, print_table, rss_kb, sequential  # noqa: E402
+from isol8test import MASTER, Daemon  # noqa: E402
+
+DURATION = os.environ.get("BENCH_DURATION", "5s")
+RUNS = int(os.environ.get("BENCH_RUNS", "0"))
+
+
+def wrk_execute(port, conns, body):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
+                f'wrk.headers["Authorization"] = "Bearer {MASTER}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+        script = f.name
+    try:
+        out = subprocess.run(["wrk", "--latency", f"-t{min(2, conns)}", f"-c{conns}", f"-d{DURATION}", "-s", script,
+                              f"http://127.0.0.1:{port}/execute"], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script)
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        raise SystemExit(f"wrk saw errors: {out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def lat(p):
+        m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    return rps, lat(50), lat(99)
+
+
+def many_runs(port, n, clients=8):
+    body = json.dumps({"request": {"cmd": "true"}})
+    hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
+
+    def worker(k):
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for _ in range(k):
+            conn.request("POST", "/execute", body=body, headers=hdr)
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"bad answer {r.status}")
+        conn.close()
+    with ThreadPoolExecutor(clients) as ex:
+        list(ex.map(worker, [n // clients] * clients))
+
+
+def pool_line(d):
+    # The daemon says what its pool did (journal-style line on stderr at exit is not needed:
+    # /queue/status carries the pool's figures).
+    conn = http.client.HTTPConnection("127.0.0.1", d.port)
+    conn.request("GET", "/queue/status", headers={"Authorization": f"Bearer {MASTER}"})
+    st = json.loads(conn.getresponse().read())
+    conn.close()
+    return st.get("pool", {})
+
+
+def main():
+    rows = []
+    d = Daemon().start()
+    try:
+        time.sleep(0.5)
+        idle = rss_kb(d.pid())
+        b_sh = bare(["/usr/bin/bash", "-c", "true"])
+        i_sh = sequential(d.port, {"cmd": "true"})
+        b_py = bare(["/usr/bin/python3", "-c", "pass"])
+        i_py = sequential(d.port, {"code": "pass", "runtime": "python"})
+        rows.append(("bare `bash -c true` / isol8 `cmd: true`, one client, p50",
+                     f"{pct(b_sh, 50):.2f} / {pct(i_sh, 50):.2f} ms", f"+{pct(i_sh, 50) - pct(b_sh, 50):.2f} ms"))
+        rows.append(("bare `python3 -c pass` / isol8 python `pass`, one client, p50",
+                     f"{pct(b_py, 50):.2f} / {pct(i_py, 50):.2f} ms", f"+{pct(i_py, 50) - pct(b_py, 50):.2f} ms"))
+        for c in (1, 8, 32):
+            rps, p50, p99 = wrk_execute(d.port, c, '{"request":{"cmd":"true"}}')
+            rows.append((f"`cmd: true`, {c} client(s), default configuration", f"{rps:,.0f} exec/s",
+                         f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"))
+        p = pool_line(d)
+        if p:
+            rows.append(("pool after the load (demand / warm target / ready)", f"{p.get('demand')} / {p.get('target')} / {p.get('ready')}",
+                         f"build {p.get('buildMs')} ms, clean {p.get('cleanMs')} ms (moving averages)"))
+        rows.append(("daemon RSS, idle", f"{idle / 1024:.1f} MiB", ""))
+        if RUNS:
+            before = rss_kb(d.pid())
+            t0 = time.time()
+            many_runs(d.port, RUNS)
+            time.sleep(1)
+            after = rss_kb(d.pid())
+            rows.append((f"daemon RSS before / after {RUNS:,} runs (8 clients, {time.time() - t0:.0f} s)",
+                         f"{before / 1024:.1f} / {after / 1024:.1f} MiB", f"{(after - before):+d} KiB"))
+    finally:
+        d.stop()
+    print(f"binary: {os.environ.get('ISOL8_BIN', 'build/src/isol8')}")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
