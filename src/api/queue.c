@@ -1,6 +1,15 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+
 #include "api/api.h"
 #include "shared/json-util.h"
+
+/* Milliseconds with two decimals, printed as such. */
+static json_object *json_ms(uint64_t usec) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%.2f", (double) usec / 1000.0);
+        return json_object_new_double_s((double) usec / 1000.0, buf);
+}
 
 int api_queue_status(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
@@ -30,8 +39,8 @@ int api_queue_status(HttpRequest *r, void *userdata) {
                 json_add(po, "waiting", json_object_new_int64(st.pool.waiting));
                 json_add(po, "demand", json_object_new_int64(st.pool.demand));
                 json_add(po, "target", json_object_new_int64(st.pool.target));
-                json_add(po, "buildMs", json_object_new_double((double) (st.pool.build_usec / 10) / 100.0));
-                json_add(po, "cleanMs", json_object_new_double((double) (st.pool.clean_usec / 10) / 100.0));
+                json_add(po, "buildMs", json_ms(st.pool.build_usec));
+                json_add(po, "cleanMs", json_ms(st.pool.clean_usec));
                 json_add(o, "pool", po);
         }
         return http_reply_json(r, MHD_HTTP_OK, o);

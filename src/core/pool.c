@@ -303,11 +303,14 @@ static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdat
                         fail_waiters(p, value, count_state(p, SLOT_CREATING) + count_state(p, SLOT_CLEANING));
                         return;
                 }
+                /* The cost: the CPU time the init reports, else (a provider that does not say)
+                 * how long it took. */
+                uint64_t cost = value > 0 ? (uint64_t) value : now_usec(CLOCK_MONOTONIC) - p->slots[i].since;
                 if (ev == SANDBOX_READY) {
-                        average(&p->build_usec, now_usec(CLOCK_MONOTONIC) - p->slots[i].since);
+                        average(&p->build_usec, cost);
                         p->built++;
                 } else {
-                        average(&p->clean_usec, now_usec(CLOCK_MONOTONIC) - p->slots[i].since);
+                        average(&p->clean_usec, cost);
                         p->cleaned++;
                 }
                 pool_offer(p, (unsigned) i);

@@ -261,7 +261,7 @@ static int on_message(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 }
                 sb->ready = true;
-                sandbox_emit(sb, SANDBOX_READY, 0);
+                sandbox_emit(sb, SANDBOX_READY, m.value);
                 break;
         case INIT_MSG_STARTED:
                 if (m.value < 0)

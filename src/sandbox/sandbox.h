@@ -39,10 +39,10 @@ CgroupManager *sandbox_engine_cgroups(SandboxEngine *e);
 sd_event *sandbox_engine_event(SandboxEngine *e);
 
 typedef enum SandboxEvent {
-        SANDBOX_READY,      /* set up; value = 0 or a negative errno if setup failed */
+        SANDBOX_READY,      /* set up; value = the CPU time the init spent on it (µs, > 0), or a negative errno */
         SANDBOX_STARTED,    /* the program runs */
         SANDBOX_EXITED,     /* the program ended, value = wait status; all its processes are gone */
-        SANDBOX_CLEANED,    /* reset after a run, ready to be reused */
+        SANDBOX_CLEANED,    /* reset after a run, ready to be reused; value as for READY (what the clean cost) */
         SANDBOX_DIED,       /* the init process is gone (killed, OOM): the sandbox is unusable */
 } SandboxEvent;
 
