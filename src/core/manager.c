@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -263,6 +264,20 @@ static int manager_connect_signals(Manager *m, const ManagerOptions *opts) {
         return 0;
 }
 
+/* Each sandbox keeps its cgroup counter files open (sandbox/cgroup-backend.h) and each client
+ * is a socket: a server with a full pool, many sessions and connections needs more than the
+ * 1024 descriptors a service starts with. The hard limit is ours to use (systemd's default is
+ * 524288); nothing here uses select(). */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = MIN(rl.rlim_max, (rlim_t) 65536);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(errno, "Cannot raise the file descriptor limit: %m");
+}
+
 int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOptions *opts) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
@@ -275,6 +290,8 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
         *config = (Config) {};
         m->event = sd_event_ref(event);
         m->serve = opts->serve;
+        if (m->serve)
+                raise_fd_limit();
         m->port = opts->port;
         if (opts->master_key && !(m->master_key = strdup(opts->master_key)))
                 return -ENOMEM;

@@ -42,9 +42,17 @@ struct CgroupManager {
         unsigned n;
 };
 
+/* The counter files a run reads and resets, kept open for the cgroup's life: a cgroupfs file
+ * read again from offset 0 gives fresh figures, so a run costs a pread() per counter, not an
+ * open, a read and a close (kernfs opens are what the daemon spent most of its time on). One
+ * fd per file for both reading and resetting: on cgroup v2 a reset of memory.peak holds for the
+ * fd that wrote it. */
+#define CGROUP_COUNTERS_MAX 8
+
 struct Cgroup {
         CgroupManager *manager;
         char *path[CGROUP_DIRS_MAX];
+        int counter_fd[CGROUP_COUNTERS_MAX];
         uint64_t cpu_base_usec;   /* v2 CPU time cannot be reset: remember where a run started */
         bool limits_set;          /* the limits below are what the files hold */
         uint64_t memory;
@@ -62,3 +70,7 @@ int cgroup_read_u64(const char *dir, const char *file, uint64_t *ret);
 /* "key value" lines, as in memory.events, cpu.stat, memory.oom_control, pids.events. */
 int cgroup_read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret);
 int cgroup_mkdir(const char *p);
+/* A counter file of cg (slot: the backend's number for it, below CGROUP_COUNTERS_MAX). */
+int cgroup_counter_u64(Cgroup *cg, unsigned slot, const char *dir, const char *file, uint64_t *ret);
+int cgroup_counter_keyed(Cgroup *cg, unsigned slot, const char *dir, const char *file, const char *key, uint64_t *ret);
+int cgroup_counter_write(Cgroup *cg, unsigned slot, const char *dir, const char *file, const char *value);

@@ -101,20 +101,23 @@ static int v1_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pid
         return cgroup_write_file(cg->path[V1_CPU], "cpu.cfs_quota_us", buf);
 }
 
+/* Counter files, kept open (cgroup-backend.h). */
+enum { C_CPU, C_MEMORY, C_MEMORY_PEAK, C_OOM, C_PIDS_EVENTS };
+
 static void v1_read_stats(Cgroup *cg, CgroupStats *s) {
         uint64_t ns = 0;
 
-        (void) cgroup_read_u64(cg->path[V1_CPUACCT], "cpuacct.usage", &ns);
+        (void) cgroup_counter_u64(cg, C_CPU, cg->path[V1_CPUACCT], "cpuacct.usage", &ns);
         s->cpu_usec = ns / 1000;
-        (void) cgroup_read_u64(cg->path[V1_MEMORY], "memory.usage_in_bytes", &s->memory_bytes);
-        (void) cgroup_read_u64(cg->path[V1_MEMORY], "memory.max_usage_in_bytes", &s->memory_peak_bytes);
-        (void) cgroup_read_keyed(cg->path[V1_MEMORY], "memory.oom_control", "oom_kill", &s->oom_kills);
-        (void) cgroup_read_keyed(cg->path[V1_PIDS], "pids.events", "max", &s->pids_max_events);
+        (void) cgroup_counter_u64(cg, C_MEMORY, cg->path[V1_MEMORY], "memory.usage_in_bytes", &s->memory_bytes);
+        (void) cgroup_counter_u64(cg, C_MEMORY_PEAK, cg->path[V1_MEMORY], "memory.max_usage_in_bytes", &s->memory_peak_bytes);
+        (void) cgroup_counter_keyed(cg, C_OOM, cg->path[V1_MEMORY], "memory.oom_control", "oom_kill", &s->oom_kills);
+        (void) cgroup_counter_keyed(cg, C_PIDS_EVENTS, cg->path[V1_PIDS], "pids.events", "max", &s->pids_max_events);
 }
 
 static void v1_reset_counters(Cgroup *cg) {
-        (void) cgroup_write_file(cg->path[V1_MEMORY], "memory.max_usage_in_bytes", "0");
-        (void) cgroup_write_file(cg->path[V1_CPUACCT], "cpuacct.usage", "0");
+        (void) cgroup_counter_write(cg, C_MEMORY_PEAK, cg->path[V1_MEMORY], "memory.max_usage_in_bytes", "0");
+        (void) cgroup_counter_write(cg, C_CPU, cg->path[V1_CPUACCT], "cpuacct.usage", "0");
 }
 
 static const char *v1_memory_dir(char *const *path) {

@@ -107,24 +107,28 @@ static int v2_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pid
         return cgroup_write_file(p, "cpu.max", cpu > 0 ? buf : "max 100000");
 }
 
+/* Counter files, kept open (cgroup-backend.h). */
+enum { C_CPU, C_MEMORY, C_MEMORY_PEAK, C_OOM, C_PIDS_EVENTS };
+
 static void v2_read_stats(Cgroup *cg, CgroupStats *s) {
         const char *p = cg->path[0];
         uint64_t usage = 0;
 
-        (void) cgroup_read_keyed(p, "cpu.stat", "usage_usec", &usage);
+        (void) cgroup_counter_keyed(cg, C_CPU, p, "cpu.stat", "usage_usec", &usage);
         s->cpu_usec = usage >= cg->cpu_base_usec ? usage - cg->cpu_base_usec : 0;
-        (void) cgroup_read_u64(p, "memory.current", &s->memory_bytes);
-        if (cgroup_read_u64(p, "memory.peak", &s->memory_peak_bytes) < 0)
+        (void) cgroup_counter_u64(cg, C_MEMORY, p, "memory.current", &s->memory_bytes);
+        if (cgroup_counter_u64(cg, C_MEMORY_PEAK, p, "memory.peak", &s->memory_peak_bytes) < 0)
                 s->memory_peak_bytes = s->memory_bytes;
-        (void) cgroup_read_keyed(p, "memory.events", "oom_kill", &s->oom_kills);
-        (void) cgroup_read_keyed(p, "pids.events", "max", &s->pids_max_events);
+        (void) cgroup_counter_keyed(cg, C_OOM, p, "memory.events", "oom_kill", &s->oom_kills);
+        (void) cgroup_counter_keyed(cg, C_PIDS_EVENTS, p, "pids.events", "max", &s->pids_max_events);
 }
 
 static void v2_reset_counters(Cgroup *cg) {
         uint64_t usage = 0;
 
-        (void) cgroup_write_file(cg->path[0], "memory.peak", "reset");
-        (void) cgroup_read_keyed(cg->path[0], "cpu.stat", "usage_usec", &usage);
+        /* Through the fd the peak is read from: since Linux 6.12 a reset holds for that fd. */
+        (void) cgroup_counter_write(cg, C_MEMORY_PEAK, cg->path[0], "memory.peak", "reset");
+        (void) cgroup_counter_keyed(cg, C_CPU, cg->path[0], "cpu.stat", "usage_usec", &usage);
         cg->cpu_base_usec = usage;
 }
 

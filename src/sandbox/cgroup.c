@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -73,17 +74,75 @@ int cgroup_read_u64(const char *dir, const char *file, uint64_t *ret) {
 }
 
 /* "key value" lines, as in memory.events, cpu.stat, memory.oom_control, pids.events. */
-int cgroup_read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret) {
-        char s[4096];
+static int keyed_value(const char *s, const char *key, uint64_t *ret) {
         size_t kl = strlen(key);
-        int r = read_small(dir, file, s, sizeof(s));
-        if (r < 0)
-                return r;
-        for (char *line = s; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        for (const char *line = s; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
                 if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
                         return safe_atou64_prefix(line + kl + 1, ret);
         }
         return -ENOENT;
+}
+
+int cgroup_read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret) {
+        char s[4096];
+        int r = read_small(dir, file, s, sizeof(s));
+        if (r < 0)
+                return r;
+        return keyed_value(s, key, ret);
+}
+
+static int counter_fd(Cgroup *cg, unsigned slot, const char *dir, const char *file) {
+        char p[PATH_MAX];
+        int fd;
+
+        assert(slot < CGROUP_COUNTERS_MAX);
+        if (cg->counter_fd[slot] >= 0)
+                return cg->counter_fd[slot];
+        if ((size_t) snprintf(p, sizeof(p), "%s/%s", dir, file) >= sizeof(p))
+                return -ENAMETOOLONG;
+        fd = open(p, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);   /* a counter with nothing to reset */
+        if (fd < 0)
+                return -errno;
+        return cg->counter_fd[slot] = fd;
+}
+
+static int counter_read(Cgroup *cg, unsigned slot, const char *dir, const char *file, char *buf, size_t size) {
+        int fd = counter_fd(cg, slot, dir, file);
+        ssize_t n;
+
+        if (fd < 0)
+                return fd;
+        n = pread(fd, buf, size - 1, 0);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+        return 0;
+}
+
+int cgroup_counter_u64(Cgroup *cg, unsigned slot, const char *dir, const char *file, uint64_t *ret) {
+        char s[64];
+        int r = counter_read(cg, slot, dir, file, s, sizeof(s));
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\n")] = 0;
+        return safe_atou64(s, ret);
+}
+
+int cgroup_counter_keyed(Cgroup *cg, unsigned slot, const char *dir, const char *file, const char *key, uint64_t *ret) {
+        char s[4096];
+        int r = counter_read(cg, slot, dir, file, s, sizeof(s));
+        if (r < 0)
+                return r;
+        return keyed_value(s, key, ret);
+}
+
+int cgroup_counter_write(Cgroup *cg, unsigned slot, const char *dir, const char *file, const char *value) {
+        int fd = counter_fd(cg, slot, dir, file);
+        if (fd < 0)
+                return fd;
+        return pwrite(fd, value, strlen(value), 0) < 0 ? -errno : 0;
 }
 
 int cgroup_self_path(const char *self_cgroup, const char *controller, char **ret) {
@@ -386,6 +445,8 @@ int cgroup_create(CgroupManager *m, const char *name, Cgroup **ret) {
         if (!cg)
                 return -ENOMEM;
         cg->manager = m;
+        for (unsigned i = 0; i < CGROUP_COUNTERS_MAX; i++)
+                cg->counter_fd[i] = -EBADF;
         for (unsigned i = 0; i < m->n; i++) {
                 int r;
                 if (asprintf(&cg->path[i], "%s/%s", m->base[i], name) < 0)
@@ -401,6 +462,8 @@ int cgroup_create(CgroupManager *m, const char *name, Cgroup **ret) {
 Cgroup *cgroup_destroy(Cgroup *cg) {
         if (!cg)
                 return NULL;
+        for (unsigned i = 0; i < CGROUP_COUNTERS_MAX; i++)
+                safe_close(cg->counter_fd[i]);
         if (cg->path[0])
                 (void) kill_all_at(cg->manager, cg->path, 0);
         for (unsigned i = 0; i < cg->manager->n; i++) {
