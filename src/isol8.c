@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The isol8 program: the server (serve) and the client commands, by a table of verbs. */
+/* The isol8 program: the client commands and `serve` (which execs isol8d), by a table of verbs. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/cli.h"
-#include "daemon/serve.h"
 #include "shared/macro.h"
 #include "shared/util.h"
 
@@ -14,8 +15,24 @@ typedef struct Verb {
         int (*run)(int argc, char **argv);
 } Verb;
 
+/* The server is a program of its own (isol8d, in the libexec directory): exec'd in place, so
+ * the service keeps this process (its pid, its sockets, its notify access) and none of the
+ * client's libraries. */
+static int serve(int argc, char **argv) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = own_program_path("isol8d", &path);
+        if (r >= 0) {
+                execv(path, argv);
+                r = -errno;
+        }
+        fprintf(stderr, "isol8 serve: cannot start %s: %s\n", path ?: "isol8d", strerror(-r));
+        return 1;
+}
+
 static const Verb verbs[] = {
-        { "serve",   "isol8 serve",   daemon_serve },
+        { "serve",   "isol8 serve",   serve },
         { "run",     "isol8 run",     cli_run },
         { "login",   "isol8 login",   cli_login },
         { "logout",  "isol8 logout",  cli_logout },

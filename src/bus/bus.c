@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,12 +19,36 @@
 struct BusService {
         sd_bus *bus;
         Manager *m;
-        gid_t admin_gid;
+        char *admin_group;
+        gid_t admin_gid;              /* resolved on the first privileged call */
+        bool admin_gid_known;
         sd_bus_slot *manager_slot, *session_slot, *enum_slot;
         sd_event_source *counters;
         unsigned last_active, last_queued, last_sessions;
         uint64_t last_total;
 };
+
+/* The admin group's gid, looked up when first needed: /etc/group first (where
+ * systemd-sysusers puts it), then NSS, whose modules would otherwise stay loaded in the server
+ * for its whole life. (gid_t) -1 when there is no such group. */
+static gid_t admin_gid(BusService *b) {
+        _cleanup_fclose_ FILE *f = NULL;
+        struct group *g;
+
+        if (b->admin_gid_known || !b->admin_group)
+                return b->admin_gid_known ? b->admin_gid : (gid_t) -1;
+        b->admin_gid = (gid_t) -1;
+        f = fopen("/etc/group", "re");
+        while (f && (g = fgetgrent(f)))
+                if (streq(g->gr_name, b->admin_group)) {
+                        b->admin_gid = g->gr_gid;
+                        break;
+                }
+        if (b->admin_gid == (gid_t) -1 && (g = getgrnam(b->admin_group)))
+                b->admin_gid = g->gr_gid;
+        b->admin_gid_known = true;
+        return b->admin_gid;
+}
 
 static const AuthInfo bus_admin = { .type = AUTH_MASTER, .tenant = TENANT_MASTER };
 
@@ -41,7 +66,7 @@ static int check_admin(BusService *b, sd_bus_message *m, sd_bus_error *error) {
                 return r;
         if (sd_bus_creds_get_euid(creds, &euid) >= 0 && euid == 0)
                 return 0;
-        if (b->admin_gid != (gid_t) -1) {
+        if (admin_gid(b) != (gid_t) -1) {
                 if (sd_bus_creds_get_egid(creds, &egid) >= 0 && egid == b->admin_gid)
                         return 0;
                 n = sd_bus_creds_get_supplementary_gids(creds, &gids);
@@ -461,7 +486,7 @@ static const TransportOps bus_transport_ops = {
         .session_event = bus_service_session_event,
 };
 
-int bus_service_new(BusService **ret, Manager *m, const char *bus, gid_t admin_gid) {
+int bus_service_new(BusService **ret, Manager *m, const char *bus, const char *admin_group) {
         _cleanup_(bus_service_freep) BusService *b = NULL;
         int r;
 
@@ -469,7 +494,9 @@ int bus_service_new(BusService **ret, Manager *m, const char *bus, gid_t admin_g
         if (!b)
                 return -ENOMEM;
         b->m = m;
-        b->admin_gid = admin_gid;
+        b->admin_group = admin_group ? strdup(admin_group) : NULL;
+        if (admin_group && !b->admin_group)
+                return -ENOMEM;
         if (streq(bus, "system"))
                 r = sd_bus_open_system(&b->bus);
         else if (streq(bus, "user"))
@@ -517,6 +544,7 @@ BusService *bus_service_free(BusService *b) {
         sd_bus_slot_unref(b->manager_slot);
         sd_bus_slot_unref(b->session_slot);
         sd_bus_slot_unref(b->enum_slot);
+        free(b->admin_group);
         if (b->bus) {
                 (void) sd_bus_flush(b->bus);
                 sd_bus_flush_close_unref(b->bus);
@@ -540,7 +568,7 @@ int bus_introspect(FILE *out) {
         if (pid == 0) {
                 sd_bus *server = NULL;
                 sd_id128_t id;
-                BusService b = { .admin_gid = (gid_t) -1 };
+                BusService b = { .admin_gid = (gid_t) -1, .admin_gid_known = true };
                 close(sv[0]);
                 (void) sd_id128_randomize(&id);
                 if (sd_bus_new(&server) < 0 || sd_bus_set_fd(server, sv[1], sv[1]) < 0 || sd_bus_set_server(server, 1, id) < 0 ||

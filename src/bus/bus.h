@@ -23,9 +23,10 @@
 
 typedef struct BusService BusService;
 
-/* bus: "system", "user" or a D-Bus address. admin_gid: (gid_t) -1 for none. */
-/* Registers with the manager as a transport (session signals). */
-int bus_service_new(BusService **ret, Manager *m, const char *bus, gid_t admin_gid);
+/* bus: "system", "user" or a D-Bus address. admin_group: the group whose members may manage
+ * keys and sessions besides root (NULL: root only). Registers with the manager as a transport
+ * (session signals). */
+int bus_service_new(BusService **ret, Manager *m, const char *bus, const char *admin_group);
 BusService *bus_service_free(BusService *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusService *, bus_service_free);
 /* Prints the introspection XML of the objects, as the running daemon answers it. */

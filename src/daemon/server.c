@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* isol8 serve: a Manager with its transports (HTTP, and D-Bus when there is a bus). */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -64,8 +63,7 @@ int server_new(Server **ret, Config *config, const ServerOptions *opts) {
                 return r;
 
         if (!streq_ptr(opts->bus, "none")) {
-                struct group *g = getgrnam(admin_group ?: "isol8");
-                r = bus_service_new(&s->bus, s->manager, opts->bus ?: "system", g ? g->gr_gid : (gid_t) -1);
+                r = bus_service_new(&s->bus, s->manager, opts->bus ?: "system", admin_group ?: "isol8");
                 if (r < 0) {
                         if (opts->bus)
                                 return r;

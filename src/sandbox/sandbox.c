@@ -59,26 +59,15 @@ struct Sandbox {
 
 /* The init program: next to our own executable (a build tree), else where it is installed. */
 static int open_init_program(const char *configured) {
-        char self[PATH_MAX], path[PATH_MAX + 32];
-        ssize_t n;
-        int fd;
+        _cleanup_free_ char *path = NULL;
+        int r;
 
         if (configured)
                 return RET_NERRNO(open(configured, O_PATH | O_CLOEXEC));
-        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-                char *slash;
-                self[n] = 0;
-                slash = strrchr(self, '/');
-                if (slash) {
-                        *slash = 0;
-                        snprintf(path, sizeof(path), "%s/isol8-sandbox-init", self);
-                        fd = open(path, O_PATH | O_CLOEXEC);
-                        if (fd >= 0)
-                                return fd;
-                }
-        }
-        return RET_NERRNO(open(ISOL8_LIBEXECDIR "/isol8-sandbox-init", O_PATH | O_CLOEXEC));
+        r = own_program_path("isol8-sandbox-init", &path);
+        if (r < 0)
+                return r;
+        return RET_NERRNO(open(path, O_PATH | O_CLOEXEC));
 }
 
 static int make_seccomp_memfd(void) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,4 +346,29 @@ int errorf(char **ret_error, const char *fmt, ...) {
                 *ret_error = NULL;
         va_end(ap);
         return -EINVAL;
+}
+
+int own_program_path(const char *name, char **ret) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *slash, *p = NULL;
+
+        if (n > 0) {
+                self[n] = 0;
+                slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        if (asprintf(&p, "%s/%s", self, name) < 0)
+                                return -ENOMEM;
+                        if (access(p, X_OK) >= 0) {
+                                *ret = p;
+                                return 0;
+                        }
+                        free(p);
+                }
+        }
+        if (asprintf(&p, "%s/%s", ISOL8_LIBEXECDIR, name) < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
 }

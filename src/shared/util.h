@@ -57,6 +57,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free_ret);
 size_t strv_length(char * const *l);
 int strv_push(char ***l, char *value); /* takes value */
 bool strv_contains(char * const *l, const char *s);
+/* Where a program of isol8's own is: next to the running executable (a build tree, or the
+ * libexec directory itself), else in the libexec directory it was built for. */
+int own_program_path(const char *name, char **ret);
 /* A refusal's message for the client: formats into *ret_error (NULL if out of memory) and
  * returns -EINVAL, so that "return errorf(ret_error, ...);" ends a parser. */
 int errorf(char **ret_error, const char *fmt, ...) _printf_(2, 3);

@@ -24,7 +24,7 @@ ALLOWED = {
     "daemon": {"shared", "core", "api", "bus"},
     "client": {"shared", "core", "api", "isol8"},
     "ctl": {"shared", "bus"},
-    "(top)": {"shared", "client", "daemon"},
+    "(top)": {"shared", "client", "daemon"},   # isol8.c (client verbs), isol8d.c (the server)
 }
 
 # Single headers a folder may use from a folder it may not otherwise reach.
