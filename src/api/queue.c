@@ -41,6 +41,9 @@ int api_queue_status(HttpRequest *r, void *userdata) {
                 json_add(po, "target", json_object_new_int64(st.pool.target));
                 json_add(po, "buildMs", json_ms(st.pool.build_usec));
                 json_add(po, "cleanMs", json_ms(st.pool.clean_usec));
+                json_add(po, "built", json_object_new_int64((int64_t) st.pool.built));
+                json_add(po, "cleaned", json_object_new_int64((int64_t) st.pool.cleaned));
+                json_add(po, "destroyed", json_object_new_int64((int64_t) st.pool.destroyed));
                 json_add(o, "pool", po);
         }
         return http_reply_json(r, MHD_HTTP_OK, o);

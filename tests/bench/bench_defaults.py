@@ -69,8 +69,7 @@ def many_runs(port, n, clients=8):
 
 
 def pool_line(d):
-    # The daemon says what its pool did (journal-style line on stderr at exit is not needed:
-    # /queue/status carries the pool's figures).
+    # What the pool did, as GET /queue/status reports it (this server's "pool" object).
     conn = http.client.HTTPConnection("127.0.0.1", d.port)
     conn.request("GET", "/queue/status", headers={"Authorization": f"Bearer {MASTER}"})
     st = json.loads(conn.getresponse().read())
@@ -98,8 +97,9 @@ def main():
                          f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"))
         p = pool_line(d)
         if p:
-            rows.append(("pool after the load (demand / warm target / ready)", f"{p.get('demand')} / {p.get('target')} / {p.get('ready')}",
-                         f"build {p.get('buildMs')} ms, clean {p.get('cleanMs')} ms (moving averages)"))
+            rows.append(("pool after the load: sandboxes built / cleaned for reuse / destroyed",
+                         f"{p.get('built')} / {p.get('cleaned')} / {p.get('destroyed')}",
+                         f"CPU per build {p.get('buildMs')} ms, per clean {p.get('cleanMs')} ms; demand seen {p.get('demand')}"))
         rows.append(("daemon RSS, idle", f"{idle / 1024:.1f} MiB", ""))
         if RUNS:
             before = rss_kb(d.pid())
