@@ -92,6 +92,9 @@ def main():
         rows.append(("bare `python3 -c pass` / isol8 python `pass`, one client, p50",
                      f"{pct(b_py, 50):.2f} / {pct(i_py, 50):.2f} ms", f"+{pct(i_py, 50) - pct(b_py, 50):.2f} ms"))
         for c in (1, 8, 32):
+            # The last phase's connections were cut with runs in flight: let those runs end and
+            # give their slots back, or the next phase's first burst meets a full queue (429).
+            time.sleep(1)
             rps, p50, p99 = wrk_execute(d.port, c, '{"request":{"cmd":"true"}}')
             rows.append((f"`cmd: true`, {c} client(s), default configuration", f"{rps:,.0f} exec/s",
                          f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"))

@@ -10,3 +10,5 @@ echo
 /usr/bin/python3 tests/bench/bench_more.py
 echo
 /usr/bin/python3 tests/bench/bench_pool.py
+echo
+/usr/bin/python3 tests/bench/bench_defaults.py
