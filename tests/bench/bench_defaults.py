@@ -60,9 +60,9 @@ def many_runs(port, n, clients=8):
         for _ in range(k):
             conn.request("POST", "/execute", body=body, headers=hdr)
             r = conn.getresponse()
-            r.read()
+            data = r.read()
             if r.status != 200:
-                raise SystemExit(f"bad answer {r.status}")
+                raise SystemExit(f"bad answer {r.status}: {data[:200]!r}")
         conn.close()
     with ThreadPoolExecutor(clients) as ex:
         list(ex.map(worker, [n // clients] * clients))
@@ -105,6 +105,7 @@ def main():
                          f"CPU per build {p.get('buildMs')} ms, per clean {p.get('cleanMs')} ms; demand seen {p.get('demand')}"))
         rows.append(("daemon RSS, idle", f"{idle / 1024:.1f} MiB", ""))
         if RUNS:
+            time.sleep(2)
             before = rss_kb(d.pid())
             t0 = time.time()
             many_runs(d.port, RUNS)
