@@ -14,7 +14,7 @@ struct ExecQueueWaiter {
         char tenant[129];
         ExecQueueFn cb;
         void *userdata;
-        sd_event_source *timer;
+        uint64_t deadline;            /* CLOCK_MONOTONIC */
         ExecQueueWaiter *prev, *next;
 };
 
@@ -37,7 +37,10 @@ struct ExecQueue {
         uint64_t timeout_ms;
         unsigned running;
         unsigned pending;
+        /* In arrival order, so the oldest waiter's deadline is the next: one timer for the
+         * whole line, not one per waiting request. */
         ExecQueueWaiter *head, *tail;
+        sd_event_source *timer;
 };
 
 int exec_queue_new(ExecQueue **ret, sd_event *event, unsigned max_concurrent, unsigned max_queue, unsigned max_per_tenant,
@@ -66,7 +69,24 @@ static void unlink_waiter(ExecQueueWaiter *w) {
         else
                 q->tail = w->prev;
         q->pending--;
-        sd_event_source_disable_unref(w->timer);
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* The timer follows the oldest waiter. */
+static void arm_timer(ExecQueue *q) {
+        if (!q->head) {
+                if (q->timer)
+                        (void) sd_event_source_set_enabled(q->timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!q->timer) {
+                if (sd_event_add_time(q->event, &q->timer, CLOCK_MONOTONIC, q->head->deadline, 1000, on_timeout, q) < 0)
+                        return;
+                (void) sd_event_source_set_description(q->timer, "queue-wait");
+        } else
+                (void) sd_event_source_set_time(q->timer, q->head->deadline);
+        (void) sd_event_source_set_enabled(q->timer, SD_EVENT_ONESHOT);
 }
 
 ExecQueue *exec_queue_free(ExecQueue *q) {
@@ -78,16 +98,24 @@ ExecQueue *exec_queue_free(ExecQueue *q) {
                 w->cb(-ESHUTDOWN, w->userdata);
                 free(w);
         }
+        sd_event_source_disable_unref(q->timer);
         sd_event_unref(q->event);
         free(q);
         return NULL;
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        ExecQueueWaiter *w = userdata;
-        unlink_waiter(w);
-        w->cb(-ETIMEDOUT, w->userdata);
-        free(w);
+        ExecQueue *q = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        /* Every waiter whose time is up (the oldest first); the callbacks may queue again. */
+        while (q->head && q->head->deadline <= now) {
+                ExecQueueWaiter *w = q->head;
+                unlink_waiter(w);
+                w->cb(-ETIMEDOUT, w->userdata);
+                free(w);
+        }
+        arm_timer(q);
         return 0;
 }
 
@@ -96,7 +124,6 @@ static void mark_served(ExecQueue *q, const char *tenant);
 int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *userdata, ExecQueueWaiter **ret) {
         ExecQueueWaiter *w;
         unsigned mine = 0;
-        int r;
 
         if (q->running < q->max_concurrent && !q->head) {
                 q->running++;
@@ -116,12 +143,7 @@ int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *u
         snprintf(w->tenant, sizeof(w->tenant), "%s", tenant ?: "");
         w->cb = cb;
         w->userdata = userdata;
-        r = sd_event_add_time_relative(q->event, &w->timer, CLOCK_MONOTONIC, q->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, w);
-        (void) sd_event_source_set_description(w->timer, "queue-wait");
-        if (r < 0) {
-                free(w);
-                return r;
-        }
+        w->deadline = now_usec(CLOCK_MONOTONIC) + q->timeout_ms * USEC_PER_MSEC;
         w->prev = q->tail;
         if (q->tail)
                 q->tail->next = w;
@@ -129,15 +151,21 @@ int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *u
                 q->head = w;
         q->tail = w;
         q->pending++;
+        if (q->head == w)
+                arm_timer(q);
         *ret = w;
         return 0;
 }
 
 void exec_queue_cancel(ExecQueueWaiter *w) {
+        ExecQueue *q;
+
         if (!w)
                 return;
+        q = w->queue;
         unlink_waiter(w);
         free(w);
+        arm_timer(q);
 }
 
 static Served *served_of(ExecQueue *q, const char *tenant) {
@@ -181,6 +209,7 @@ void exec_queue_release(ExecQueue *q) {
                 }
         }
         unlink_waiter(best);
+        arm_timer(q);
         mark_served(q, best->tenant);
         best->cb(0, best->userdata);
         free(best);

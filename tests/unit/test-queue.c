@@ -69,6 +69,22 @@ int main(void) {
                 (void) sd_event_run(e, 100 * USEC_PER_MSEC);
         CHECK(t.calls == 1 && t.error == -ETIMEDOUT);
         CHECK(exec_queue_pending(q) == 0);
+        /* One timer for the line: two waiters 30 ms apart time out one after the other, the
+         * oldest first, and a cancelled oldest one passes the timer on to the next. */
+        Waiter o1 = { "o" }, o2 = { "p" }, o3 = { "q" };
+        CHECK(exec_queue_acquire(q, "o", on_slot, &o1, &o1.w) == 0);
+        start = now_usec(CLOCK_MONOTONIC);
+        while (now_usec(CLOCK_MONOTONIC) - start < 30 * USEC_PER_MSEC)
+                (void) sd_event_run(e, 5 * USEC_PER_MSEC);
+        CHECK(exec_queue_acquire(q, "p", on_slot, &o2, &o2.w) == 0);
+        CHECK(exec_queue_acquire(q, "q", on_slot, &o3, &o3.w) == 0);
+        exec_queue_cancel(o2.w);
+        while (o3.calls == 0 && now_usec(CLOCK_MONOTONIC) - start < 5 * USEC_PER_SEC)
+                (void) sd_event_run(e, 5 * USEC_PER_MSEC);
+        CHECK(o1.calls == 1 && o1.error == -ETIMEDOUT);
+        CHECK(o3.calls == 1 && o3.error == -ETIMEDOUT && o2.calls == 0);
+        CHECK(o1.order < o3.order);
+        CHECK(exec_queue_pending(q) == 0);
         exec_queue_free(q);
         sd_event_unref(e);
         return tap_done();
