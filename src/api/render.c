@@ -174,11 +174,6 @@ const char *api_event_marker_line(const RunEvent *ev, char *buf, size_t size) {
         }
 }
 
-char *api_event_data(const RunEvent *ev) {
-        char buf[160];
-        return strdup(event_data(ev, buf, sizeof(buf)));
-}
-
 json_object *api_event_object(const RunEvent *ev) {
         json_object *o = json_object_new_object();
         char buf[160];

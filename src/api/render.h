@@ -22,7 +22,5 @@ const char *api_event_text(json_object *o, size_t *ret_len);
 /* A marker event (truncated, timed out, setup failed) as the line the buffered result's stderr
  * carries, for a terminal (the local CLI); NULL for other events. buf: at least 160 bytes. */
 const char *api_event_marker_line(const RunEvent *ev, char *buf, size_t size);
-/* The text of an event's "data" (free it). */
-char *api_event_data(const RunEvent *ev);
 const char *api_event_type(const RunEvent *ev);
 const char *api_phase_name(ExecPhase p);
