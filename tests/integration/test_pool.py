@@ -5,6 +5,7 @@
 import os
 import sys
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
@@ -52,6 +53,40 @@ class FastPool(DaemonTestCase):
     def test_no_processes_outlive_a_run(self):
         self.run_code("setsid sleep 1000 & disown; echo started", "bash")
         self.assertEqual(isol8test.sandbox_user_processes(), [])
+
+
+    def test_figures_are_each_runs_own(self):
+        # One session, one sandbox: the counters (kept open between runs) are read fresh and
+        # reset for every run, so a small run after a big one reports its own peak and time.
+        r1 = self.daemon.post("/execute", {"request": {"code": "x = bytearray(100*1024*1024)\nimport time\nt=time.time()\n"
+                                                                 "while time.time()-t < 0.3: pass", "runtime": "python"},
+                                           "options": {"memoryLimit": "256m"}, "sessionId": "figures"}).json()
+        r2 = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "sessionId": "figures"}).json()
+        self.assertEqual(r1["containerId"], r2["containerId"])
+        self.assertGreater(r1["resourceUsage"]["peakMemoryMB"], 90, r1)
+        self.assertLess(r2["resourceUsage"]["peakMemoryMB"], 60, r2)
+        self.assertGreater(r1["resourceUsage"]["cpuPercent"], 30, r1)
+        self.assertEqual(self.daemon.request("DELETE", "/session/figures").status, 200)
+
+
+class DemandPool(DaemonTestCase):
+    # The defaults (poolSize 1/1, maxConcurrent 10): the pool grows to the demand it sees.
+    config = {}
+
+    def test_a_burst_is_served_by_reused_sandboxes(self):
+        def client(_):
+            return [self.daemon.execute({"cmd": "true"})["exitCode"] for _ in range(6)]
+        with ThreadPoolExecutor(8) as ex:
+            codes = sum(ex.map(client, range(8)), [])
+        self.assertEqual(codes, [0] * 48)
+        pool = self.daemon.get("/queue/status").json()["pool"]
+        # Built for the burst at once (8 plus headroom), then cleaned and reused: with the old
+        # floor-only pool nearly every run past the second waited for a sandbox of its own.
+        self.assertLessEqual(pool["built"], 14, pool)
+        self.assertGreaterEqual(pool["cleaned"], 30, pool)
+        self.assertGreaterEqual(pool["demand"], 4, pool)
+        self.assertGreater(pool["buildMs"], 0, pool)
+        self.assertGreater(pool["cleanMs"], 0, pool)
 
 
 class SecurePool(DaemonTestCase):
