@@ -548,14 +548,6 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
         }
 }
 
-/* What the file layer refuses because of the request is an outcome (> 0); anything else stays
- * a failure. Only the file layer's own errnos go through here: the root and the cgroup are
- * failures whatever errno they give. */
-static int file_refusal(int error) {
-        Outcome o = outcome_from_file_errno(error);
-        return o == OUTCOME_OK ? error : (int) o;
-}
-
 /* Returns 0, an Outcome, or < 0. */
 static int write_request_files_charged(void *userdata) {
         Execution *e = userdata;
@@ -570,13 +562,13 @@ static int write_request_files_charged(void *userdata) {
         if (!streq(req->workdir, "/sandbox")) {
                 r = sandbox_mkdir_p(root, req->workdir, uid, uid);
                 if (r < 0)
-                        return file_refusal(r);
+                        return outcome_file_result(r);
         }
         for (size_t i = 0; i < req->n_files; i++) {
                 r = sandbox_write_file(root, req->files[i].path, req->files[i].content, req->files[i].size, uid, uid, 0644);
                 if (r < 0) {
                         log_debug_errno(r, "execution %s: cannot write %s: %m", e->result.execution_id, req->files[i].path);
-                        return file_refusal(r);
+                        return outcome_file_result(r);
                 }
         }
         if (req->code && !use_inline(req)) {
@@ -585,7 +577,7 @@ static int write_request_files_charged(void *userdata) {
                         return -ENOMEM;
                 r = sandbox_write_file(root, p, req->code, strlen(req->code), uid, uid, 0644);
                 if (r < 0)
-                        return file_refusal(r);
+                        return outcome_file_result(r);
         }
         return 0;
 }

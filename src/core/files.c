@@ -35,16 +35,10 @@ static int file_write_charged(void *userdata) {
         FileWrite *f = userdata;
         _cleanup_close_ int root = f->provider->ops->open_root(f->sb);
         uid_t uid = f->provider->ops->host_uid(f->sb);
-        Outcome o;
-        int r;
 
         if (root < 0)
                 return root;
-        r = sandbox_write_file(root, f->path, f->data, f->size, uid, uid, 0644);
-        if (r >= 0)
-                return 0;
-        o = outcome_from_file_errno(r);
-        return o == OUTCOME_OK ? r : (int) o;
+        return outcome_file_result(sandbox_write_file(root, f->path, f->data, f->size, uid, uid, 0644));
 }
 
 int manager_file_write(Manager *m, const AuthInfo *who, const char *session_id, const char *path, const void *data,
@@ -70,7 +64,6 @@ int manager_file_read(Manager *m, const AuthInfo *who, const char *session_id, c
         _cleanup_free_ void *data = NULL;
         _cleanup_close_ int root = -EBADF;
         const SecretMask *mask;
-        Outcome o;
         Session *s;
         size_t size;
         uid_t uid;
@@ -86,10 +79,8 @@ int manager_file_read(Manager *m, const AuthInfo *who, const char *session_id, c
                 return root;
         uid = m->provider.ops->host_uid(session_sandbox(s));
         r = sandbox_read_file(root, norm, max, uid, uid, &data, &size);
-        if (r < 0) {
-                o = outcome_from_file_errno(r);
-                return o == OUTCOME_OK ? r : (int) o;
-        }
+        if (r < 0)
+                return outcome_file_result(r);
         mask = session_secret_mask(s);
         if (mask) {
                 size_t consumed;

@@ -37,14 +37,16 @@ const char *outcome_to_string(Outcome o) {
         return (unsigned) o < _OUTCOME_MAX ? table[o].name : NULL;
 }
 
-Outcome outcome_from_file_errno(int error) {
-        switch (error) {
+int outcome_file_result(int r) {
+        if (r >= 0)
+                return 0;
+        switch (r) {
         case -ENOENT:
-                return OUTCOME_FILE_NOT_FOUND;
+                return (int) OUTCOME_FILE_NOT_FOUND;
         case -EFBIG:
         case -ENOSPC:
         case -EDQUOT:
-                return OUTCOME_TOO_BIG;
+                return (int) OUTCOME_TOO_BIG;
         case -EXDEV:
         case -ELOOP:
         case -EPERM:
@@ -54,8 +56,8 @@ Outcome outcome_from_file_errno(int error) {
         case -EINVAL:
         case -ENXIO:
         case -ENAMETOOLONG:
-                return OUTCOME_PATH_REFUSED;
+                return (int) OUTCOME_PATH_REFUSED;
         default:
-                return OUTCOME_OK;
+                return r;
         }
 }

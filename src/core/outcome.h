@@ -35,6 +35,8 @@ const char *outcome_message(Outcome o);
 /* A short stable name ("queue-full"): audit records, logs, the D-Bus error names' source. */
 const char *outcome_to_string(Outcome o);
 
-/* An errno that the file layer (sandbox/fsio.c) documents as the client's doing, as an
- * outcome; 0 for every other errno, which stays an internal failure. */
-Outcome outcome_from_file_errno(int error);
+/* The result of a call into the file layer (sandbox/fsio.c) as a core result: 0 on success,
+ * the Outcome for an errno the file layer documents as the client's doing, and the errno
+ * itself (an internal failure) for any other. Only for the file layer's own results: an
+ * errno from a cgroup or a dead sandbox must never pass through here. */
+int outcome_file_result(int r);

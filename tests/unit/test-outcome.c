@@ -27,15 +27,16 @@ int main(void) {
         CHECK_STREQ(bus_outcome_error_name(OUTCOME_KEY_NOT_FOUND), BUS_ERROR_UNKNOWN_KEY);
 
         /* The file layer's refusals are outcomes ... */
-        CHECK(outcome_from_file_errno(-EXDEV) == OUTCOME_PATH_REFUSED);
-        CHECK(outcome_from_file_errno(-ELOOP) == OUTCOME_PATH_REFUSED);
-        CHECK(outcome_from_file_errno(-ENOENT) == OUTCOME_FILE_NOT_FOUND);
-        CHECK(outcome_from_file_errno(-EFBIG) == OUTCOME_TOO_BIG);
+        CHECK(outcome_file_result(-EXDEV) == OUTCOME_PATH_REFUSED);
+        CHECK(outcome_file_result(-ELOOP) == OUTCOME_PATH_REFUSED);
+        CHECK(outcome_file_result(-ENOENT) == OUTCOME_FILE_NOT_FOUND);
+        CHECK(outcome_file_result(-EFBIG) == OUTCOME_TOO_BIG);
+        CHECK(outcome_file_result(5) == 0);
         /* ... and the failures around it are not: what sandbox_charged_call() and
          * sandbox_open_root() return when the cgroup or the sandbox's init fails. */
-        CHECK(outcome_from_file_errno(-EIO) == OUTCOME_OK);
-        CHECK(outcome_from_file_errno(-ESRCH) == OUTCOME_OK);
-        CHECK(outcome_from_file_errno(-ENOMEM) == OUTCOME_OK);
+        CHECK(outcome_file_result(-EIO) == -EIO);
+        CHECK(outcome_file_result(-ESRCH) == -ESRCH);
+        CHECK(outcome_file_result(-ENOMEM) == -ENOMEM);
 
         /* The D-Bus error map gives isol8ctl an errno for each name. */
         sd_bus_error err = SD_BUS_ERROR_NULL;
