@@ -251,7 +251,7 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                 if (r < 0)
                         return r;
         }
-        r = exec_request_finish(req, p, ret_error);   /* runtime and code now; again at the end */
+        r = exec_request_check_program(req, p, ret_error);
         if (r < 0)
                 return r;
         if (GET_OPT(json_get_u64, rq, "timeoutMs", &u, "request")) {
@@ -265,8 +265,6 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                         return r;
         }
         if (GET_OPT(json_get_string, rq, "fileExtension", &s, "request")) {
-                free(req->extension);
-                req->extension = NULL;
                 r = exec_request_set_extension(req, s, ret_error);
                 if (r < 0)
                         return r;

@@ -284,9 +284,7 @@ const char *exec_request_metadata(const ExecRequest *req, const char *key) {
         return NULL;
 }
 
-int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error) {
-        size_t n = 0, total = 0;
-
+int exec_request_check_program(ExecRequest *req, const SpecPolicy *p, char **ret_error) {
         if (!!req->code == !!req->cmd)
                 return errorf(ret_error, "Exactly one of request.code or request.cmd must be given");
         if (!req->runtime_set) {
@@ -297,6 +295,16 @@ int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error)
         }
         if (req->cmd && !p->runtimes->path[RUNTIME_BASH])
                 return errorf(ret_error, "request.cmd needs bash, which this server does not have");
+        return 0;
+}
+
+int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error) {
+        size_t n = 0, total = 0;
+        int r;
+
+        r = exec_request_check_program(req, p, ret_error);
+        if (r < 0)
+                return r;
         for (char **v = req->secrets; v && *v; v++, n++) {
                 size_t sl = strlen(*v);
                 if (sl > SECRET_BYTES_MAX)
@@ -308,7 +316,7 @@ int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error)
         if (total > SECRETS_TOTAL_BYTES_MAX)
                 return errorf(ret_error, "options.secrets: %zu bytes of secrets in all (at most %d)", total, SECRETS_TOTAL_BYTES_MAX);
         if (req->secrets && !req->secret_mask) {
-                int r = secret_mask_new(req->secrets, &req->secret_mask);
+                r = secret_mask_new(req->secrets, &req->secret_mask);
                 if (r < 0)
                         return r;
         }

@@ -82,7 +82,10 @@ int exec_request_add_output_path(ExecRequest *req, const char *path, size_t inde
 int exec_request_set_workdir(ExecRequest *req, const char *path, char **ret_error);
 int exec_request_add_metadata(ExecRequest *req, const char *key, const char *value);
 const char *exec_request_metadata(const ExecRequest *req, const char *key);
-/* The checks that need the whole request (code or cmd, runtime, secrets' bounds); builds the
+/* Exactly one of code and cmd, and a runtime this server has (bash for a cmd without one):
+ * what every later rule of a request depends on, so a parser may check it first. */
+int exec_request_check_program(ExecRequest *req, const SpecPolicy *policy, char **ret_error);
+/* The checks that need the whole request (the program's, then the secrets' bounds); builds the
  * secret mask and fills what was left to its default. */
 int exec_request_finish(ExecRequest *req, const SpecPolicy *policy, char **ret_error);
 
