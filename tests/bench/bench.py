@@ -62,17 +62,33 @@ def sequential(port, request, n=SEQ):
     return times
 
 
-def wrk(url, conns, script=None, threads=2):
+def post_script(body):
+    """A wrk Lua script that POSTs body with the master key; the caller removes the file."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
+                f'wrk.headers["Authorization"] = "Bearer {MASTER}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+        return f.name
+
+
+def wrk_stats(url, conns, script=None, threads=2):
+    """Requests/s, p50 and p99 (ms) of a wrk run; any non-2xx answer ends the bench."""
     cmd = ["wrk", "--latency", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{DURATION}"]
     if script:
         cmd += ["-s", script]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         raise SystemExit(f"wrk saw errors: {out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def lat(p):
+        m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    return rps, lat(50), lat(99)
+
+
+def wrk(url, conns, script=None, threads=2):
+    rps, _, p99 = wrk_stats(url, conns, script, threads)
     return rps, p99
 
 
@@ -190,11 +206,7 @@ def main():
 
         for label, body in (("`cmd: true`", '{"request":{"cmd":"true"}}'),
                             ("python `pass`", '{"request":{"code":"pass","runtime":"python"}}')):
-            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-                f.write(f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
-                        f'wrk.headers["Authorization"] = "Bearer {MASTER}"\n'
-                        'wrk.headers["Content-Type"] = "application/json"\n')
-                script = f.name
+            script = post_script(body)
             for c in (1, 8, 32):
                 rps, p99 = wrk(url + "/execute", c, script)
                 rows.append((f"isol8 `/execute` {label}, {c} concurrent client(s)", f"{rps:,.0f} exec/s", f"p99 {p99:.2f} ms"))

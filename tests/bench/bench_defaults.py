@@ -14,41 +14,25 @@ ISOL8_BIN picks the binary (default build/src/isol8); prints Markdown tables.
 import http.client
 import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+os.environ.setdefault("BENCH_DURATION", "5s")   # before bench reads it
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
-from bench import bare, pct, print_table, rss_kb, sequential  # noqa: E402
+from bench import bare, pct, post_script, print_table, rss_kb, sequential, wrk_stats  # noqa: E402
 from isol8test import MASTER, Daemon  # noqa: E402
 
-DURATION = os.environ.get("BENCH_DURATION", "5s")
 RUNS = int(os.environ.get("BENCH_RUNS", "0"))
 
 
 def wrk_execute(port, conns, body):
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
-                f'wrk.headers["Authorization"] = "Bearer {MASTER}"\n'
-                'wrk.headers["Content-Type"] = "application/json"\n')
-        script = f.name
+    script = post_script(body)
     try:
-        out = subprocess.run(["wrk", "--latency", f"-t{min(2, conns)}", f"-c{conns}", f"-d{DURATION}", "-s", script,
-                              f"http://127.0.0.1:{port}/execute"], capture_output=True, text=True, check=True).stdout
+        return wrk_stats(f"http://127.0.0.1:{port}/execute", conns, script)
     finally:
         os.unlink(script)
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        raise SystemExit(f"wrk saw errors: {out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def lat(p):
-        m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out)
-        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-    return rps, lat(50), lat(99)
 
 
 def many_runs(port, n, clients=8):
