@@ -23,6 +23,7 @@ struct PoolRequest {
 typedef enum SlotState {
         SLOT_CREATING,
         SLOT_READY,
+        SLOT_RETURNED,                /* used; its clean is sent once the loop is idle */
         SLOT_CLEANING,
 } SlotState;
 
@@ -107,8 +108,32 @@ static void note_demand(Pool *p) {
         }
 }
 
+static void destroy_later(Pool *p, Sandbox *sb);
+static void slot_remove(Pool *p, unsigned i);
+
+/* The cleans of the sandboxes given back since the loop was last idle: after the answers of
+ * their runs went out, so that the init's work does not delay them. */
+static void start_cleans(Pool *p) {
+        for (unsigned i = 0; i < p->n_slots;) {
+                PoolSlot *slot = &p->slots[i];
+                if (slot->state != SLOT_RETURNED) {
+                        i++;
+                        continue;
+                }
+                if (p->provider.ops->clean(slot->sb, p->config.sandbox_bytes, p->config.tmp_bytes) < 0) {
+                        destroy_later(p, slot->sb);
+                        slot_remove(p, i);
+                        continue;
+                }
+                slot->state = SLOT_CLEANING;
+                slot->since = now_usec(CLOCK_MONOTONIC);
+                i++;
+        }
+}
+
 static int on_replenish(sd_event_source *s, void *userdata) {
         Pool *p = userdata;
+        start_cleans(p);
         while (p->n_doomed > 0) {
                 p->provider.ops->free_sandbox(p->doomed[--p->n_doomed]);
                 p->destroyed++;
@@ -300,7 +325,8 @@ static void pool_on_event(Sandbox *sb, SandboxEvent ev, int value, void *userdat
                         p->destroyed++;
                         slot_remove(p, (unsigned) i);
                         /* A failing setup would fail again: fail the waiters instead of looping. */
-                        fail_waiters(p, value, count_state(p, SLOT_CREATING) + count_state(p, SLOT_CLEANING));
+                        fail_waiters(p, value, count_state(p, SLOT_CREATING) + count_state(p, SLOT_RETURNED) +
+                                     count_state(p, SLOT_CLEANING));
                         return;
                 }
                 /* The cost: the CPU time the init reports, else (a provider that does not say)
@@ -393,11 +419,8 @@ void pool_release(Pool *p, Sandbox *sb) {
                 return;
         }
         p->provider.ops->set_handler(sb, pool_on_event, p);
-        if (p->provider.ops->clean(sb, p->config.sandbox_bytes, p->config.tmp_bytes) < 0) {
-                destroy_later(p, sb);
-                return;
-        }
-        p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_CLEANING, now_usec(CLOCK_MONOTONIC) };
+        p->slots[p->n_slots++] = (PoolSlot) { sb, SLOT_RETURNED, now_usec(CLOCK_MONOTONIC) };
+        replenish_later(p);
 }
 
 unsigned pool_flush(Pool *p) {
@@ -426,7 +449,7 @@ void pool_stats(Pool *p, PoolStats *ret) {
         *ret = (PoolStats) {
                 .ready = count_state(p, SLOT_READY),
                 .building = count_state(p, SLOT_CREATING),
-                .cleaning = count_state(p, SLOT_CLEANING),
+                .cleaning = count_state(p, SLOT_RETURNED) + count_state(p, SLOT_CLEANING),
                 .in_use = p->in_use,
                 .waiting = p->n_waiters,
                 .demand = p->demand,

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,11 +31,22 @@ def pct(values, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))]
 
 
-def bare(argv, n=SEQ):
+# The environment a run gets (src/core/execution.c, build_env()): a bare run with the same one
+# does the same work in the program (LANG=C.UTF-8 alone makes bash open 28 locale files), so
+# the difference is isol8's own.
+SANDBOX_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp",
+    "TMPDIR": "/tmp", "LANG": "C.UTF-8", "USER": "sandbox", "HOSTNAME": "sandbox",
+    "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1",
+}
+
+
+def bare(argv, n=SEQ, env=None):
+    """Times of n posix_spawn + waitpid of argv (the environment: `env`, else an empty one)."""
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, {})
+        pid = os.posix_spawn(argv[0], argv, env if env is not None else {})
         os.waitpid(pid, 0)
         times.append((time.perf_counter() - t0) * 1000)
     return times
@@ -195,11 +205,11 @@ def main():
         rps, p99 = wrk(url + "/health", 16)
         rows.append(("`GET /health`, wrk 16 connections, keep-alive", f"{rps:,.0f} req/s", f"p99 {p99:.2f} ms"))
 
-        b_bash = bare(["/usr/bin/bash", "-c", "true"])
+        b_bash = bare(["/usr/bin/bash", "-c", "true"], env=SANDBOX_ENV)
         i_bash = sequential(d.port, {"cmd": "true"})
         rows.append(("bare `bash -c true` (posix_spawn+wait)", f"p50 {pct(b_bash, 50):.2f} ms", f"p99 {pct(b_bash, 99):.2f} ms"))
         rows.append(("isol8 `/execute` `cmd: true`, sequential keep-alive", f"p50 {pct(i_bash, 50):.2f} ms", f"p99 {pct(i_bash, 99):.2f} ms"))
-        b_py = bare(["/usr/bin/python3", "-c", "pass"])
+        b_py = bare(["/usr/bin/python3", "-c", "pass"], env=SANDBOX_ENV)
         i_py = sequential(d.port, {"code": "pass", "runtime": "python"})
         rows.append(("bare `python3 -c pass`", f"p50 {pct(b_py, 50):.2f} ms", f"p99 {pct(b_py, 99):.2f} ms"))
         rows.append(("isol8 `/execute` python `pass`, sequential", f"p50 {pct(i_py, 50):.2f} ms", f"p99 {pct(i_py, 99):.2f} ms"))

@@ -4,7 +4,8 @@
 maxConcurrent 10), measured the way issue 18 states its targets.
 
   /execute of `cmd: true` with 1, 8 and 32 wrk clients: exec/s, p50, p99
-  one client: `cmd: true` and python `pass` p50 beside a bare fork+exec of the same, same run
+  one client: `cmd: true` and python `pass` p50 beside a bare fork+exec of the same
+  program with the same environment, same run
   the pool's own view afterwards (demand, warm target, measured build and clean cost)
   BENCH_RUNS=N: N executions (8 clients), daemon RSS before and after (the 100,000-run mode)
 
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 os.environ.setdefault("BENCH_DURATION", "5s")   # before bench reads it
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
-from bench import bare, pct, post_script, print_table, rss_kb, sequential, wrk_stats  # noqa: E402
+from bench import SANDBOX_ENV, bare, pct, post_script, print_table, rss_kb, sequential, wrk_stats  # noqa: E402
 from isol8test import MASTER, Daemon  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "0"))
@@ -67,9 +68,9 @@ def main():
     try:
         time.sleep(0.5)
         idle = rss_kb(d.pid())
-        b_sh = bare(["/usr/bin/bash", "-c", "true"])
+        b_sh = bare(["/usr/bin/bash", "-c", "true"], env=SANDBOX_ENV)
         i_sh = sequential(d.port, {"cmd": "true"})
-        b_py = bare(["/usr/bin/python3", "-c", "pass"])
+        b_py = bare(["/usr/bin/python3", "-c", "pass"], env=SANDBOX_ENV)
         i_py = sequential(d.port, {"code": "pass", "runtime": "python"})
         rows.append(("bare `bash -c true` / isol8 `cmd: true`, one client, p50",
                      f"{pct(b_sh, 50):.2f} / {pct(i_sh, 50):.2f} ms", f"+{pct(i_sh, 50) - pct(b_sh, 50):.2f} ms"))

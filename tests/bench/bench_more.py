@@ -91,7 +91,6 @@ def main():
         time.sleep(1)
         base_rss = rss_kb(d.pid())
         base_procs = set(sandbox_processes())
-        base_pss = sum(pss_kb(p) for p in base_procs)
         t0 = time.time()
         for i in range(SESSIONS):
             r = d.post("/execute", {"request": {"cmd": "true"}, "sessionId": f"idle-{i}"})
