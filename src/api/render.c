@@ -84,6 +84,29 @@ static json_object *files_json(const ExecResult *res) {
         return o;
 }
 
+/* upstream's shape: {timestamp, method, host, path (null for CONNECT), action, durationMs} */
+static json_object *network_logs_json(const ExecResult *res) {
+        json_object *a = json_object_new_array();
+        char ts[64];
+
+        for (size_t i = 0; a && i < res->n_net_log; i++) {
+                const ProxyLogEntry *l = &res->net_log[i];
+                json_object *e = json_object_new_object();
+                if (!e || json_object_array_add(a, e) < 0) {
+                        json_object_put(e);
+                        json_object_put(a);
+                        return NULL;
+                }
+                json_add(e, "timestamp", json_object_new_string(format_iso8601(l->timestamp_usec, ts)));
+                json_add(e, "method", json_object_new_string(l->method));
+                json_add(e, "host", json_object_new_string(l->host ?: ""));
+                json_add(e, "path", l->path ? json_object_new_string(l->path) : NULL);
+                json_add(e, "action", json_object_new_string(l->allowed ? "ALLOW" : "BLOCK"));
+                json_add(e, "durationMs", json_object_new_int64((int64_t) l->duration_ms));
+        }
+        return a;
+}
+
 json_object *api_result_json(const ExecResult *res, const ExecRequest *req) {
         _cleanup_free_ char *out = api_result_text(res, req, EXEC_STDOUT);
         _cleanup_free_ char *err = api_result_text(res, req, EXEC_STDERR);
@@ -117,6 +140,8 @@ json_object *api_result_json(const ExecResult *res, const ExecRequest *req) {
         json_add(o, "pidsLimitHit", json_object_new_boolean(res->pids_limited));
         if (res->signal > 0)
                 json_add(o, "signal", json_object_new_string(sigabbrev_np(res->signal) ?: "?"));
+        if (req->log_network)
+                json_add(o, "networkLogs", network_logs_json(res));
         return o;
 }
 
@@ -182,7 +207,8 @@ json_object *api_event_object(const RunEvent *ev) {
                 return NULL;
         if (json_add(o, "type", json_object_new_string(api_event_type(ev))) < 0 ||
             json_add(o, "data", json_object_new_string(event_data(ev, buf, sizeof(buf)))) < 0 ||
-            json_add(o, "phase", json_object_new_string(api_phase_name(ev->phase))) < 0) {
+            json_add(o, "phase", json_object_new_string(api_phase_name(ev->phase))) < 0 ||
+            (ev->network_log && json_add(o, "networkLogs", network_logs_json(ev->network_log)) < 0)) {
                 json_object_put(o);
                 return NULL;
         }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/request.h"
+#include "core/egress.h"
 #include "shared/json-util.h"
 #include "shared/size.h"
 #include "shared/util.h"
@@ -22,6 +23,25 @@
                         return errorf(ret_error, "%s.%s has the wrong type", what, key);     \
                 _k >= 0;                                                                     \
         })
+
+/* A JSON array of strings (no NUL inside), at most EGRESS_PATTERNS_MAX of them. */
+static int string_array(json_object *a, const char *what, char ***ret, char **ret_error) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = json_object_array_length(a);
+
+        if (n > EGRESS_PATTERNS_MAX)
+                return errorf(ret_error, "%s: too many entries (at most %d)", what, EGRESS_PATTERNS_MAX);
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(e, json_type_string) ||
+                    strlen(json_object_get_string(e)) != (size_t) json_object_get_string_len(e))
+                        return errorf(ret_error, "%s[%zu] must be a string", what, i);
+                if (strv_push(&l, strdup(json_object_get_string(e))) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
 
 typedef enum OptionType {
         OPT_COUNT,      /* a whole number */
@@ -146,8 +166,25 @@ static int parse_options(json_object *opt, const SpecPolicy *p, ExecRequest *req
                         if (r < 0)
                                 return r;
                 }
-        /* options.networkFilter is only meaningful with network "filtered", refused above. */
-        (void) GET_OPT(json_get_object, opt, "networkFilter", &o, "options");
+        if (GET_OPT(json_get_object, opt, "networkFilter", &o, "options")) {
+                _cleanup_strv_free_ char **w = NULL, **bl = NULL;
+                json_object *a;
+                if (GET_OPT(json_get_array, o, "whitelist", &a, "options.networkFilter")) {
+                        r = string_array(a, "options.networkFilter.whitelist", &w, ret_error);
+                        if (r < 0)
+                                return r;
+                }
+                if (GET_OPT(json_get_array, o, "blacklist", &a, "options.networkFilter")) {
+                        r = string_array(a, "options.networkFilter.blacklist", &bl, ret_error);
+                        if (r < 0)
+                                return r;
+                }
+                r = exec_request_set_network_filter(req, TAKE_PTR(w), TAKE_PTR(bl), ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (GET_OPT(json_get_bool, opt, "logNetwork", &b, "options"))
+                req->log_network = b;
         return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/egress.h"
 #include "sandbox/runtime.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
@@ -24,6 +25,7 @@ typedef enum ConfigType {
         CT_POOL_SIZE,   /* N or {"clean":N,"dirty":N} */
         CT_RUNTIMES,
         CT_NETWORK,     /* "none", "host" or "filtered" */
+        CT_PORTS,       /* an array of port numbers */
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -68,6 +70,19 @@ static const ConfigKey config_keys[] = {
         { "network",                        CT_OBJECT, 0 },
         { "network.whitelist",              CT_STRV,   F(network_whitelist) },
         { "network.blacklist",              CT_STRV,   F(network_blacklist) },
+        { "network.allowedAddresses",       CT_STRV,   F(network_allowed_addresses) },
+        { "network.allowedPorts",           CT_PORTS,  F(network_allowed_ports) },
+        { "network.maxConnections",         CT_U64,    F(network_max_connections) },
+        { "network.maxBytes",               CT_SIZE,   F(network_max_bytes) },
+        { "network.connectTimeoutMs",       CT_U64,    F(network_connect_timeout_ms) },
+        { "remoteCode",                     CT_OBJECT, 0 },
+        { "remoteCode.enabled",             CT_BOOL,   F(remote_code_enabled) },
+        { "remoteCode.allowedSchemes",      CT_STRV,   F(remote_code_allowed_schemes) },
+        { "remoteCode.allowedHosts",        CT_STRV,   F(remote_code_allowed_hosts) },
+        { "remoteCode.blockedHosts",        CT_STRV,   F(remote_code_blocked_hosts) },
+        { "remoteCode.maxCodeSize",         CT_SIZE,   F(remote_code_max_size) },
+        { "remoteCode.fetchTimeoutMs",      CT_U64,    F(remote_code_fetch_timeout_ms) },
+        { "remoteCode.requireHash",         CT_BOOL,   F(remote_code_require_hash) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
@@ -147,6 +162,13 @@ void config_init(Config *c) {
                 .pool_strategy = POOL_FAST,
                 .pool_clean = 1,
                 .pool_dirty = 1,
+                .network_allowed_ports = { 80, 443 },
+                .n_network_allowed_ports = 2,
+                .network_max_connections = 32,
+                .network_max_bytes = UINT64_C(1) << 30,
+                .network_connect_timeout_ms = 10000,
+                .remote_code_max_size = UINT64_C(10) << 20,
+                .remote_code_fetch_timeout_ms = 30000,
                 .security_seccomp = xstrdup("strict"),
                 .audit_enabled = true,
                 .audit_destination = xstrdup("journal"),
@@ -181,6 +203,10 @@ void config_init(Config *c) {
 void config_done(Config *c) {
         strv_free(c->network_whitelist);
         strv_free(c->network_blacklist);
+        strv_free(c->network_allowed_addresses);
+        strv_free(c->remote_code_allowed_schemes);
+        strv_free(c->remote_code_allowed_hosts);
+        strv_free(c->remote_code_blocked_hosts);
         free(c->security_seccomp);
         strv_free(c->security_allowed_networks);
         free(c->audit_destination);
@@ -293,6 +319,20 @@ static int load_value(Config *c, const ConfigKey *k, json_object *v, const char 
                 *(char ***) field = l;
                 return 0;
         }
+        case CT_PORTS: {
+                size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
+                if (n > CONFIG_PORTS_MAX)
+                        return fail(ret_error, path, "must be an array of at most 64 port numbers");
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(v, i);
+                        int64_t port = json_object_is_type(e, json_type_int) ? json_object_get_int64(e) : -1;
+                        if (port < 1 || port > 65535)
+                                return fail(ret_error, path, "must hold port numbers from 1 to 65535");
+                        c->network_allowed_ports[i] = (uint64_t) port;
+                }
+                c->n_network_allowed_ports = n;
+                return 0;
+        }
         case CT_NETWORK:
                 r = json_object_is_type(v, json_type_string) ? network_mode_from_string(json_object_get_string(v)) : -EINVAL;
                 if (r < 0)
@@ -402,6 +442,33 @@ static int config_validate(Config *c, char **ret_error) {
                 return fail(ret_error, "limits.maxBodyBytes", "must be at least 1");
         if (c->pool_clean > 64 || c->pool_dirty > 64)
                 return fail(ret_error, "poolSize", "must be at most 64");
+        if (c->network_max_connections == 0)
+                return fail(ret_error, "network.maxConnections", "must be at least 1");
+        if (c->network_connect_timeout_ms == 0)
+                return fail(ret_error, "network.connectTimeoutMs", "must be at least 1");
+        if (c->remote_code_fetch_timeout_ms == 0)
+                return fail(ret_error, "remoteCode.fetchTimeoutMs", "must be at least 1");
+        for (char **s = c->remote_code_allowed_schemes; s && *s; s++)
+                if (!streq(*s, "https") && !streq(*s, "http"))
+                        return fail(ret_error, "remoteCode.allowedSchemes", "may hold only \"https\" and \"http\"");
+        {
+                /* The patterns and ranges compile, or the server does not start with them. */
+                EgressPolicy p;
+                RegexList l;
+                int r = egress_policy_init(&p, c->network_whitelist, c->network_blacklist, c->network_allowed_addresses,
+                                           c->network_allowed_ports, c->n_network_allowed_ports, ret_error);
+                if (r < 0)
+                        return r;
+                egress_policy_done(&p);
+                r = regex_list_compile(c->remote_code_allowed_hosts, "remoteCode.allowedHosts", &l, ret_error);
+                if (r < 0)
+                        return r;
+                regex_list_done(&l);
+                r = regex_list_compile(c->remote_code_blocked_hosts, "remoteCode.blockedHosts", &l, ret_error);
+                if (r < 0)
+                        return r;
+                regex_list_done(&l);
+        }
         return 0;
 }
 

@@ -15,6 +15,8 @@ typedef enum PoolStrategy {
 #define IDLE_EXIT_DEFAULT UINT64_MAX
 #define IDLE_EXIT_ACTIVATED_SEC 300
 
+#define CONFIG_PORTS_MAX 64
+
 typedef struct Config {
         uint64_t max_concurrent;
         Limits defaults;                /* defaults.*: what a run gets unless it asks */
@@ -29,6 +31,19 @@ typedef struct Config {
         uint64_t pool_dirty;
         char **network_whitelist;
         char **network_blacklist;
+        char **network_allowed_addresses;   /* CIDR ranges a name may resolve to despite being special */
+        uint64_t network_allowed_ports[CONFIG_PORTS_MAX];
+        size_t n_network_allowed_ports;
+        uint64_t network_max_connections;   /* at once, per run */
+        uint64_t network_max_bytes;         /* per run, both directions */
+        uint64_t network_connect_timeout_ms;
+        bool remote_code_enabled;
+        char **remote_code_allowed_schemes;
+        char **remote_code_allowed_hosts;
+        char **remote_code_blocked_hosts;
+        uint64_t remote_code_max_size;
+        uint64_t remote_code_fetch_timeout_ms;
+        bool remote_code_require_hash;
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

@@ -63,6 +63,8 @@ struct Execution {
         bool output_paused;
         bool discard_output;
 
+        Proxy *proxy;               /* network "filtered" */
+
         ExecResult result;
 };
 
@@ -126,6 +128,12 @@ Execution *execution_free(Execution *e) {
         for (size_t i = 0; i < e->result.n_files; i++)
                 free(e->result.files[i].data);
         free(e->result.files);
+        proxy_free(e->proxy);
+        for (size_t i = 0; i < e->result.n_net_log; i++) {
+                free(e->result.net_log[i].host);
+                free(e->result.net_log[i].path);
+        }
+        free(e->result.net_log);
         exec_request_free(e->req);
         free(e);
         return NULL;
@@ -345,9 +353,22 @@ static int build_env(Execution *e, char ***ret) {
                 { "DENO_NO_UPDATE_CHECK", "1" },
                 { "BUN_INSTALL_CACHE_DIR", "/tmp/.bun" },
         };
+        static const char *const proxy[][2] = {
+                { "HTTP_PROXY", "http://127.0.0.1:8118" },
+                { "HTTPS_PROXY", "http://127.0.0.1:8118" },
+                { "http_proxy", "http://127.0.0.1:8118" },
+                { "https_proxy", "http://127.0.0.1:8118" },
+                { "NO_PROXY", "localhost,127.0.0.1" },
+                { "no_proxy", "localhost,127.0.0.1" },
+        };
+        _Static_assert(PROXY_PORT == 8118, "the proxy variables name the port");
         for (size_t i = 0; i < ELEMENTSOF(base); i++)
                 if (strv_push(&env, env_entry(base[i][0], base[i][1])) < 0)
                         return -ENOMEM;
+        if (e->req->limits.network == NETWORK_FILTERED)
+                for (size_t i = 0; i < ELEMENTSOF(proxy); i++)
+                        if (strv_push(&env, env_entry(proxy[i][0], proxy[i][1])) < 0)
+                                return -ENOMEM;
         for (char **s = e->req->env; s && *s; s++)
                 if (strv_push(&env, strdup(*s)) < 0)
                         return -ENOMEM;
@@ -417,6 +438,8 @@ static int start_phase(Execution *e, ExecPhase phase) {
                 .tmp_bytes = l->tmp_bytes,
                 .readonly_rootfs = l->readonly_rootfs,
                 .seccomp = l->seccomp,
+                /* One proxy for the run: the setup script's phase opens it, the code's keeps it. */
+                .proxy_port = l->network == NETWORK_FILTERED && !e->proxy ? PROXY_PORT : 0,
         };
 
         if ((r = make_pipe(out)) < 0 || (r = make_pipe(err)) < 0)
@@ -517,6 +540,38 @@ static void phase_check_complete(Execution *e) {
         execution_finish(e);
 }
 
+static void on_proxy_block(const char *method, const char *host, unsigned port, const char *reason, void *userdata) {
+        Execution *e = userdata;
+        if (e->cb.on_network_block)
+                e->cb.on_network_block(e, method, host, port, reason, e->userdata);
+}
+
+static int start_proxy(Execution *e) {
+        ProxyConfig pc = {
+                .policy = e->ctx.egress,
+                .log = e->req->log_network,
+                .on_block = on_proxy_block,
+                .userdata = e,
+        };
+        int fd, r;
+
+        if (!e->ctx.egress || !e->ctx.resolver)
+                return -EOPNOTSUPP;
+        fd = sandbox_take_proxy_fd(e->sb);
+        if (fd < 0)
+                return fd;
+        /* Checked when the request was made: they compile. */
+        r = regex_list_compile(e->req->net_whitelist, "whitelist", &pc.whitelist, NULL);
+        if (r >= 0)
+                r = regex_list_compile(e->req->net_blacklist, "blacklist", &pc.blacklist, NULL);
+        if (r < 0) {
+                safe_close(fd);
+                regex_list_done(&pc.whitelist);
+                return r;
+        }
+        return proxy_new(e->ctx.event, e->ctx.resolver, &pc, fd, &e->proxy);
+}
+
 static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
         Execution *e = userdata;
 
@@ -527,6 +582,13 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                         return;
                 }
                 e->started = true;
+                if (e->req->limits.network == NETWORK_FILTERED && !e->proxy) {
+                        int r = start_proxy(e);
+                        if (r < 0) {
+                                log_warning_errno(r, "execution %s: cannot start the network proxy: %m", e->result.execution_id);
+                                fail(e, r);
+                        }
+                }
                 return;
         case SANDBOX_EXITED:
                 e->exited = true;
@@ -721,11 +783,28 @@ static void execution_finish(Execution *e) {
                         res->memory_mb = (double) st.memory_bytes / (1024.0 * 1024.0);
                         res->peak_memory_mb = (double) st.memory_peak_bytes / (1024.0 * 1024.0);
                 }
-                /* With network "none" there is only loopback, which is not counted. */
-                if (e->req->limits.network != NETWORK_NONE)
+                /* With network "none" there is only loopback, which is not counted; with
+                 * "filtered" what went through the proxy. */
+                if (e->req->limits.network == NETWORK_HOST)
                         sandbox_net_bytes(e->sb, &res->net_in, &res->net_out);
                 if (res->error == 0 && !res->setup_failed)
                         collect_files(e);
+        }
+        if (e->proxy) {
+                /* Its tunnels end with the run. */
+                const ProxyLogEntry *log;
+                size_t n;
+                proxy_bytes(e->proxy, &res->net_in, &res->net_out);
+                log = proxy_log(e->proxy, &n);
+                if (n > 0 && (res->net_log = calloc(n, sizeof(ProxyLogEntry)))) {
+                        for (size_t i = 0; i < n; i++) {
+                                res->net_log[i] = log[i];
+                                res->net_log[i].host = strdup(log[i].host ?: "");
+                                res->net_log[i].path = log[i].path ? strdup(log[i].path) : NULL;
+                        }
+                        res->n_net_log = n;
+                }
+                e->proxy = proxy_free(e->proxy);
         }
         release_sandbox(e);
         e->state = STATE_DONE;

@@ -6,7 +6,10 @@
 #include <systemd/sd-event.h>
 
 #include "core/outcome.h"
+#include "core/egress.h"
 #include "core/pool.h"
+#include "core/proxy.h"
+#include "core/resolve.h"
 #include "sandbox/sandbox.h"
 #include "core/request.h"
 #include "shared/util.h"
@@ -62,6 +65,8 @@ typedef struct ExecResult {
         double peak_memory_mb;
         uint64_t net_in;
         uint64_t net_out;
+        ProxyLogEntry *net_log;     /* options.logNetwork: what the proxy saw */
+        size_t n_net_log;
 } ExecResult;
 
 typedef struct ExecutionCallbacks {
@@ -69,6 +74,9 @@ typedef struct ExecutionCallbacks {
         void (*on_output)(Execution *e, ExecStream stream, ExecPhase phase, const char *data, size_t len, void *userdata);
         /* The setup script exited 0; the code starts next (optional). */
         void (*on_setup_done)(Execution *e, void *userdata);
+        /* The proxy of network "filtered" refused a request (optional; for the audit log). */
+        void (*on_network_block)(Execution *e, const char *method, const char *host, unsigned port, const char *reason,
+                                 void *userdata);
         /* The run is over; execution_result() holds the outcome. */
         void (*on_done)(Execution *e, void *userdata);
         /* stdin stays open for execution_write_stdin() (WebSocket); otherwise it gets
@@ -87,6 +95,8 @@ typedef struct ExecContext {
          * a run's output is truncated, so many runs cannot take the host's memory at once. */
         uint64_t *output_held;
         uint64_t output_budget;
+        const EgressPolicy *egress; /* network "filtered": the server's rules */
+        Resolver *resolver;
 } ExecContext;
 
 /* Starts an execution. With sb == NULL a sandbox comes from the pool (or a dedicated one for

@@ -33,6 +33,8 @@ Manager *manager_free(Manager *m) {
         pool_free(m->pool);
         exec_queue_free(m->queue);
         sandbox_engine_free(m->engine);
+        resolver_free(m->resolver);
+        egress_policy_done(&m->egress);
         runtimes_done(&m->runtimes);
         config_done(&m->config);
         free(m->config_path);
@@ -365,7 +367,22 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                         return r;
         }
 
+        /* Checked when the configuration was loaded: this compiles. */
+        r = egress_policy_init(&m->egress, m->config.network_whitelist, m->config.network_blacklist,
+                               m->config.network_allowed_addresses, m->config.network_allowed_ports,
+                               m->config.n_network_allowed_ports, NULL);
+        if (r < 0)
+                return r;
+        m->egress.max_connections = m->config.network_max_connections;
+        m->egress.max_bytes = m->config.network_max_bytes;
+        m->egress.connect_timeout_ms = m->config.network_connect_timeout_ms;
+        r = resolver_new(m->event, &m->resolver);
+        if (r < 0)
+                return r;
+
         m->exec = (ExecContext) {
+                .egress = &m->egress,
+                .resolver = m->resolver,
                 .event = m->event,
                 .engine = m->engine,
                 .pool = m->pool,

@@ -73,6 +73,8 @@ typedef struct Manager {
         FailureLimit *auth_failures;
         ExecContext exec;
         SpecPolicy policy;
+        EgressPolicy egress;            /* network "filtered" and codeUrl: the server's rules */
+        Resolver *resolver;
         uint64_t output_held;           /* buffered output of all runs (see ExecContext) */
         char *master_key;
         int devnull_fd;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/egress.h"
 #include "core/request.h"
 #include "shared/size.h"
 #include "shared/util.h"
@@ -30,6 +31,8 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         free(r->workdir);
         strv_free(r->metadata);
         free(r->session_id);
+        strv_free(r->net_whitelist);
+        strv_free(r->net_blacklist);
         free(r);
         return NULL;
 }
@@ -112,9 +115,6 @@ int exec_request_new(const SpecPolicy *p, ExecRequest **ret) {
                 return -ENOMEM;
         req->limits = *p->defaults;
         req->limits.body_bytes = 0;
-        /* "filtered" as a default waits for the filtering proxy: until then it is "none". */
-        if (req->limits.network != NETWORK_HOST)
-                req->limits.network = NETWORK_NONE;
         *ret = req;
         return 0;
 }
@@ -175,9 +175,27 @@ int exec_request_set_network(ExecRequest *req, const SpecPolicy *p, const char *
         }
         if (!strv_contains(p->allowed_networks, s))
                 return errorf(ret_error, "options.network \"%s\" is not allowed by this server", s);
-        if (n == NETWORK_FILTERED)
-                return errorf(ret_error, "options.network \"filtered\" is not supported by this server yet");
-        req->limits.network = NETWORK_HOST;
+        req->limits.network = (NetworkMode) n;
+        return 0;
+}
+
+int exec_request_set_network_filter(ExecRequest *req, char **whitelist, char **blacklist, char **ret_error) {
+        _cleanup_strv_free_ char **w = whitelist, **b = blacklist;
+        RegexList l;
+        int r;
+
+        r = regex_list_compile(w, "options.networkFilter.whitelist", &l, ret_error);
+        if (r < 0)
+                return r;
+        regex_list_done(&l);
+        r = regex_list_compile(b, "options.networkFilter.blacklist", &l, ret_error);
+        if (r < 0)
+                return r;
+        regex_list_done(&l);
+        strv_free(req->net_whitelist);
+        strv_free(req->net_blacklist);
+        req->net_whitelist = TAKE_PTR(w);
+        req->net_blacklist = TAKE_PTR(b);
         return 0;
 }
 

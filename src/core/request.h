@@ -53,6 +53,9 @@ typedef struct ExecRequest {
         char **metadata;       /* request.metadata as KEY=VALUE (strings only), or NULL */
         char *session_id;
         Limits limits;
+        char **net_whitelist;  /* options.networkFilter: narrows the server's rules */
+        char **net_blacklist;
+        bool log_network;      /* options.logNetwork: networkLogs in the result */
 } ExecRequest;
 
 ExecRequest *exec_request_free(ExecRequest *r);
@@ -71,6 +74,9 @@ int exec_request_set_limit(ExecRequest *req, const SpecPolicy *policy, LimitFiel
 int exec_request_set_readonly_rootfs(ExecRequest *req, const SpecPolicy *policy, bool b, char **ret_error);
 int exec_request_set_network(ExecRequest *req, const SpecPolicy *policy, const char *mode, char **ret_error);
 int exec_request_set_seccomp(ExecRequest *req, const SpecPolicy *policy, const char *mode, char **ret_error);
+/* options.networkFilter: patterns checked here (POSIX extended regexes); they only narrow the
+ * server's network.whitelist/blacklist (a host must pass both). Takes the lists. */
+int exec_request_set_network_filter(ExecRequest *req, char **whitelist, char **blacklist, char **ret_error);
 int exec_request_set_runtime(ExecRequest *req, const SpecPolicy *policy, const char *runtime, char **ret_error);
 int exec_request_set_extension(ExecRequest *req, const char *ext, char **ret_error);
 /* An environment variable (name checked); with secret, its value is masked in the output. */

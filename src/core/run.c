@@ -160,6 +160,32 @@ static void audit_execution(Run *s, const ExecResult *res, const ExecRequest *re
         }
 }
 
+/* Every request the proxy of network "filtered" refused is an audit record, whether or not the
+ * run asked for networkLogs. */
+static void on_network_block(Execution *e, const char *method, const char *host, unsigned port, const char *reason,
+                             void *userdata) {
+        Run *s = userdata;
+        const ExecResult *res = execution_result(e);
+        char port_s[8], message[512];
+
+        if (!s->m->audit)
+                return;
+        snprintf(port_s, sizeof(port_s), "%u", port);
+        AuditField f[] = {
+                { "ISOL8_EXECUTION_ID", res->execution_id },
+                { "ISOL8_SESSION_ID", execution_request(e)->session_id },
+                { "ISOL8_KEY_ID", s->who.key_id[0] ? s->who.key_id : NULL },
+                { "ISOL8_TENANT", s->who.tenant },
+                { "ISOL8_NETWORK_METHOD", method },
+                { "ISOL8_NETWORK_HOST", host },
+                { "ISOL8_NETWORK_PORT", port_s },
+                { "ISOL8_NETWORK_REASON", reason },
+        };
+        snprintf(message, sizeof(message), "execution %.8s by tenant %s: network request blocked: %s %.253s:%u: %s",
+                 res->execution_id, s->who.tenant, method, host, port, reason);
+        audit_emit(s->m->audit, AUDIT_MESSAGE_NETWORK_BLOCKED, LOG_WARNING, "network-blocked", message, f, ELEMENTSOF(f));
+}
+
 static void on_exec_done(Execution *e, void *userdata) {
         Run *s = userdata;
         const ExecResult *res = execution_result(e);
@@ -192,7 +218,8 @@ static void on_exec_done(Execution *e, void *userdata) {
                 emit_simple(s, RUN_EVENT_TIMED_OUT, phase, NULL, 0);
         else if (res->setup_failed)
                 emit_simple(s, RUN_EVENT_SETUP_FAILED, EXEC_PHASE_SETUP, NULL, res->exit_code);
-        emit_simple(s, RUN_EVENT_EXIT, phase, NULL, res->exit_code);
+        emit(s, &(RunEvent) { .type = RUN_EVENT_EXIT, .phase = phase, .exit_code = res->exit_code,
+                              .network_log = req->log_network ? res : NULL });
         finish(s, 0, OUTCOME_OK, NULL);
 }
 
@@ -201,6 +228,7 @@ static void start_exec(Run *s) {
                 .on_output = s->ops.event ? on_output : NULL,
                 .on_setup_done = s->ops.event ? on_setup_done : NULL,
                 .on_done = on_exec_done,
+                .on_network_block = on_network_block,
                 .interactive_stdin = s->interactive,
         };
         int r;

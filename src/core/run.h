@@ -26,6 +26,8 @@ typedef struct RunEvent {
         int exit_code;
         uint64_t total;
         uint64_t max;
+        /* The final exit of a run that asked for options.logNetwork: its networkLogs. */
+        const ExecResult *network_log;
 } RunEvent;
 
 typedef struct RunOps {

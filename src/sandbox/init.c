@@ -9,6 +9,7 @@
 #include <linux/close_range.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -57,6 +58,43 @@ static void send_msg(uint32_t type, int32_t value, const char *fmt, ...) {
         }
         while (send(init_sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
                 ;
+}
+
+/* STARTED with the proxy's listening socket: the daemon accepts on it, in this namespace. */
+static void send_started_with_fd(int32_t pid, int fd) {
+        InitMessage m = { .type = INIT_MSG_STARTED, .value = pid };
+        union {
+                struct cmsghdr h;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        while (sendmsg(init_sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+                ;
+}
+
+/* The filtered network's door: 127.0.0.1:port in this sandbox's own network namespace, made
+ * before the program starts so that nothing of the program's can hold the port. */
+static int proxy_listen(uint16_t port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int one = 1, fd;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0 || listen(fd, 128) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
 }
 
 _Noreturn static void fail(int error, const char *what) {
@@ -380,6 +418,7 @@ static int child_trampoline(void *arg) {
 }
 
 static void handle_run(int fds[4], const SeccompProgram *seccomp) {
+        _cleanup_close_ int listen_fd = -EBADF;
         _cleanup_free_ char *blob = NULL;
         RunSpecHeader h;
         char **argv = NULL, **envp = NULL;
@@ -442,6 +481,14 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                 send_msg(INIT_MSG_STARTED, r, "cannot apply sandbox sizes: %s", strerror(-r));
                 goto out;
         }
+        if (h.proxy_port > 0) {
+                listen_fd = proxy_listen(h.proxy_port > UINT16_MAX ? 0 : (uint16_t) h.proxy_port);
+                if (listen_fd < 0) {
+                        send_msg(INIT_MSG_STARTED, listen_fd, "cannot listen on 127.0.0.1:%u for the proxy: %s",
+                                 h.proxy_port, strerror(-listen_fd));
+                        goto out;
+                }
+        }
 
         {
                 /* Like posix_spawn: the child borrows init's memory until it execs, so starting a
@@ -455,7 +502,10 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                 goto out;
         }
         main_pid = pid;
-        send_msg(INIT_MSG_STARTED, pid, NULL);
+        if (listen_fd >= 0)
+                send_started_with_fd(pid, listen_fd);
+        else
+                send_msg(INIT_MSG_STARTED, pid, NULL);
 out:
         free(argv);
         free(envp);

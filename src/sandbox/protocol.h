@@ -12,7 +12,8 @@
 typedef enum InitMessageType {
         INIT_MSG_READY = 1,    /* init -> daemon: value 0, or -errno with text */
         INIT_MSG_RUN,          /* daemon -> init: fds [spec memfd, stdin, stdout, stderr] */
-        INIT_MSG_STARTED,      /* init -> daemon: value = pid in the sandbox */
+        INIT_MSG_STARTED,      /* init -> daemon: value = pid in the sandbox; with a proxy port,
+                                * fds [listening socket on 127.0.0.1:port] */
         INIT_MSG_EXITED,       /* init -> daemon: value = wait status */
         INIT_MSG_KILL,         /* daemon -> init: kill every process but init */
         INIT_MSG_SIGNAL,       /* daemon -> init: value = signal for the main process */
@@ -37,6 +38,7 @@ typedef struct RunSpecHeader {
         uint64_t tmp_bytes;
         uint32_t readonly_rootfs;
         uint32_t seccomp;
+        uint32_t proxy_port;    /* != 0: listen on 127.0.0.1:port for the daemon's proxy */
         char cwd[1024];
 } RunSpecHeader;
 

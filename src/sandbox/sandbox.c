@@ -54,6 +54,7 @@ struct Sandbox {
         bool dead;
         bool share_network;
         unsigned runs;
+        int proxy_fd;           /* from the last STARTED, until taken */
         Sandbox *prev, *next;
 };
 
@@ -223,12 +224,36 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         return 0;
 }
 
+/* A descriptor the init sent must be what it says: a listening IPv4 TCP socket. */
+static bool is_listening_tcp(int fd) {
+        int v = 0, domain = 0, type = 0;
+        socklen_t l = sizeof(v);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0 || !v)
+                return false;
+        l = sizeof(domain);
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != AF_INET)
+                return false;
+        l = sizeof(type);
+        return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) >= 0 && type == SOCK_STREAM;
+}
+
 static int on_message(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Sandbox *sb = userdata;
         InitMessage m;
+        union {
+                struct cmsghdr h;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+        _cleanup_close_ int passed = -EBADF;
         ssize_t n;
 
-        n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+        n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n >= 0)
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+                                memcpy(&passed, CMSG_DATA(c), sizeof(int));
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
@@ -255,6 +280,9 @@ static int on_message(sd_event_source *s, int fd, uint32_t revents, void *userda
         case INIT_MSG_STARTED:
                 if (m.value < 0)
                         log_warning("sandbox %s: run refused: %s", sb->id, m.text);
+                sb->proxy_fd = safe_close(sb->proxy_fd);
+                if (passed >= 0 && m.value > 0 && is_listening_tcp(passed))
+                        sb->proxy_fd = TAKE_FD(passed);
                 sandbox_emit(sb, SANDBOX_STARTED, m.value);
                 break;
         case INIT_MSG_EXITED:
@@ -370,6 +398,7 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
                 return -ENOMEM;
         sb->engine = e;
         sb->sock = -EBADF;
+        sb->proxy_fd = -EBADF;
         sb->slot = UINT32_MAX;
         sb->handler = handler;
         sb->userdata = userdata;
@@ -461,6 +490,7 @@ Sandbox *sandbox_free(Sandbox *sb) {
         if (!sb)
                 return NULL;
         sandbox_teardown(sb);
+        safe_close(sb->proxy_fd);
         if (sb->slot != UINT32_MAX) {
                 SandboxEngine *e = sb->engine;
                 e->slots[sb->slot] = 0;
@@ -548,6 +578,7 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
                 .tmp_bytes = spec->tmp_bytes,
                 .readonly_rootfs = spec->readonly_rootfs,
                 .seccomp = spec->seccomp,
+                .proxy_port = spec->proxy_port,
         };
         InitMessage m = { .type = INIT_MSG_RUN };
         Buffer b = {};
@@ -586,6 +617,10 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
                 return r;
         sb->runs++;
         return 0;
+}
+
+int sandbox_take_proxy_fd(Sandbox *sb) {
+        return sb->proxy_fd >= 0 ? TAKE_FD(sb->proxy_fd) : -ENOENT;
 }
 
 int sandbox_kill(Sandbox *sb) {

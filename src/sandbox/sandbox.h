@@ -77,10 +77,14 @@ typedef struct RunSpec {
         uint64_t tmp_bytes;
         bool readonly_rootfs;
         bool seccomp;
+        uint16_t proxy_port;    /* != 0: the init listens on 127.0.0.1:port (sandbox_take_proxy_fd) */
 } RunSpec;
 
 /* Starts a program with the given stdin/stdout/stderr (the fds are duplicated). */
 int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_err);
+/* The listening socket on 127.0.0.1:proxy_port inside the sandbox that came with the last
+ * SANDBOX_STARTED of a run with a proxy port (the caller owns it), or -ENOENT. */
+int sandbox_take_proxy_fd(Sandbox *sb);
 /* Kills every process of the running program (the sandbox itself stays). */
 int sandbox_kill(Sandbox *sb);
 /* Delivers a signal to the running program's main process. */

@@ -74,6 +74,19 @@ int buffer_append(Buffer *b, const void *p, size_t n) {
         return 0;
 }
 
+int buffer_printf(Buffer *b, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        return buffer_append(b, s, (size_t) n);
+}
+
 void buffer_done(Buffer *b) {
         free(b->data);
         *b = (Buffer) {};

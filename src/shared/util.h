@@ -31,6 +31,7 @@ typedef struct Buffer {
 } Buffer;
 
 int buffer_append(Buffer *b, const void *p, size_t n);
+int buffer_printf(Buffer *b, const char *fmt, ...) _printf_(2, 3);
 void buffer_done(Buffer *b);
 char *buffer_steal_string(Buffer *b); /* NUL-terminated, leaves buffer empty */
 

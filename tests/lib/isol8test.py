@@ -125,8 +125,11 @@ class Response:
 class Daemon:
     """One isol8 serve process on a loopback port."""
 
-    def __init__(self, config=None, key=MASTER, args=(), env=None, activation=False, port=None):
+    def __init__(self, config=None, key=MASTER, args=(), env=None, activation=False, port=None, files=None):
         self.dir = tempfile.TemporaryDirectory(prefix="isol8-test-")
+        # {"/etc/hosts": "text"}: the daemon sees these files in a mount namespace of its own
+        # (names for the proxy to resolve without touching the machine's files).
+        self.files = files or {}
         self.config = config
         self.key = key
         self.args = list(args)
@@ -148,6 +151,14 @@ class Daemon:
         if not self.activation:
             cmd += ["--port", str(self.port)]
         cmd += self.args
+        if self.files:
+            binds = []
+            for i, (target, text) in enumerate(sorted(self.files.items())):
+                src = os.path.join(self.dir.name, f"bind-{i}")
+                with open(src, "w") as f:
+                    f.write(text)
+                binds.append(f"mount --bind {src} {target}")
+            cmd = ["unshare", "-m", "sh", "-c", " && ".join(binds) + ' && exec "$@"', "sh"] + cmd
         if self.activation:
             cmd = ["systemd-socket-activate", "-l", f"127.0.0.1:{self.port}",
                    "--fdname=http"] + cmd
@@ -267,10 +278,11 @@ class DaemonTestCase(unittest.TestCase):
 
     config = None
     daemon_args = ()
+    daemon_files = None
 
     @classmethod
     def setUpClass(cls):
-        cls.daemon = Daemon(config=cls.config, args=cls.daemon_args).start()
+        cls.daemon = Daemon(config=cls.config, args=cls.daemon_args, files=cls.daemon_files).start()
 
     @classmethod
     def tearDownClass(cls):
