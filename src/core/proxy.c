@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +384,9 @@ static int parse_head(Conn *c, size_t head_end) {
                 p = e ? e + 2 : NULL;
         }
         if (!c->is_connect) {
+                /* The length as it was checked, in one form. */
+                if (have_length && buffer_printf(&out, "Content-Length: %" PRIu64 "\r\n", length) < 0)
+                        goto nomem;
                 if (buffer_printf(&out, "Connection: close\r\n\r\n") < 0)
                         goto nomem;
                 if (out.size > RELAY_BUF)

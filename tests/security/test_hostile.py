@@ -278,6 +278,8 @@ class Hostile(DaemonTestCase):
         res = self.sh("env | cut -d= -f1 | sort")
         allowed = {"PATH", "HOME", "TMPDIR", "LANG", "USER", "HOSTNAME", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
                    "NO_COLOR", "DENO_DIR", "DENO_NO_UPDATE_CHECK", "BUN_INSTALL_CACHE_DIR", "PWD", "SHLVL", "_"}
+        if (self.config.get("defaults") or {}).get("network") == "filtered":
+            allowed |= {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
         self.assertTrue(set(res["stdout"].split("\n")) <= allowed, res["stdout"])
 
     def test_23_own_hostname_ipc_and_processes(self):
@@ -335,6 +337,17 @@ class Hostile(DaemonTestCase):
 def isol8test_has(runtime):
     import shutil
     return shutil.which(runtime) is not None
+
+
+class HostileFiltered(Hostile):
+    """The same hostile programs with network "filtered" as every run's default: the proxy on
+    127.0.0.1:8118 adds no way out (no name resolution, no route, nothing private reachable)."""
+    config = {"poolSize": {"clean": 2, "dirty": 2}, "maxConcurrent": 4, "defaults": {"network": "filtered"},
+              "security": {"allowedNetworks": ["none", "filtered"]}}
+
+    def test_00_really_filtered(self):
+        res = self.sh("echo $HTTP_PROXY; curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/")
+        self.assertEqual(res["stdout"], "http://127.0.0.1:8118\n403", res)
 
 
 class EnvironmentLeak(unittest.TestCase):
