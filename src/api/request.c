@@ -279,12 +279,19 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                 return -ENOMEM;
         if (GET_OPT(json_get_string, rq, "cmd", &s, "request") && *s && !(req->cmd = strdup(s)))
                 return -ENOMEM;
-        if (GET_OPT(json_get_string, rq, "codeUrl", &s, "request") && *s)
-                return errorf(ret_error, "request.codeUrl is not supported by this server yet");
-        if (!!req->code == !!req->cmd)
-                return errorf(ret_error, "Exactly one of request.code or request.cmd must be given");
         if (GET_OPT(json_get_string, rq, "runtime", &s, "request")) {
                 r = exec_request_set_runtime(req, p, s, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (GET_OPT(json_get_string, rq, "codeUrl", &s, "request") && *s) {
+                const char *hash = NULL;
+                bool insecure = false;
+                if (req->code || req->cmd)
+                        return errorf(ret_error, "Exactly one of request.code, request.cmd or request.codeUrl must be given");
+                (void) GET_OPT(json_get_string, rq, "codeHash", &hash, "request");
+                (void) GET_OPT(json_get_bool, rq, "allowInsecureCodeUrl", &insecure, "request");
+                r = exec_request_set_code_url(req, p, s, hash && *hash ? hash : NULL, insecure, ret_error);
                 if (r < 0)
                         return r;
         }

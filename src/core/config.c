@@ -83,6 +83,7 @@ static const ConfigKey config_keys[] = {
         { "remoteCode.maxCodeSize",         CT_SIZE,   F(remote_code_max_size) },
         { "remoteCode.fetchTimeoutMs",      CT_U64,    F(remote_code_fetch_timeout_ms) },
         { "remoteCode.requireHash",         CT_BOOL,   F(remote_code_require_hash) },
+        { "remoteCode.caFile",              CT_STRING, F(remote_code_ca_file) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
@@ -207,6 +208,7 @@ void config_done(Config *c) {
         strv_free(c->remote_code_allowed_schemes);
         strv_free(c->remote_code_allowed_hosts);
         strv_free(c->remote_code_blocked_hosts);
+        free(c->remote_code_ca_file);
         free(c->security_seccomp);
         strv_free(c->security_allowed_networks);
         free(c->audit_destination);

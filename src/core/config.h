@@ -44,6 +44,7 @@ typedef struct Config {
         uint64_t remote_code_max_size;
         uint64_t remote_code_fetch_timeout_ms;
         bool remote_code_require_hash;
+        char *remote_code_ca_file;          /* CA bundle for https code URLs; NULL: the system's */
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

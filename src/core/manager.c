@@ -33,6 +33,9 @@ Manager *manager_free(Manager *m) {
         pool_free(m->pool);
         exec_queue_free(m->queue);
         sandbox_engine_free(m->engine);
+        fetcher_free(m->fetcher);
+        regex_list_done(&m->fetch_policy.allowed_hosts);
+        regex_list_done(&m->fetch_policy.blocked_hosts);
         resolver_free(m->resolver);
         egress_policy_done(&m->egress);
         runtimes_done(&m->runtimes);
@@ -379,6 +382,25 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
         r = resolver_new(m->event, &m->resolver);
         if (r < 0)
                 return r;
+        if (m->config.remote_code_enabled) {
+                m->fetch_policy = (FetchPolicy) {
+                        .allowed_schemes = m->config.remote_code_allowed_schemes,
+                        .max_size = m->config.remote_code_max_size,
+                        .timeout_ms = m->config.remote_code_fetch_timeout_ms,
+                        .require_hash = m->config.remote_code_require_hash,
+                        .ca_file = m->config.remote_code_ca_file,
+                        .egress = &m->egress,
+                };
+                r = regex_list_compile(m->config.remote_code_allowed_hosts, "remoteCode.allowedHosts",
+                                       &m->fetch_policy.allowed_hosts, NULL);
+                if (r >= 0)
+                        r = regex_list_compile(m->config.remote_code_blocked_hosts, "remoteCode.blockedHosts",
+                                               &m->fetch_policy.blocked_hosts, NULL);
+                if (r >= 0)
+                        r = fetcher_new(m->event, m->resolver, &m->fetch_policy, &m->fetcher);
+                if (r < 0)
+                        return r;
+        }
 
         m->exec = (ExecContext) {
                 .egress = &m->egress,
@@ -393,6 +415,7 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 .output_budget = m->config.output_budget_bytes,
         };
         m->policy = (SpecPolicy) {
+                .fetcher = m->fetcher,
                 .defaults = &m->config.defaults,
                 .maximums = &m->config.limits,
                 .allowed_networks = m->config.security_allowed_networks,

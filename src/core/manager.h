@@ -11,6 +11,7 @@
 #include "auth/keystore.h"
 #include "core/config.h"
 #include "core/execution.h"
+#include "core/fetch.h"
 #include "core/outcome.h"
 #include "core/pool.h"
 #include "core/queue.h"
@@ -75,6 +76,8 @@ typedef struct Manager {
         SpecPolicy policy;
         EgressPolicy egress;            /* network "filtered" and codeUrl: the server's rules */
         Resolver *resolver;
+        FetchPolicy fetch_policy;       /* remoteCode.* */
+        Fetcher *fetcher;               /* NULL unless remoteCode.enabled */
         uint64_t output_held;           /* buffered output of all runs (see ExecContext) */
         char *master_key;
         int devnull_fd;

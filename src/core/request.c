@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/egress.h"
+#include "core/fetch.h"
 #include "core/request.h"
 #include "shared/size.h"
 #include "shared/util.h"
@@ -33,6 +34,8 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         free(r->session_id);
         strv_free(r->net_whitelist);
         strv_free(r->net_blacklist);
+        free(r->code_url);
+        free(r->code_hash);
         free(r);
         return NULL;
 }
@@ -302,9 +305,31 @@ const char *exec_request_metadata(const ExecRequest *req, const char *key) {
         return NULL;
 }
 
+int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *p, const char *url, const char *hash,
+                              bool allow_insecure, char **ret_error) {
+        int r;
+
+        if (!p->fetcher)
+                return errorf(ret_error, "Remote code fetching is disabled. Set remoteCode.enabled to true in the server config.");
+        r = fetcher_check_url(p->fetcher, url, hash, allow_insecure, ret_error);
+        if (r < 0)
+                return r;
+        free(req->code_url);
+        free(req->code_hash);
+        req->code_url = strdup(url);
+        req->code_hash = hash ? strdup(hash) : NULL;
+        if (!req->code_url || (hash && !req->code_hash))
+                return -ENOMEM;
+        req->allow_insecure_code_url = allow_insecure;
+        return 0;
+}
+
 int exec_request_check_program(ExecRequest *req, const SpecPolicy *p, char **ret_error) {
-        if (!!req->code == !!req->cmd)
-                return errorf(ret_error, "Exactly one of request.code or request.cmd must be given");
+        if ((!!req->code + !!req->cmd + !!req->code_url) != 1)
+                return errorf(ret_error, req->code_url ? "Exactly one of request.code, request.cmd or request.codeUrl must be given"
+                                                       : "Exactly one of request.code or request.cmd must be given");
+        if (req->code_url && !req->runtime_set)
+                return errorf(ret_error, "request.runtime is required");
         if (!req->runtime_set) {
                 if (!req->cmd)
                         return errorf(ret_error, "request.runtime is required");

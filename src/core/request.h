@@ -11,12 +11,15 @@
 #include "shared/secret-mask.h"
 
 /* What the server allows clients to ask for. */
+typedef struct Fetcher Fetcher;
+
 typedef struct SpecPolicy {
         const Limits *defaults;
         const Limits *maximums;
         char *const *allowed_networks;
         bool allow_seccomp_change;
         const Runtimes *runtimes;
+        Fetcher *fetcher;          /* NULL: remoteCode.enabled is off */
 } SpecPolicy;
 
 typedef struct ExecFile {
@@ -56,6 +59,9 @@ typedef struct ExecRequest {
         char **net_whitelist;  /* options.networkFilter: narrows the server's rules */
         char **net_blacklist;
         bool log_network;      /* options.logNetwork: networkLogs in the result */
+        char *code_url;        /* request.codeUrl: code comes from there before the run */
+        char *code_hash;       /* request.codeHash (sha256, hex) */
+        bool allow_insecure_code_url;
 } ExecRequest;
 
 ExecRequest *exec_request_free(ExecRequest *r);
@@ -88,7 +94,11 @@ int exec_request_add_output_path(ExecRequest *req, const char *path, size_t inde
 int exec_request_set_workdir(ExecRequest *req, const char *path, char **ret_error);
 int exec_request_add_metadata(ExecRequest *req, const char *key, const char *value);
 const char *exec_request_metadata(const ExecRequest *req, const char *key);
-/* Exactly one of code and cmd, and a runtime this server has (bash for a cmd without one):
+/* request.codeUrl with its hash and allowInsecureCodeUrl: refused here when the server does
+ * not fetch, or when the scheme, the host or the hash's form is not allowed. */
+int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *policy, const char *url, const char *hash,
+                              bool allow_insecure, char **ret_error);
+/* Exactly one of code and cmd (or codeUrl), and a runtime this server has (bash for a cmd without one):
  * what every later rule of a request depends on, so a parser may check it first. */
 int exec_request_check_program(ExecRequest *req, const SpecPolicy *policy, char **ret_error);
 /* The checks that need the whole request (the program's, then the secrets' bounds); builds the

@@ -8,6 +8,7 @@
 #include "core/session.h"
 #include "shared/log.h"
 #include "shared/stream-filter.h"
+#include "shared/time-util.h"
 #include "shared/crypto.h"
 #include "audit/audit.h"
 
@@ -20,6 +21,8 @@ struct Run {
         SessionUse *use;
         Sandbox *session_sb;
         ExecQueueWaiter *waiter;
+        CodeFetch *fetch;           /* request.codeUrl, before anything else */
+        uint64_t fetch_started;
         bool has_slot;
         bool interactive;
         bool paused;
@@ -141,6 +144,7 @@ static void audit_execution(Run *s, const ExecResult *res, const ExecRequest *re
                 { "ISOL8_EXIT_CODE", exit_code },
                 { "ISOL8_DURATION_MS", duration },
                 { "ISOL8_CODE_SHA256", code_hash },
+                { "ISOL8_CODE_URL", req->code_url },
                 { "ISOL8_TIMED_OUT", res->timed_out ? "1" : "0" },
                 { "ISOL8_OOM_KILLED", res->oom_killed ? "1" : "0" },
                 { "ISOL8_STREAMED", s->ops.event ? "1" : "0" },
@@ -295,6 +299,46 @@ static void on_session_ready(Sandbox *sb, int error, void *userdata) {
                 finish(s, MIN(r, 0), r > 0 ? (Outcome) r : OUTCOME_OK, NULL);
 }
 
+/* A session's sandbox or a slot: 0, an Outcome, or < 0. */
+static int run_proceed(Run *s, char **ret_message) {
+        int r;
+
+        if (!s->req->session_id)
+                return take_slot(s);
+        r = session_use(s->m->sessions, &s->who, s->req, on_session_ready, s, &s->use, ret_message);
+        switch (r) {
+        case -EBUSY:
+                return OUTCOME_SESSION_LIMIT;
+        case -ENOENT:
+                return OUTCOME_SESSION_NOT_FOUND;
+        case -EXDEV:
+                return OUTCOME_RUNTIME_SWITCH;
+        case -EINVAL:
+                return OUTCOME_INVALID;
+        default:
+                return r;
+        }
+}
+
+static void on_code_fetched(int error, const char *message, char *data, size_t size, void *userdata) {
+        Run *s = userdata;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t elapsed_ms = (now_usec(CLOCK_MONOTONIC) - s->fetch_started) / USEC_PER_MSEC;
+        int r;
+
+        s->fetch = NULL;
+        if (error < 0 || message) {
+                finish(s, MIN(error, 0), message ? OUTCOME_INVALID : OUTCOME_OK, message);
+                return;
+        }
+        s->req->code = data;
+        /* The fetch took its share of the request's time. */
+        s->req->limits.timeout_ms = s->req->limits.timeout_ms > elapsed_ms ? s->req->limits.timeout_ms - elapsed_ms : 1;
+        r = run_proceed(s, &msg);
+        if (r != 0)
+                finish(s, MIN(r, 0), r > 0 ? (Outcome) r : OUTCOME_OK, msg);
+}
+
 int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequest *req, bool interactive,
               const RunOps *ops, void *userdata, Run **ret, char **ret_message) {
         _cleanup_free_ Run *s = NULL;
@@ -319,24 +363,13 @@ int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequ
         snprintf(s->remote, sizeof(s->remote), "%s", remote_addr ?: "");
         s->last_phase = req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
 
-        if (req->session_id) {
-                r = session_use(m->sessions, who, req, on_session_ready, s, &s->use, ret_message);
-                switch (r) {
-                case -EBUSY:
-                        r = OUTCOME_SESSION_LIMIT;
-                        break;
-                case -ENOENT:
-                        r = OUTCOME_SESSION_NOT_FOUND;
-                        break;
-                case -EXDEV:
-                        r = OUTCOME_RUNTIME_SWITCH;
-                        break;
-                case -EINVAL:
-                        r = OUTCOME_INVALID;
-                        break;
-                }
+        if (req->code_url && !req->code) {
+                s->fetch_started = now_usec(CLOCK_MONOTONIC);
+                r = m->fetcher ? code_fetch_start(m->fetcher, req->code_url, req->code_hash, req->allow_insecure_code_url,
+                                                  req->limits.timeout_ms, on_code_fetched, s, &s->fetch)
+                               : -EOPNOTSUPP;
         } else
-                r = take_slot(s);
+                r = run_proceed(s, ret_message);
         if (r != 0) {
                 exec_request_free(s->req);
                 return r;
@@ -359,6 +392,7 @@ Run *run_free(Run *s) {
         if (s->next)
                 s->next->prev = s->prev;
         exec_queue_cancel(s->waiter);
+        code_fetch_cancel(s->fetch);
         session_use_done(s->use);
         if (s->exec) {
                 execution_free(s->exec);
@@ -384,6 +418,7 @@ void run_cancel(Run *s) {
                 execution_cancel(s->exec);
         else {
                 exec_queue_cancel(TAKE_PTR(s->waiter));
+                code_fetch_cancel(TAKE_PTR(s->fetch));
                 finish(s, 0, OUTCOME_CANCELLED, NULL);
         }
 }

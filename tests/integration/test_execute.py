@@ -200,11 +200,14 @@ class RequestFields(DaemonTestCase):
         self.assertEqual(r.status, 400)
 
     def test_not_yet_supported_fields(self):
-        for req in ({"code": "x", "runtime": "bash", "codeUrl": "https://example.com/x"},
-                    {"code": "x", "runtime": "python", "installPackages": ["numpy"]}):
+        for req in ({"code": "x", "runtime": "python", "installPackages": ["numpy"]},):
             r = self.daemon.post("/execute", {"request": req})
             self.assertEqual(r.status, 400)
             self.assertIn("not supported by this server yet", r.json()["error"])
+        # codeUrl is the server's choice (remoteCode.enabled, off by default): test_network.py.
+        r = self.daemon.post("/execute", {"request": {"codeUrl": "https://example.com/x", "runtime": "bash"}})
+        self.assertEqual(r.status, 400)
+        self.assertIn("Remote code fetching is disabled", r.json()["error"])
 
     def test_code_and_cmd_exclusive(self):
         for req in ({"runtime": "bash"}, {"code": "a", "cmd": "b", "runtime": "bash"}, {"code": "", "runtime": "bash"}):

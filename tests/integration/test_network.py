@@ -295,6 +295,154 @@ class Filtered(DaemonTestCase):
         self.assertEqual([(e["host"], e["action"]) for e in events[-1]["networkLogs"]], [("allowed.test", "ALLOW")])
 
 
+class CodeUrl(DaemonTestCase):
+    """request.codeUrl: fetched by the daemon (libcurl, loaded on demand) under remoteCode's rules
+    and network.allowedAddresses, every redirect checked again."""
+    daemon_files = {"/etc/hosts": HOSTS}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ca = netservers.TestCA(["tls.test", "allowed.test"])
+        prog = b"print('fetched ok')\n"
+        cls.prog_sha = __import__("hashlib").sha256(prog).hexdigest()
+        cls.http = netservers.HttpServer("127.0.0.2")
+        port = cls.http.port
+
+        def redirect(to):
+            def route(h):
+                h.send_response(302)
+                h.send_header("Location", to)
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+            return route
+        cls.https = netservers.HttpServer("127.0.0.2", tls_context=cls.ca.server_context(), routes={
+            "/prog.py": prog, "/big.py": b"#" * 3000,
+        })
+        tport = cls.https.port
+        cls.http.routes.update({
+            "/prog.py": prog,
+            "/to-private": redirect(f"http://private.test:{port}/prog.py"),
+            "/to-loopback": redirect(f"http://127.0.0.1:{port}/prog.py"),
+            "/to-https": redirect(f"https://tls.test:{tport}/prog.py"),
+            "/loop": redirect(f"http://allowed.test:{port}/loop"),
+            "/missing": None,
+        })
+        cls.http.routes.pop("/missing")
+        cls.slow = netservers.DribbleServer("127.0.0.2", chunk=1, interval=0.5, declare_length=False)
+        cls.auditdir = tempfile.TemporaryDirectory(prefix="isol8-audit-")
+        cls.config = {
+            "network": {"allowedAddresses": ["127.0.0.2/32"]},
+            "remoteCode": {"enabled": True, "allowedSchemes": ["https", "http"], "allowedHosts": [r"\.test$"],
+                           "blockedHosts": [r"^blocked\."], "maxCodeSize": "1k", "fetchTimeoutMs": 1500,
+                           "caFile": cls.ca.ca_pem},
+            "audit": {"destination": "file", "logDir": cls.auditdir.name},
+        }
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        for s in (cls.http, cls.https, cls.slow):
+            s.close()
+
+    def fetch(self, url, expect=200, **fields):
+        req = {"codeUrl": url, "runtime": "python"}
+        req.update(fields)
+        r = self.daemon.post("/execute", {"request": req})
+        self.assertEqual(r.status, expect, r)
+        return r.json()
+
+    def test_https_with_hash(self):
+        res = self.fetch(f"https://tls.test:{self.https.port}/prog.py", codeHash=self.prog_sha)
+        self.assertEqual(res["stdout"], "fetched ok", res)
+        res = self.fetch(f"https://tls.test:{self.https.port}/prog.py", codeHash=self.prog_sha.upper())
+        self.assertEqual(res["stdout"], "fetched ok", res)
+        recs = []
+        for path in glob.glob(os.path.join(self.auditdir.name, "*.jsonl")):
+            with open(path) as f:
+                recs += [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(any(r.get("ISOL8_CODE_URL") == f"https://tls.test:{self.https.port}/prog.py" and
+                            r.get("ISOL8_EXECUTION_ID") == res["executionId"] for r in recs))
+
+    def test_http_needs_allow_insecure(self):
+        err = self.fetch(f"http://allowed.test:{self.http.port}/prog.py", expect=400)["error"]
+        self.assertEqual(err, "Code URL scheme not allowed: http (set request.allowInsecureCodeUrl to use http)")
+        res = self.fetch(f"http://allowed.test:{self.http.port}/prog.py", allowInsecureCodeUrl=True)
+        self.assertEqual(res["stdout"], "fetched ok", res)
+
+    def test_hosts_and_schemes_refused(self):
+        for url, want in ((f"ftp://allowed.test/x", "Code URL scheme not allowed: ftp"),
+                          (f"https://blocked.test:{self.https.port}/prog.py", "Blocked code URL host: blocked.test"),
+                          ("https://example.org/prog.py", "Blocked code URL host: example.org"),
+                          (f"https://user:pw@tls.test:{self.https.port}/prog.py", "Code URL must not carry credentials"),
+                          ("not a url", "Invalid code URL: not a url")):
+            self.assertEqual(self.fetch(url, expect=400, allowInsecureCodeUrl=True)["error"], want)
+        err = self.fetch(f"https://tls.test:{self.https.port}/prog.py", expect=400, codeHash="abc")["error"]
+        self.assertIn("codeHash must be a SHA-256", err)
+        r = self.daemon.post("/execute", {"request": {"codeUrl": "https://tls.test/x", "code": "print(1)", "runtime": "python"}})
+        self.assertEqual(r.status, 400)
+
+    def test_private_addresses_refused(self):
+        err = self.fetch(f"http://private.test:{self.http.port}/prog.py", expect=400, allowInsecureCodeUrl=True)["error"]
+        self.assertEqual(err, "Blocked code URL host: private.test resolves to a private or special address (10.1.2.3)")
+        n = len(self.http.requests)
+        err = self.fetch(f"http://allowed.test:{self.http.port}/to-private", expect=400, allowInsecureCodeUrl=True)["error"]
+        self.assertIn("private or special address (10.1.2.3)", err)
+        err = self.fetch(f"http://allowed.test:{self.http.port}/to-loopback", expect=400, allowInsecureCodeUrl=True)["error"]
+        self.assertEqual(err, "Blocked code URL host: 127.0.0.1")
+        # The redirects were asked for; what they pointed at never was.
+        self.assertEqual([r[1] for r in self.http.requests[n:]], ["/to-private", "/to-loopback"])
+
+    def test_redirects_checked_and_bounded(self):
+        res = self.fetch(f"http://allowed.test:{self.http.port}/to-https", allowInsecureCodeUrl=True)
+        self.assertEqual(res["stdout"], "fetched ok", res)
+        err = self.fetch(f"http://allowed.test:{self.http.port}/loop", expect=400, allowInsecureCodeUrl=True)["error"]
+        self.assertEqual(err, "Too many redirects fetching the code URL (at most 5)")
+
+    def test_oversize_hash_mismatch_and_http_errors(self):
+        err = self.fetch(f"https://tls.test:{self.https.port}/big.py", expect=400)["error"]
+        self.assertEqual(err, "Remote code exceeds remoteCode.maxCodeSize (1024 bytes)")
+        err = self.fetch(f"https://tls.test:{self.https.port}/prog.py", expect=400, codeHash="0" * 64)["error"]
+        self.assertEqual(err, f"Code hash mismatch: expected {'0' * 64}, got {self.prog_sha}")
+        self.http.routes["/gone"] = lambda h: (h.send_response(404), h.send_header("Content-Length", "0"), h.end_headers())
+        err = self.fetch(f"http://allowed.test:{self.http.port}/gone", expect=400, allowInsecureCodeUrl=True)["error"]
+        self.assertEqual(err, "Failed to fetch code URL: HTTP 404")
+
+    def test_timeout_stalls_nothing(self):
+        done = {}
+
+        def slow():
+            t0 = time.time()
+            done["r"] = self.daemon.post("/execute", {"request": {"codeUrl": f"http://allowed.test:{self.slow.port}/",
+                                                                  "runtime": "python", "allowInsecureCodeUrl": True}})
+            done["t"] = time.time() - t0
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        res = self.daemon.execute({"code": "print('meanwhile')", "runtime": "python"})
+        self.assertEqual(res["stdout"], "meanwhile")
+        t.join()
+        self.assertEqual(done["r"].status, 400)
+        self.assertEqual(done["r"].json()["error"], "Fetching the code URL timed out")
+        self.assertLess(done["t"], 4)
+
+
+class CodeUrlDisabled(DaemonTestCase):
+    def test_disabled_by_default(self):
+        r = self.daemon.post("/execute", {"request": {"codeUrl": "https://example.com/x.py", "runtime": "python"}})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], "Remote code fetching is disabled. Set remoteCode.enabled to true in the server config.")
+
+    def test_require_hash(self):
+        d = Daemon(config={"remoteCode": {"enabled": True, "requireHash": True}}).start()
+        try:
+            r = d.post("/execute", {"request": {"codeUrl": "https://example.com/x.py", "runtime": "python"}})
+            self.assertEqual(r.status, 400)
+            self.assertEqual(r.json()["error"], "request.codeHash is required by this server for request.codeUrl")
+        finally:
+            d.stop()
+
+
 class NotAllowedByDefault(unittest.TestCase):
     def test_filtered_is_the_servers_choice(self):
         d = Daemon().start()

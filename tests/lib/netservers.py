@@ -142,7 +142,9 @@ class DribbleServer:
     """TCP on (addr, port) that answers any request with an endless body, `chunk` bytes every
     `interval` seconds (0: as fast as the reader takes it)."""
 
-    def __init__(self, addr="127.0.0.2", chunk=65536, interval=0.0):
+    def __init__(self, addr="127.0.0.2", chunk=65536, interval=0.0, declare_length=True):
+        self.head = (b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n" if declare_length
+                     else b"HTTP/1.0 200 OK\r\n\r\n")
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((addr, 0))
@@ -163,7 +165,7 @@ class DribbleServer:
     def _serve(self, c, chunk, interval):
         try:
             c.recv(65536)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+            c.sendall(self.head)
             data = b"x" * chunk
             while not self.stop:
                 c.sendall(data)

@@ -95,7 +95,11 @@ int main(void) {
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"workdir\":\"../..\"}}", "workdir"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"env\":{\"A B\":\"1\"}}}", "invalid variable name"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"env\":{\"A\":1}}}", "must be a string"));
-        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"codeUrl\":\"http://x\"}}", "codeUrl is not supported"));
+        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"codeUrl\":\"http://x\"}}", "Exactly one of request.code, request.cmd or request.codeUrl"));
+        CHECK(bad("{\"request\":{\"runtime\":\"python\",\"codeUrl\":\"https://x\"}}", "Remote code fetching is disabled"));
+        CHECK(bad("{\"request\":{\"cmd\":\"x\"},\"options\":{\"networkFilter\":{\"whitelist\":[\"(\"]}}}", "options.networkFilter.whitelist[0]: invalid regular expression"));
+        CHECK(bad("{\"request\":{\"cmd\":\"x\"},\"options\":{\"networkFilter\":{\"blacklist\":[1]}}}", "options.networkFilter.blacklist[0] must be a string"));
+        CHECK(bad("{\"request\":{\"cmd\":\"x\"},\"options\":{\"logNetwork\":\"yes\"}}", "options.logNetwork has the wrong type"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"installPackages\":[\"numpy\"]}}", "installPackages is not supported"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"fileExtension\":\"../x\"}}", "fileExtension"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"metadata\":{\"a\":1}}}", "metadata"));

@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fetch.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+#include "shared/util.h"
+
+#define REDIRECTS_MAX 5
+
+/* ---- libcurl, loaded on demand ---- */
+
+static void *curl_dl;
+static CURLM *(*sym_curl_multi_init)(void);
+static CURLMcode (*sym_curl_multi_setopt)(CURLM *, CURLMoption, ...);
+static CURLMcode (*sym_curl_multi_add_handle)(CURLM *, CURL *);
+static CURLMcode (*sym_curl_multi_remove_handle)(CURLM *, CURL *);
+static CURLMcode (*sym_curl_multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+static CURLMsg *(*sym_curl_multi_info_read)(CURLM *, int *);
+static CURLMcode (*sym_curl_multi_assign)(CURLM *, curl_socket_t, void *);
+static CURLMcode (*sym_curl_multi_cleanup)(CURLM *);
+static CURL *(*sym_curl_easy_init)(void);
+static CURLcode (*sym_curl_easy_setopt)(CURL *, CURLoption, ...);
+static CURLcode (*sym_curl_easy_getinfo)(CURL *, CURLINFO, ...);
+static void (*sym_curl_easy_cleanup)(CURL *);
+static const char *(*sym_curl_easy_strerror)(CURLcode);
+static struct curl_slist *(*sym_curl_slist_append)(struct curl_slist *, const char *);
+static void (*sym_curl_slist_free_all)(struct curl_slist *);
+static CURLU *(*sym_curl_url)(void);
+static CURLUcode (*sym_curl_url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+static CURLUcode (*sym_curl_url_get)(const CURLU *, CURLUPart, char **, unsigned int);
+static void (*sym_curl_url_cleanup)(CURLU *);
+static void (*sym_curl_free)(void *);
+
+static int curl_dlopen(void) {
+        static const struct {
+                const char *name;
+                void **ptr;
+        } syms[] = {
+#define SYM(n) { #n, (void **) &sym_##n }
+                SYM(curl_multi_init), SYM(curl_multi_setopt), SYM(curl_multi_add_handle), SYM(curl_multi_remove_handle),
+                SYM(curl_multi_socket_action), SYM(curl_multi_info_read), SYM(curl_multi_assign), SYM(curl_multi_cleanup),
+                SYM(curl_easy_init), SYM(curl_easy_setopt), SYM(curl_easy_getinfo), SYM(curl_easy_cleanup),
+                SYM(curl_easy_strerror), SYM(curl_slist_append), SYM(curl_slist_free_all), SYM(curl_url),
+                SYM(curl_url_set), SYM(curl_url_get), SYM(curl_url_cleanup), SYM(curl_free),
+#undef SYM
+        };
+        void *dl;
+
+        if (curl_dl)
+                return 0;
+        dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_NODELETE);
+        if (!dl)
+                return log_error_errno(-EOPNOTSUPP, "remoteCode: cannot load libcurl.so.4 (%s).", dlerror());
+        for (size_t i = 0; i < ELEMENTSOF(syms); i++) {
+                *syms[i].ptr = dlsym(dl, syms[i].name);
+                if (!*syms[i].ptr) {
+                        log_error("remoteCode: libcurl.so.4 has no %s.", syms[i].name);
+                        dlclose(dl);
+                        return -EOPNOTSUPP;
+                }
+        }
+        curl_dl = dl;
+        return 0;
+}
+
+/* ---- one fetch ---- */
+
+struct Fetcher {
+        sd_event *event;
+        Resolver *resolver;
+        const FetchPolicy *policy;
+        CURLM *multi;
+        sd_event_source *timer;
+        CodeFetch *fetches;
+};
+
+struct CodeFetch {
+        Fetcher *fetcher;
+        CodeFetch *prev, *next;
+        char *url;                  /* the URL being fetched now */
+        char *hash;                 /* lowercase hex, or NULL */
+        bool allow_insecure;
+        unsigned hops;
+        uint64_t deadline;          /* CLOCK_MONOTONIC */
+        char *host;
+        unsigned port;
+        char checked[INET6_ADDRSTRLEN];
+        struct sockaddr_storage addr;
+        ResolveQuery *query;
+        CURL *easy;
+        struct curl_slist *resolve;
+        char errbuf[CURL_ERROR_SIZE];
+        Buffer body;
+        bool too_big;
+        CodeFetchFn cb;
+        void *userdata;
+        sd_event_source *defer;     /* the start, from the loop */
+};
+
+static void fetch_free(CodeFetch *q) {
+        Fetcher *f = q->fetcher;
+        if (q->prev)
+                q->prev->next = q->next;
+        else
+                f->fetches = q->next;
+        if (q->next)
+                q->next->prev = q->prev;
+        resolve_query_cancel(q->query);
+        if (q->easy) {
+                sym_curl_multi_remove_handle(f->multi, q->easy);
+                sym_curl_easy_cleanup(q->easy);
+        }
+        if (q->resolve)
+                sym_curl_slist_free_all(q->resolve);
+        sd_event_source_disable_unref(q->defer);
+        buffer_done(&q->body);
+        free(q->url);
+        free(q->hash);
+        free(q->host);
+        free(q);
+}
+
+static void fetch_done(CodeFetch *q, int error, char *message) {
+        CodeFetchFn cb = q->cb;
+        void *userdata = q->userdata;
+        char *data = NULL;
+        size_t size = 0;
+
+        if (error >= 0 && !message) {
+                size = q->body.size;
+                data = q->body.data ?: strdup("");
+                q->body = (Buffer) {};
+        }
+        fetch_free(q);
+        if (cb)
+                cb(error, message, data, size, userdata);
+        else
+                free(data);
+        free(message);
+}
+
+static void fetch_refuse(CodeFetch *q, const char *fmt, ...) _printf_(2, 3);
+static void fetch_refuse(CodeFetch *q, const char *fmt, ...) {
+        char *m = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (!m) {
+                fetch_done(q, -ENOMEM, NULL);
+                return;
+        }
+        fetch_done(q, 0, m);
+}
+
+static bool host_rules_allow(const FetchPolicy *p, const char *host) {
+        RegexList none = {};
+        if (!egress_host_allowed(&none, &p->blocked_hosts, host))
+                return false;
+        return egress_host_allowed(&p->allowed_hosts, &none, host);
+}
+
+/* Parses and checks a URL: 0 with host and port, or -EINVAL with the client's message. */
+static int check_url(Fetcher *f, const char *url, bool allow_insecure, char **ret_host, unsigned *ret_port, char **ret_error) {
+        CURLU *u = sym_curl_url();
+        char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL;
+        int r = 0;
+
+        if (!u)
+                return -ENOMEM;
+        if (strlen(url) > 8192 || sym_curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+                r = errorf(ret_error, "Invalid code URL: %.200s", url);
+                goto out;
+        }
+        if (sym_curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            sym_curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+            sym_curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+                r = errorf(ret_error, "Invalid code URL: %.200s", url);
+                goto out;
+        }
+        for (char *c = scheme; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        if (!strv_contains((char **) f->policy->allowed_schemes, scheme) ||
+            (streq(scheme, "http") && !allow_insecure)) {
+                r = errorf(ret_error, "Code URL scheme not allowed: %s%s", scheme,
+                           streq(scheme, "http") && strv_contains((char **) f->policy->allowed_schemes, "http")
+                                   ? " (set request.allowInsecureCodeUrl to use http)" : "");
+                goto out;
+        }
+        if (sym_curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+                r = errorf(ret_error, "Code URL must not carry credentials");
+                goto out;
+        }
+        /* [v6] literals come back with their brackets. */
+        if (host[0] == '[') {
+                size_t n = strlen(host);
+                memmove(host, host + 1, n - 2);
+                host[n - 2] = 0;
+        }
+        for (char *c = host; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        if (!egress_host_valid(host) || !host_rules_allow(f->policy, host)) {
+                r = errorf(ret_error, "Blocked code URL host: %.253s", host);
+                goto out;
+        }
+        if (ret_host) {
+                *ret_host = strdup(host);
+                if (!*ret_host) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                *ret_port = (unsigned) strtoul(port, NULL, 10);
+        }
+out:
+        sym_curl_free(scheme);
+        sym_curl_free(host);
+        sym_curl_free(port);
+        sym_curl_free(user);
+        sym_curl_url_cleanup(u);
+        return r;
+}
+
+static bool hash_valid(const char *h) {
+        if (strlen(h) != 64)
+                return false;
+        for (const char *c = h; *c; c++)
+                if (!isxdigit((unsigned char) *c))
+                        return false;
+        return true;
+}
+
+int fetcher_check_url(Fetcher *f, const char *url, const char *hash, bool allow_insecure, char **ret_error) {
+        if (hash && !hash_valid(hash))
+                return errorf(ret_error, "request.codeHash must be a SHA-256 in hex (64 characters)");
+        if (!hash && f->policy->require_hash)
+                return errorf(ret_error, "request.codeHash is required by this server for request.codeUrl");
+        return check_url(f, url, allow_insecure, NULL, NULL, ret_error);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        CodeFetch *q = userdata;
+        size_t n = size * nmemb;
+        if (q->body.size + n > q->fetcher->policy->max_size) {
+                q->too_big = true;
+                return 0;       /* ends the transfer */
+        }
+        return buffer_append(&q->body, ptr, n) < 0 ? 0 : n;
+}
+
+/* Belt and braces to CURLOPT_RESOLVE: libcurl connects to the checked address or to nothing. */
+static curl_socket_t on_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a) {
+        CodeFetch *q = userdata;
+        uint8_t want[16], got[16];
+
+        if (purpose != CURLSOCKTYPE_IPCXN || sockaddr_to_v6((struct sockaddr *) &q->addr, want) < 0 ||
+            sockaddr_to_v6(&a->addr, got) < 0 || memcmp(want, got, 16) != 0 ||
+            !egress_address_allowed(q->fetcher->policy->egress, &a->addr))
+                return CURL_SOCKET_BAD;
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static void fetch_step(CodeFetch *q);
+
+static void start_transfer(CodeFetch *q) {
+        Fetcher *f = q->fetcher;
+        const FetchPolicy *p = f->policy;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        char entry[INET6_ADDRSTRLEN + 300];
+        CURL *e;
+
+        if (now >= q->deadline) {
+                fetch_refuse(q, "Fetching the code URL timed out");
+                return;
+        }
+        snprintf(entry, sizeof(entry), strchr(q->checked, ':') ? "%s:%u:[%s]" : "%s:%u:%s", q->host, q->port, q->checked);
+        q->resolve = sym_curl_slist_append(NULL, entry);
+        e = q->easy = sym_curl_easy_init();
+        if (!q->resolve || !e) {
+                fetch_done(q, -ENOMEM, NULL);
+                return;
+        }
+        sym_curl_easy_setopt(e, CURLOPT_URL, q->url);
+        sym_curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+        sym_curl_easy_setopt(e, CURLOPT_RESOLVE, q->resolve);
+        sym_curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        sym_curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, q);
+        sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        sym_curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* each hop is checked here */
+        sym_curl_easy_setopt(e, CURLOPT_PROXY, "");            /* never the environment's */
+        sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        sym_curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) p->max_size);
+        sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+        sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+        sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) MAX((q->deadline - now) / USEC_PER_MSEC, (uint64_t) 1));
+        sym_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+        sym_curl_easy_setopt(e, CURLOPT_USERAGENT, "isol8");
+        if (p->ca_file)
+                sym_curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+        if (sym_curl_multi_add_handle(f->multi, e) != CURLM_OK)
+                fetch_done(q, -EIO, NULL);
+}
+
+static void on_resolved(int error, const struct addrinfo *ai, void *userdata) {
+        CodeFetch *q = userdata;
+        char first[INET6_ADDRSTRLEN] = "";
+
+        q->query = NULL;
+        if (error != 0 || !ai) {
+                fetch_refuse(q, "Cannot resolve code URL host %s: %s", q->host, gai_strerror(error));
+                return;
+        }
+        for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+                char s[INET6_ADDRSTRLEN];
+                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(q->addr))
+                        continue;
+                (void) inet_ntop(a->ai_family, a->ai_family == AF_INET ? (void *) &((struct sockaddr_in *) a->ai_addr)->sin_addr
+                                                                       : (void *) &((struct sockaddr_in6 *) a->ai_addr)->sin6_addr,
+                                 s, sizeof(s));
+                if (!first[0])
+                        snprintf(first, sizeof(first), "%s", s);
+                if (!egress_address_allowed(q->fetcher->policy->egress, a->ai_addr))
+                        continue;
+                memcpy(&q->addr, a->ai_addr, a->ai_addrlen);
+                snprintf(q->checked, sizeof(q->checked), "%s", s);
+                start_transfer(q);
+                return;
+        }
+        fetch_refuse(q, "Blocked code URL host: %s resolves to a private or special address (%s)", q->host, first);
+}
+
+/* Check the current URL, resolve its host, then fetch. */
+static void fetch_step(CodeFetch *q) {
+        char *error = NULL;
+        int r;
+
+        free(q->host);
+        q->host = NULL;
+        r = check_url(q->fetcher, q->url, q->allow_insecure, &q->host, &q->port, &error);
+        if (r < 0) {
+                if (error)
+                        fetch_done(q, 0, error);
+                else
+                        fetch_done(q, r, NULL);
+                return;
+        }
+        memset(&q->addr, 0, sizeof(q->addr));
+        if (inet_pton(AF_INET, q->host, &((struct sockaddr_in *) &q->addr)->sin_addr) == 1)
+                q->addr.ss_family = AF_INET;
+        else if (inet_pton(AF_INET6, q->host, &((struct sockaddr_in6 *) &q->addr)->sin6_addr) == 1)
+                q->addr.ss_family = AF_INET6;
+        if (q->addr.ss_family != 0) {
+                if (!egress_address_allowed(q->fetcher->policy->egress, (struct sockaddr *) &q->addr)) {
+                        fetch_refuse(q, "Blocked code URL host: %s is a private or special address", q->host);
+                        return;
+                }
+                snprintf(q->checked, sizeof(q->checked), "%s", q->host);
+                start_transfer(q);
+                return;
+        }
+        r = resolver_query(q->fetcher->resolver, q->host, on_resolved, q, &q->query);
+        if (r < 0)
+                fetch_done(q, r, NULL);
+}
+
+static void transfer_done(CodeFetch *q, CURLcode res) {
+        Fetcher *f = q->fetcher;
+        long status = 0;
+        char *location = NULL;
+
+        sym_curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (res == CURLE_OK && status >= 300 && status < 400 &&
+            sym_curl_easy_getinfo(q->easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location) {
+                char *next = strdup(location);
+                if (!next) {
+                        fetch_done(q, -ENOMEM, NULL);
+                        return;
+                }
+                sym_curl_multi_remove_handle(f->multi, q->easy);
+                sym_curl_easy_cleanup(q->easy);
+                q->easy = NULL;
+                sym_curl_slist_free_all(q->resolve);
+                q->resolve = NULL;
+                buffer_done(&q->body);
+                free(q->url);
+                q->url = next;
+                if (++q->hops > REDIRECTS_MAX) {
+                        fetch_refuse(q, "Too many redirects fetching the code URL (at most %d)", REDIRECTS_MAX);
+                        return;
+                }
+                fetch_step(q);
+                return;
+        }
+        if (q->too_big || res == CURLE_FILESIZE_EXCEEDED) {
+                fetch_refuse(q, "Remote code exceeds remoteCode.maxCodeSize (%" PRIu64 " bytes)", f->policy->max_size);
+                return;
+        }
+        if (res == CURLE_OPERATION_TIMEDOUT) {
+                fetch_refuse(q, "Fetching the code URL timed out");
+                return;
+        }
+        if (res != CURLE_OK) {
+                fetch_refuse(q, "Failed to fetch code URL: %s", q->errbuf[0] ? q->errbuf : sym_curl_easy_strerror(res));
+                return;
+        }
+        if (status < 200 || status >= 300) {
+                fetch_refuse(q, "Failed to fetch code URL: HTTP %ld", status);
+                return;
+        }
+        if (memchr(q->body.data ?: "", 0, q->body.size)) {
+                fetch_refuse(q, "Remote code must be text (it holds a NUL byte)");
+                return;
+        }
+        if (q->hash) {
+                char got[SHA256_HEX_LEN + 1];
+                sha256_hex(q->body.data ?: "", q->body.size, got);
+                if (!streq(got, q->hash)) {
+                        fetch_refuse(q, "Code hash mismatch: expected %s, got %s", q->hash, got);
+                        return;
+                }
+        }
+        fetch_done(q, 0, NULL);
+}
+
+static void check_done(Fetcher *f) {
+        CURLMsg *m;
+        int left;
+
+        while ((m = sym_curl_multi_info_read(f->multi, &left))) {
+                CodeFetch *q = NULL;
+                if (m->msg != CURLMSG_DONE)
+                        continue;
+                sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &q);
+                if (q)
+                        transfer_done(q, m->data.result);
+        }
+}
+
+static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Fetcher *f = userdata;
+        int running, what = 0;
+
+        if (revents & EPOLLIN)
+                what |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                what |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                what |= CURL_CSELECT_ERR;
+        sym_curl_multi_socket_action(f->multi, fd, what, &running);
+        check_done(f);
+        return 0;
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+        Fetcher *f = userp;
+        sd_event_source *src = socketp;
+        uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+
+        if (what == CURL_POLL_REMOVE) {
+                sd_event_source_disable_unref(src);
+                sym_curl_multi_assign(f->multi, s, NULL);
+                return 0;
+        }
+        if (!src) {
+                if (sd_event_add_io(f->event, &src, s, events, on_socket_io, f) < 0)
+                        return -1;
+                (void) sd_event_source_set_description(src, "code-fetch");
+                sym_curl_multi_assign(f->multi, s, src);
+                return 0;
+        }
+        (void) sd_event_source_set_io_events(src, events);
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Fetcher *f = userdata;
+        int running;
+        sym_curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done(f);
+        return 0;
+}
+
+static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
+        Fetcher *f = userp;
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(f->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_source_set_time_relative(f->timer, (uint64_t) timeout_ms * USEC_PER_MSEC) < 0 ||
+            sd_event_source_set_enabled(f->timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+int fetcher_new(sd_event *event, Resolver *resolver, const FetchPolicy *policy, Fetcher **ret) {
+        _cleanup_(fetcher_freep) Fetcher *f = NULL;
+        int r;
+
+        r = curl_dlopen();
+        if (r < 0)
+                return r;
+        f = calloc(1, sizeof(Fetcher));
+        if (!f)
+                return -ENOMEM;
+        f->event = event;
+        f->resolver = resolver;
+        f->policy = policy;
+        f->multi = sym_curl_multi_init();
+        if (!f->multi)
+                return -ENOMEM;
+        r = sd_event_add_time_relative(event, &f->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, f);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(f->timer, "code-fetch-timer");
+        (void) sd_event_source_set_enabled(f->timer, SD_EVENT_OFF);
+        sym_curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        sym_curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+        sym_curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+        sym_curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+        *ret = TAKE_PTR(f);
+        return 0;
+}
+
+Fetcher *fetcher_free(Fetcher *f) {
+        if (!f)
+                return NULL;
+        while (f->fetches)
+                fetch_free(f->fetches);
+        if (f->multi)
+                sym_curl_multi_cleanup(f->multi);
+        sd_event_source_disable_unref(f->timer);
+        free(f);
+        return NULL;
+}
+
+static int on_start(sd_event_source *s, void *userdata) {
+        CodeFetch *q = userdata;
+        q->defer = sd_event_source_disable_unref(q->defer);
+        fetch_step(q);
+        return 0;
+}
+
+int code_fetch_start(Fetcher *f, const char *url, const char *hash, bool allow_insecure, uint64_t timeout_ms,
+                     CodeFetchFn cb, void *userdata, CodeFetch **ret) {
+        CodeFetch *q = calloc(1, sizeof(CodeFetch));
+
+        if (!q)
+                return -ENOMEM;
+        q->fetcher = f;
+        q->url = strdup(url);
+        q->hash = hash ? strdup(hash) : NULL;
+        if (!q->url || (hash && !q->hash)) {
+                free(q->url);
+                free(q->hash);
+                free(q);
+                return -ENOMEM;
+        }
+        for (char *c = q->hash; c && *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        q->allow_insecure = allow_insecure;
+        q->deadline = now_usec(CLOCK_MONOTONIC) + MIN(timeout_ms, f->policy->timeout_ms) * USEC_PER_MSEC;
+        q->cb = cb;
+        q->userdata = userdata;
+        q->next = f->fetches;
+        if (f->fetches)
+                f->fetches->prev = q;
+        f->fetches = q;
+        /* From the loop: cb never comes before this returns. */
+        if (sd_event_add_defer(f->event, &q->defer, on_start, q) < 0) {
+                fetch_free(q);
+                return -ENOMEM;
+        }
+        (void) sd_event_source_set_description(q->defer, "code-fetch-start");
+        if (ret)
+                *ret = q;
+        return 0;
+}
+
+void code_fetch_cancel(CodeFetch *q) {
+        if (q)
+                fetch_free(q);
+}
