@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 
 #define HEAD_MAX (16 * 1024)
 #define RELAY_BUF (64 * 1024)
+#define PIPE_CAP (256 * 1024)
 #define HEAD_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
 typedef enum ConnState {
@@ -28,6 +30,16 @@ typedef enum ConnState {
 } ConnState;
 
 typedef struct Conn Conn;
+
+/* One direction of the relay: bytes move from src to dst through a pipe with splice(), never
+ * through our memory; whatever sits in the user-space buffer goes first. */
+typedef struct Flow {
+        int pipe[2];
+        size_t piped;               /* bytes in the pipe */
+        bool eof;                   /* src is done (end of file or an error) */
+        bool shut;                  /* dst's write side was shut down */
+        uint64_t limit;             /* bytes src may still send (a plain request's body), else UINT64_MAX */
+} Flow;
 
 struct Proxy {
         sd_event *event;
@@ -58,11 +70,11 @@ struct Conn {
         char *path;
         bool is_connect;
         uint64_t body_left;         /* plain HTTP: request body bytes still to forward */
-        char *c2u;                  /* to the upstream server */
+        char *c2u;                  /* to the upstream server: the head, early bytes */
         size_t c2u_len;
-        char *u2c;                  /* to the program */
+        char *u2c;                  /* to the program: an answer of ours, "200 Connection established" */
         size_t u2c_len;
-        bool c_eof, u_eof, u_shut;
+        Flow up, down;              /* the relay, once connected: program -> server, server -> program */
         ssize_t log_index;          /* -1: none */
         uint64_t start_usec;
 };
@@ -150,19 +162,32 @@ static void set_events(sd_event_source *s, uint32_t events) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
+static bool flow_drained(const Flow *f, size_t buffered) {
+        return buffered == 0 && f->piped == 0;
+}
+
+static bool flow_wants_read(const Flow *f) {
+        return !f->eof && f->piped < PIPE_CAP && f->limit > 0;
+}
+
 static void conn_update(Conn *c) {
         uint32_t ce = 0, ue = 0;
 
         if (c->state == CONN_HEAD && c->head_len < HEAD_MAX)
                 ce |= EPOLLIN;
-        if (c->state == CONN_RELAY && !c->c_eof && c->c2u_len < RELAY_BUF && (c->is_connect || c->body_left > 0))
-                ce |= EPOLLIN;
-        if (c->u2c_len > 0)
+        if (c->state == CONN_RELAY) {
+                if (flow_wants_read(&c->up))
+                        ce |= EPOLLIN;
+                if (flow_wants_read(&c->down))
+                        ue |= EPOLLIN;
+                if (!flow_drained(&c->up, c->c2u_len))
+                        ue |= EPOLLOUT;
+                if (!flow_drained(&c->down, c->u2c_len))
+                        ce |= EPOLLOUT;
+        } else if (c->u2c_len > 0)
                 ce |= EPOLLOUT;
-        if (c->state == CONN_CONNECTING || (c->state == CONN_RELAY && c->c2u_len > 0))
+        if (c->state == CONN_CONNECTING)
                 ue |= EPOLLOUT;
-        if (c->state == CONN_RELAY && !c->u_eof && c->u2c_len < RELAY_BUF)
-                ue |= EPOLLIN;
         set_events(c->csrc, ce);
         set_events(c->usrc, ue);
 }
@@ -175,11 +200,11 @@ static void conn_progress(Conn *c) {
         }
         if (c->state == CONN_RELAY) {
                 /* The program finished sending through a tunnel: pass the half-close on. */
-                if (c->is_connect && c->c_eof && c->c2u_len == 0 && !c->u_shut) {
+                if (c->is_connect && c->up.eof && flow_drained(&c->up, c->c2u_len) && !c->up.shut) {
                         (void) shutdown(c->ufd, SHUT_WR);
-                        c->u_shut = true;
+                        c->up.shut = true;
                 }
-                if (c->u_eof && c->u2c_len == 0) {
+                if (c->down.eof && flow_drained(&c->down, c->u2c_len)) {
                         conn_free(c);
                         return;
                 }
@@ -187,6 +212,7 @@ static void conn_progress(Conn *c) {
         conn_update(c);
 }
 
+/* Bytes that reached their destination; false once the run's budget is used up. */
 static bool account(Conn *c, size_t n, bool in) {
         Proxy *p = c->proxy;
         uint64_t max = p->config.policy->max_bytes;
@@ -195,11 +221,117 @@ static bool account(Conn *c, size_t n, bool in) {
                 p->bytes_in += n;
         else
                 p->bytes_out += n;
-        if (max > 0 && p->bytes_in + p->bytes_out > max) {
+        if (max > 0 && p->bytes_in + p->bytes_out >= max) {
                 p->over_budget = true;
                 return false;
         }
         return true;
+}
+
+/* How much more the run may move: reads are cut to it, so the budget holds to the byte. */
+static size_t budget_left(Proxy *p, size_t want) {
+        uint64_t max = p->config.policy->max_bytes, used = p->bytes_in + p->bytes_out;
+        for (Conn *c = p->conns; c; c = c->next)
+                used += c->up.piped + c->down.piped;
+        if (max == 0)
+                return want;
+        return used >= max ? 0 : (size_t) MIN((uint64_t) want, max - used);
+}
+
+/* src -> pipe: the bytes moved. */
+static size_t flow_read(Conn *c, Flow *f, int src) {
+        size_t want = budget_left(c->proxy, (size_t) MIN((uint64_t) (PIPE_CAP - f->piped), f->limit));
+        ssize_t n;
+
+        if (want == 0) {
+                if (c->proxy->over_budget || budget_left(c->proxy, 1) == 0)
+                        f->eof = true;
+                return 0;
+        }
+        n = splice(src, NULL, f->pipe[1], NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                f->eof = true;
+        if (n <= 0)
+                return 0;
+        f->piped += (size_t) n;
+        if (f->limit != UINT64_MAX)
+                f->limit -= (uint64_t) n;
+        return (size_t) n;
+}
+
+/* buffer, then pipe -> dst: the bytes moved, or -1 when the connection was freed. */
+static ssize_t flow_write(Conn *c, Flow *f, int dst, char *buf, size_t *len, bool in) {
+        ssize_t n;
+
+        if (*len > 0) {
+                n = send(dst, buf, *len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                        conn_free(c);
+                        return -1;
+                }
+                if (n <= 0)
+                        return 0;
+                memmove(buf, buf + n, *len - (size_t) n);
+                *len -= (size_t) n;
+                if (!account(c, (size_t) n, in)) {
+                        conn_free(c);
+                        return -1;
+                }
+                return n;
+        }
+        if (f->piped == 0)
+                return 0;
+        n = splice(f->pipe[0], NULL, dst, NULL, f->piped, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                conn_free(c);
+                return -1;
+        }
+        if (n <= 0)
+                return 0;
+        f->piped -= (size_t) n;
+        if (!account(c, (size_t) n, in) && f->piped == 0 && budget_left(c->proxy, 1) == 0) {
+                conn_free(c);
+                return -1;
+        }
+        return n;
+}
+
+/* Moves what can move now in both directions, without waiting for the next readiness event
+ * when a read made room or a write made data: one wake-up carries a transfer a long way.
+ * Returns false when the connection was freed. */
+static bool conn_pump(Conn *c) {
+        for (unsigned i = 0; i < 64; i++) {
+                size_t moved = 0;
+                ssize_t w;
+                if (flow_wants_read(&c->down))
+                        moved += flow_read(c, &c->down, c->ufd);
+                w = flow_write(c, &c->down, c->cfd, c->u2c, &c->u2c_len, true);
+                if (w < 0)
+                        return false;
+                moved += (size_t) w;
+                if (flow_wants_read(&c->up))
+                        moved += flow_read(c, &c->up, c->cfd);
+                w = flow_write(c, &c->up, c->ufd, c->c2u, &c->c2u_len, false);
+                if (w < 0)
+                        return false;
+                moved += (size_t) w;
+                if (moved == 0)
+                        break;
+        }
+        return true;
+}
+
+static int flow_open(Flow *f, uint64_t limit) {
+        if (pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        (void) fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_CAP);
+        f->limit = limit;
+        return 0;
+}
+
+static void flow_close(Flow *f) {
+        f->pipe[0] = safe_close(f->pipe[0]);
+        f->pipe[1] = safe_close(f->pipe[1]);
 }
 
 /* ---- the request head ---- */
@@ -578,7 +710,7 @@ static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userd
         Conn *c = userdata;
 
         if (c->state == CONN_CONNECTING) {
-                int err = 0;
+                int err = 0, r;
                 socklen_t l = sizeof(err);
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
                         err = errno;
@@ -587,51 +719,38 @@ static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userd
                         return 0;
                 }
                 c->timer = sd_event_source_disable_unref(c->timer);
+                r = flow_open(&c->up, c->is_connect ? UINT64_MAX : c->body_left);
+                if (r >= 0)
+                        r = flow_open(&c->down, UINT64_MAX);
+                if (r < 0) {
+                        conn_reply(c, 500, "Internal Server Error", "isol8: %s", strerror(-r));
+                        return 0;
+                }
                 c->state = CONN_RELAY;
                 if (c->is_connect) {
                         static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
                         memcpy(c->u2c, ok, sizeof(ok) - 1);
                         c->u2c_len = sizeof(ok) - 1;
                 }
-                conn_progress(c);
+                if (conn_pump(c))
+                        conn_progress(c);
                 return 0;
         }
-        if ((revents & EPOLLOUT) && c->c2u_len > 0) {
-                ssize_t n = send(fd, c->c2u, c->c2u_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                        conn_free(c);
-                        return 0;
-                }
-                if (n > 0) {
-                        memmove(c->c2u, c->c2u + n, c->c2u_len - (size_t) n);
-                        c->c2u_len -= (size_t) n;
-                        if (!account(c, (size_t) n, false)) {
-                                conn_free(c);
-                                return 0;
-                        }
-                }
-        }
-        if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->u_eof && c->u2c_len < RELAY_BUF) {
-                ssize_t n = recv(fd, c->u2c + c->u2c_len, RELAY_BUF - c->u2c_len, MSG_DONTWAIT);
-                if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                        c->u_eof = true;
-                } else if (n == 0)
-                        c->u_eof = true;
-                else if (n > 0) {
-                        c->u2c_len += (size_t) n;
-                        if (!account(c, (size_t) n, true)) {
-                                conn_free(c);
-                                return 0;
-                        }
-                }
-        }
-        conn_progress(c);
+        if (c->state != CONN_RELAY)
+                return 0;
+        if (conn_pump(c))
+                conn_progress(c);
         return 0;
 }
 
 static int on_client(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *c = userdata;
 
+        if (c->state == CONN_RELAY) {
+                if (conn_pump(c))
+                        conn_progress(c);
+                return 0;
+        }
         if ((revents & EPOLLOUT) && c->u2c_len > 0) {
                 ssize_t n = send(fd, c->u2c, c->u2c_len, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -663,20 +782,6 @@ static int on_client(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         conn_reply(c, 431, "Request Header Fields Too Large", "isol8: the request head is over %d bytes", HEAD_MAX);
                         return 0;
                 }
-        } else if (c->state == CONN_RELAY && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->c_eof &&
-                   (c->is_connect || c->body_left > 0)) {
-                size_t room = RELAY_BUF - c->c2u_len;
-                ssize_t n;
-                if (!c->is_connect)
-                        room = (size_t) MIN((uint64_t) room, c->body_left);
-                n = recv(fd, c->c2u + c->c2u_len, room, MSG_DONTWAIT);
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-                        c->c_eof = true;
-                else if (n > 0) {
-                        c->c2u_len += (size_t) n;
-                        if (!c->is_connect)
-                                c->body_left -= (uint64_t) n;
-                }
         } else if (c->state == CONN_CLOSING && (revents & (EPOLLHUP | EPOLLERR))) {
                 conn_free(c);
                 return 0;
@@ -695,6 +800,8 @@ static void conn_free(Conn *c) {
         sd_event_source_disable_unref(c->timer);
         safe_close(c->cfd);
         safe_close(c->ufd);
+        flow_close(&c->up);
+        flow_close(&c->down);
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -738,6 +845,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 c->proxy = p;
                 c->cfd = cfd;
                 c->ufd = -EBADF;
+                c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -EBADF;
                 c->log_index = -1;
                 c->start_usec = mono();
                 c->next = p->conns;
