@@ -20,7 +20,7 @@ RUN_PACKAGES=(
 # systemd-nspawn (its root file system made by mmdebstrap) for tests/system.
 TEST_PACKAGES=(
         postgresql mariadb-server mariadb-client
-        dbus curl python3-websockets
+        dbus curl python3-websockets python3-pip
         wrk bubblewrap hyperfine
         systemd-container mmdebstrap clang
 )

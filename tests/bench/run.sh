@@ -12,3 +12,5 @@ echo
 /usr/bin/python3 tests/bench/bench_pool.py
 echo
 /usr/bin/python3 tests/bench/bench_defaults.py
+echo
+/usr/bin/python3 tests/bench/bench_proxy.py
