@@ -72,6 +72,9 @@ int seccomp_program_build(SeccompProgram *ret) {
         r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
         if (r < 0)
                 goto finish;
+        /* A binary tree on the syscall number instead of a linear list: fewer instructions run
+         * per syscall, and per syscall number when the kernel builds its cache at load. */
+        (void) seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 
         for (size_t i = 0; i < ELEMENTSOF(deny_eperm); i++) {
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), deny_eperm[i], 0, NULL);
@@ -93,8 +96,13 @@ int seccomp_program_build(SeccompProgram *ret) {
 
         /* Only unix and IP sockets; no netlink, packet, vsock, bluetooth, ... */
         {
-                /* socket(domain > AF_INET6) and the gaps below it */
-                for (int fam = 0; fam < 64; fam++) {
+                /* socket(domain): every family above the highest allowed one with a single
+                 * comparison, and each gap below it with one. A short program loads faster
+                 * (the kernel emulates it for every syscall number to build its cache). */
+                int top = 0;
+                for (size_t i = 0; i < ELEMENTSOF(allowed_families); i++)
+                        top = MAX(top, allowed_families[i]);
+                for (int fam = 0; fam < top; fam++) {
                         bool ok = false;
                         struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_EQ, (uint64_t) fam);
                         for (size_t i = 0; i < ELEMENTSOF(allowed_families); i++)
@@ -106,7 +114,7 @@ int seccomp_program_build(SeccompProgram *ret) {
                         if (r < 0)
                                 goto finish;
                 }
-                struct scmp_arg_cmp big = SCMP_A0(SCMP_CMP_GE, 64);
+                struct scmp_arg_cmp big = SCMP_A0(SCMP_CMP_GT, (uint64_t) top);
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", 1, &big);
                 if (r < 0)
                         goto finish;
