@@ -64,6 +64,9 @@ struct Execution {
         bool discard_output;
 
         Proxy *proxy;               /* network "filtered" */
+        SandboxWrite *writes;       /* for the init to write before the first phase starts */
+        size_t n_writes;
+        char *main_path;            /* /sandbox/main<ext>, when the program goes in a file */
 
         ExecResult result;
 };
@@ -129,6 +132,8 @@ Execution *execution_free(Execution *e) {
                 free(e->result.files[i].data);
         free(e->result.files);
         proxy_free(e->proxy);
+        free(e->writes);
+        free(e->main_path);
         for (size_t i = 0; i < e->result.n_net_log; i++) {
                 free(e->result.net_log[i].host);
                 free(e->result.net_log[i].path);
@@ -440,7 +445,11 @@ static int start_phase(Execution *e, ExecPhase phase) {
                 .seccomp = l->seccomp,
                 /* One proxy for the run: the setup script's phase opens it, the code's keeps it. */
                 .proxy_port = l->network == NETWORK_FILTERED && !e->proxy ? PROXY_PORT : 0,
+                /* The request's files go with the first phase. */
+                .writes = e->writes,
+                .n_writes = e->n_writes,
         };
+        e->n_writes = 0;
 
         if ((r = make_pipe(out)) < 0 || (r = make_pipe(err)) < 0)
                 goto fail;
@@ -598,6 +607,17 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 arm_grace(e, DRAIN_GRACE_USEC);
                 phase_check_complete(e);
                 return;
+        case SANDBOX_WRITE_FAILED: {
+                /* Killed while writing: the files did not fit the memory limit. */
+                int r = value == -ENOMEM && e->req->n_files > 0 ? (int) OUTCOME_TOO_BIG : outcome_file_result(value);
+                log_debug_errno(value, "execution %s: cannot write the request's files: %m", e->result.execution_id);
+                if (r > 0) {
+                        e->result.refused = (Outcome) r;
+                        fail(e, 0);
+                } else
+                        fail(e, r);
+                return;
+        }
         case SANDBOX_DIED:
                 e->exited = true;
                 e->exited_usec = now_usec(CLOCK_MONOTONIC);
@@ -644,18 +664,42 @@ static int write_request_files_charged(void *userdata) {
         return 0;
 }
 
+/* What the init writes before the first phase: the working directory, request.files, the
+ * program file. Its writer is a child of the init, in the sandbox's cgroup already, so the
+ * files count against the sandbox's memory limit without moving a process into the cgroup
+ * (which waits for an RCU grace period: 15 ms here). */
+static int plan_writes(Execution *e) {
+        const ExecRequest *req = e->req;
+        size_t n = 0;
+
+        e->writes = calloc(req->n_files + 2, sizeof(SandboxWrite));
+        if (!e->writes)
+                return -ENOMEM;
+        if (!streq(req->workdir, "/sandbox"))
+                e->writes[n++] = (SandboxWrite) { .path = req->workdir, .dir = true };
+        for (size_t i = 0; i < req->n_files; i++)
+                e->writes[n++] = (SandboxWrite) { .path = req->files[i].path, .data = req->files[i].content,
+                                                  .size = req->files[i].size };
+        if (req->code && !use_inline(req)) {
+                if (asprintf(&e->main_path, "/sandbox/main%s", req->extension) < 0)
+                        return -ENOMEM;
+                e->writes[n++] = (SandboxWrite) { .path = e->main_path, .data = req->code, .size = strlen(req->code) };
+        }
+        e->n_writes = n;
+        return 0;
+}
+
 static int write_request_files(Execution *e) {
         const ExecRequest *req = e->req;
 
         /* Nothing to write: no files, no program file (cmd, or inline code), the default workdir. */
         if (req->n_files == 0 && (!req->code || use_inline(req)) && streq(req->workdir, "/sandbox"))
                 return 0;
-        /* Written from the sandbox's cgroup, so that files count against its memory limit. A
-         * lone small program file is written directly: the charge is negligible and the child
-         * (a fork and a cgroup move) would cost more than the write. */
+        /* A lone small program file is written directly: the charge is negligible and the
+         * init's writer (a fork) would cost more than the write. */
         if (req->n_files == 0 && strlen(req->code ?: "") <= INLINE_CODE_MAX && streq(req->workdir, "/sandbox"))
                 return write_request_files_charged(e);
-        return sandbox_charged_call(e->sb, write_request_files_charged, e);
+        return plan_writes(e);
 }
 
 static void sandbox_acquired(Execution *e) {

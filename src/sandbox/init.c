@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -29,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sandbox/fsio.h"
 #include "sandbox/protocol.h"
 #include "sandbox/sandbox.h"
 #include "shared/util.h"
@@ -417,9 +419,60 @@ static int child_trampoline(void *arg) {
         child_exec(a->h, a->argv, a->envp, a->fds, a->seccomp);
 }
 
+/* The writer, a child of the init with the sandbox user's ids and nothing else: returns 0 or
+ * an errno (its exit status). */
+static int writer_main(const char *blob, size_t size, size_t off, uint32_t n) {
+        _cleanup_close_ int root = -EBADF;
+
+        if (setgroups(0, NULL) < 0 || setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0 ||
+            setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return EPERM;
+        root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return errno;
+        for (uint32_t i = 0; i < n; i++) {
+                RunSpecWrite w;
+                const char *path;
+                int r;
+
+                if (size - off < sizeof(w))
+                        return EINVAL;
+                memcpy(&w, blob + off, sizeof(w));
+                off += sizeof(w);
+                if (w.path_size == 0 || w.path_size > size - off || blob[off + w.path_size - 1] != 0 ||
+                    w.size > size - off - w.path_size)
+                        return EINVAL;
+                path = blob + off;
+                off += w.path_size;
+                r = w.dir ? sandbox_mkdir_p(root, path, SANDBOX_UID, SANDBOX_UID)
+                          : sandbox_write_file(root, path, blob + off, (size_t) w.size, SANDBOX_UID, SANDBOX_UID, 0644);
+                if (r < 0)
+                        return MIN(-r, 125);
+                off += (size_t) w.size;
+        }
+        return 0;
+}
+
+/* 0, -errno, or -ENOMEM when the writer was killed (the sandbox's memory limit). */
+static int write_files(const char *blob, size_t size, size_t off, uint32_t n) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                _exit(writer_main(blob, size, off, n));
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (!WIFEXITED(status))
+                return -ENOMEM;
+        return -WEXITSTATUS(status);
+}
+
 static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         _cleanup_close_ int listen_fd = -EBADF;
-        _cleanup_free_ char *blob = NULL;
+        char *blob = MAP_FAILED;
         RunSpecHeader h;
         char **argv = NULL, **envp = NULL;
         struct stat st;
@@ -431,16 +484,16 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                 send_msg(INIT_MSG_STARTED, -EBUSY, "a program is already running");
                 goto out;
         }
-        if (fstat(fds[0], &st) < 0 || (size_t) st.st_size < sizeof(h) || st.st_size > (64 << 20)) {
+        if (fstat(fds[0], &st) < 0 || (size_t) st.st_size < sizeof(h) || st.st_size > (INT64_C(4) << 30)) {
                 send_msg(INIT_MSG_STARTED, -EINVAL, "bad run spec");
                 goto out;
         }
-        blob = malloc((size_t) st.st_size + 1);
-        if (!blob || pread(fds[0], blob, (size_t) st.st_size, 0) != st.st_size) {
-                send_msg(INIT_MSG_STARTED, -EIO, "cannot read run spec");
+        /* Mapped, not read: the files in it are not copied into (and charged to) the init. */
+        blob = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fds[0], 0);
+        if (blob == MAP_FAILED) {
+                send_msg(INIT_MSG_STARTED, -errno, "cannot map run spec");
                 goto out;
         }
-        blob[st.st_size] = 0;
         memcpy(&h, blob, sizeof(h));
         h.cwd[sizeof(h.cwd) - 1] = 0;
         argv = calloc(h.argc + 1, sizeof(char *));
@@ -451,7 +504,8 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         }
         off = sizeof(h);
         for (uint32_t i = 0; i < h.argc + h.envc; i++) {
-                if (off >= (size_t) st.st_size) {
+                const char *end = off < (size_t) st.st_size ? memchr(blob + off, 0, (size_t) st.st_size - off) : NULL;
+                if (!end) {
                         send_msg(INIT_MSG_STARTED, -EINVAL, "truncated run spec");
                         goto out;
                 }
@@ -459,7 +513,7 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                         argv[i] = blob + off;
                 else
                         envp[i - h.argc] = blob + off;
-                off += strlen(blob + off) + 1;
+                off = (size_t) (end - blob) + 1;
         }
 
         if (h.sandbox_bytes != cur_sandbox_bytes) {
@@ -480,6 +534,16 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         if (r < 0) {
                 send_msg(INIT_MSG_STARTED, r, "cannot apply sandbox sizes: %s", strerror(-r));
                 goto out;
+        }
+        /* After the sizes: a file that does not fit the run's sandboxSize is ENOSPC. */
+        if (h.n_writes > 0) {
+                r = write_files(blob, (size_t) st.st_size, off, h.n_writes);
+                if (r < 0) {
+                        InitMessage m = { .type = INIT_MSG_STARTED, .value = r, .a = INIT_STARTED_FILES_FAILED };
+                        while (send(init_sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+                                ;
+                        goto out;
+                }
         }
         if (h.proxy_port > 0) {
                 listen_fd = proxy_listen(h.proxy_port > UINT16_MAX ? 0 : (uint16_t) h.proxy_port);
@@ -509,6 +573,9 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
 out:
         free(argv);
         free(envp);
+        /* The program has exec'd (vfork): nothing uses the mapping any more. */
+        if (blob != MAP_FAILED)
+                (void) munmap(blob, (size_t) st.st_size);
         for (int i = 0; i < 4; i++)
                 safe_close(fds[i]);
 }

@@ -39,8 +39,21 @@ typedef struct RunSpecHeader {
         uint32_t readonly_rootfs;
         uint32_t seccomp;
         uint32_t proxy_port;    /* != 0: listen on 127.0.0.1:port for the daemon's proxy */
+        uint32_t n_writes;      /* RunSpecWrite entries after the strings */
         char cwd[1024];
 } RunSpecHeader;
+
+/* Files (and directories) written into the sandbox before the program starts, by a child of
+ * the init with the sandbox user's ids (in the sandbox's cgroup already, so what it writes is
+ * charged there and no process has to be moved into the cgroup). Each is followed by its
+ * NUL-terminated path and its data. A failure answers STARTED with value -errno and a = 1. */
+typedef struct RunSpecWrite {
+        uint32_t dir;           /* 1: mkdir -p the path; 0: a file with size bytes */
+        uint32_t path_size;     /* with the NUL */
+        uint64_t size;
+} RunSpecWrite;
+
+#define INIT_STARTED_FILES_FAILED 1
 
 typedef struct InitParams {
         int sock;                   /* control socket */

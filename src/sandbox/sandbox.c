@@ -278,6 +278,10 @@ static int on_message(sd_event_source *s, int fd, uint32_t revents, void *userda
                 sandbox_emit(sb, SANDBOX_READY, m.value);
                 break;
         case INIT_MSG_STARTED:
+                if (m.value < 0 && m.a == INIT_STARTED_FILES_FAILED) {
+                        sandbox_emit(sb, SANDBOX_WRITE_FAILED, m.value);
+                        break;
+                }
                 if (m.value < 0)
                         log_warning("sandbox %s: run refused: %s", sb->id, m.text);
                 sb->proxy_fd = safe_close(sb->proxy_fd);
@@ -579,6 +583,7 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
                 .readonly_rootfs = spec->readonly_rootfs,
                 .seccomp = spec->seccomp,
                 .proxy_port = spec->proxy_port,
+                .n_writes = (uint32_t) spec->n_writes,
         };
         InitMessage m = { .type = INIT_MSG_RUN };
         Buffer b = {};
@@ -595,6 +600,15 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
                 r = buffer_append(&b, *s, strlen(*s) + 1);
         for (char **s = spec->envp; r >= 0 && s && *s; s++)
                 r = buffer_append(&b, *s, strlen(*s) + 1);
+        for (size_t i = 0; r >= 0 && i < spec->n_writes; i++) {
+                const SandboxWrite *w = &spec->writes[i];
+                RunSpecWrite rw = { .dir = w->dir, .path_size = (uint32_t) strlen(w->path) + 1, .size = w->dir ? 0 : w->size };
+                r = buffer_append(&b, &rw, sizeof(rw));
+                if (r >= 0)
+                        r = buffer_append(&b, w->path, rw.path_size);
+                if (r >= 0 && rw.size > 0)
+                        r = buffer_append(&b, w->data, rw.size);
+        }
         if (r < 0) {
                 buffer_done(&b);
                 return r;

@@ -44,6 +44,8 @@ typedef enum SandboxEvent {
         SANDBOX_EXITED,     /* the program ended, value = wait status; all its processes are gone */
         SANDBOX_CLEANED,    /* reset after a run, ready to be reused; value as for READY (what the clean cost) */
         SANDBOX_DIED,       /* the init process is gone (killed, OOM): the sandbox is unusable */
+        SANDBOX_WRITE_FAILED, /* a RunSpec write failed (value: -errno, -ENOMEM when the writer was killed at
+                               * the memory limit); the program did not start */
 } SandboxEvent;
 
 typedef void (*SandboxHandler)(Sandbox *sb, SandboxEvent ev, int value, void *userdata);
@@ -68,6 +70,13 @@ unsigned sandbox_runs(Sandbox *sb);
 Cgroup *sandbox_cgroup(Sandbox *sb);
 pid_t sandbox_init_pid(Sandbox *sb);
 
+typedef struct SandboxWrite {
+        const char *path;       /* normalised sandbox path */
+        const void *data;
+        size_t size;
+        bool dir;               /* mkdir -p path instead */
+} SandboxWrite;
+
 typedef struct RunSpec {
         char **argv;
         char **envp;
@@ -78,6 +87,8 @@ typedef struct RunSpec {
         bool readonly_rootfs;
         bool seccomp;
         uint16_t proxy_port;    /* != 0: the init listens on 127.0.0.1:port (sandbox_take_proxy_fd) */
+        const SandboxWrite *writes;     /* written before the program starts */
+        size_t n_writes;
 } RunSpec;
 
 /* Starts a program with the given stdin/stdout/stderr (the fds are duplicated). */

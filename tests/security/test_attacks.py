@@ -444,6 +444,20 @@ class FilesCharged(DaemonTestCase):
         self.assertIn("memory limit", self.daemon.post("/file", {"sessionId": "mem", "path": "g", "content": blob}).json()["error"])
         self.daemon.request("DELETE", "/session/mem")
 
+    def test_request_files_count_against_the_run(self):
+        # Written by the init's writer in the sandbox's cgroup: over the memory limit the writer
+        # is killed and the request answers 413, nothing runs, and the sandbox is fine after.
+        six = "x" * (6 << 20)
+        r = self.daemon.post("/execute", {"request": {"cmd": "echo RAN", "files": {"a": six, "b": six}},
+                                          "options": {"memoryLimit": "8m"}})
+        self.assertEqual(r.status, 413, r)
+        r = self.daemon.post("/execute", {"request": {"cmd": "echo RAN", "files": {"a": six}},
+                                          "options": {"sandboxSize": "2m"}})
+        self.assertEqual(r.status, 413, r)
+        res = self.daemon.execute({"cmd": "stat -c '%u %a %s' /sandbox/d/e/a.txt /tmp/b; cat /sandbox/d/e/a.txt; echo; pwd",
+                                   "files": {"d/e/a.txt": "hi", "/tmp/b": "xyz"}, "workdir": "/sandbox/w/x"})
+        self.assertEqual(res["stdout"].split("\n"), ["1000 644 2", "1000 644 3", "hi", "/sandbox/w/x"], res)
+
 
 class TcpBuffers(DaemonTestCase):
     config = {"poolSize": 1}
