@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -22,8 +24,31 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
+/* Moving a new init into its cgroup (and writing its id maps) off the event loop: a migration
+ * into a cgroup waits for an RCU grace period (5-15 ms here, per hierarchy on cgroup v1), which
+ * on the loop would stall every answer while the pool builds. One worker thread does them in
+ * order; the init waits on its sync pipe until its turn. */
+typedef struct AttachJob {
+        Sandbox *sb;                    /* the worker reads its pid, slot and cgroup: they stay */
+        pid_t pid;
+        uint32_t map_base;
+        Cgroup *cgroup;
+        int sync_w;
+        int result;
+        bool done;                      /* under the lock */
+        struct AttachJob *next;
+} AttachJob;
+
 struct SandboxEngine {
         sd_event *event;
+        pthread_t attach_thread;
+        bool attach_started, attach_stop;
+        pthread_mutex_t attach_lock;
+        pthread_cond_t attach_cond;     /* jobs queued, or stop */
+        pthread_cond_t attach_done;     /* a job finished */
+        AttachJob *attach_todo;
+        int attach_efd;
+        sd_event_source *attach_source;
         CgroupManager *cgroups;
         int init_fd;            /* O_PATH of the isol8-sandbox-init program */
         int seccomp_fd;         /* sealed memfd with the seccomp program */
@@ -55,8 +80,12 @@ struct Sandbox {
         bool share_network;
         unsigned runs;
         int proxy_fd;           /* from the last STARTED, until taken */
+        AttachJob *attach;      /* until the worker has put the init in its cgroup */
         Sandbox *prev, *next;
 };
+
+static void attach_wait(Sandbox *sb);
+static int on_attach_done(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 /* The init program: next to our own executable (a build tree), else where it is installed. */
 static int open_init_program(const char *configured) {
@@ -100,8 +129,18 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
         e = calloc(1, sizeof(SandboxEngine));
         if (!e)
                 return -ENOMEM;
-        e->init_fd = e->seccomp_fd = e->devnull_fd = -EBADF;
+        e->init_fd = e->seccomp_fd = e->devnull_fd = e->attach_efd = -EBADF;
         e->event = sd_event_ref(event);
+        pthread_mutex_init(&e->attach_lock, NULL);
+        pthread_cond_init(&e->attach_cond, NULL);
+        pthread_cond_init(&e->attach_done, NULL);
+        e->attach_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (e->attach_efd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &e->attach_source, e->attach_efd, EPOLLIN, on_attach_done, e);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(e->attach_source, "sandbox-attach");
         e->uid_base = config->uid_base;
         e->state_dir = strdup(config->state_dir);
         if (!e->state_dir || asprintf(&e->root_dir, "%s/root", config->state_dir) < 0)
@@ -153,6 +192,7 @@ int sandbox_engine_new(SandboxEngine **ret, sd_event *event, const SandboxEngine
 
 /* Ends a sandbox's processes and removes its cgroup; the object stays valid (and dead). */
 static void sandbox_teardown(Sandbox *sb) {
+        attach_wait(sb);
         sb->io_source = sd_event_source_disable_unref(sb->io_source);
         sb->child_source = sd_event_source_disable_unref(sb->child_source);
         if (sb->pid > 0) {
@@ -176,6 +216,18 @@ SandboxEngine *sandbox_engine_free(SandboxEngine *e) {
                 log_warning("sandbox %s: still in use at exit; killing it", sb->id);
                 sandbox_teardown(sb);
         }
+        if (e->attach_started) {
+                pthread_mutex_lock(&e->attach_lock);
+                e->attach_stop = true;
+                pthread_cond_broadcast(&e->attach_cond);
+                pthread_mutex_unlock(&e->attach_lock);
+                pthread_join(e->attach_thread, NULL);
+        }
+        sd_event_source_disable_unref(e->attach_source);
+        safe_close(e->attach_efd);
+        pthread_cond_destroy(&e->attach_cond);
+        pthread_cond_destroy(&e->attach_done);
+        pthread_mutex_destroy(&e->attach_lock);
         cgroup_manager_free(e->cgroups);
         safe_close(e->init_fd);
         safe_close(e->seccomp_fd);
@@ -309,6 +361,121 @@ static int write_map(pid_t pid, const char *file, uint32_t base) {
         return write_string_file(path, map);
 }
 
+static void *attach_worker(void *userdata) {
+        SandboxEngine *e = userdata;
+        char c = 1;
+
+        pthread_mutex_lock(&e->attach_lock);
+        for (;;) {
+                AttachJob *j;
+                uint64_t one = 1;
+                int r;
+
+                while (!e->attach_todo && !e->attach_stop)
+                        pthread_cond_wait(&e->attach_cond, &e->attach_lock);
+                if (!e->attach_todo)
+                        break;
+                j = e->attach_todo;
+                e->attach_todo = j->next;
+                pthread_mutex_unlock(&e->attach_lock);
+
+                r = write_map(j->pid, "uid_map", j->map_base);
+                if (r >= 0)
+                        r = write_map(j->pid, "gid_map", j->map_base);
+                if (r >= 0)
+                        r = cgroup_attach(j->cgroup, j->pid);
+                /* The init goes on with its set-up; without the byte it gives up. */
+                if (r >= 0 && write(j->sync_w, &c, 1) != 1)
+                        r = -errno;
+                j->sync_w = safe_close(j->sync_w);
+
+                pthread_mutex_lock(&e->attach_lock);
+                j->result = r;
+                j->done = true;
+                pthread_cond_broadcast(&e->attach_done);
+                (void) !write(e->attach_efd, &one, sizeof(one));
+        }
+        pthread_mutex_unlock(&e->attach_lock);
+        return NULL;
+}
+
+/* From the loop: the sandboxes whose init is in its cgroup now, or failed to get there. */
+static int on_attach_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        SandboxEngine *e = userdata;
+        uint64_t v;
+
+        (void) !read(e->attach_efd, &v, sizeof(v));
+        for (Sandbox *sb = e->live, *next; sb; sb = next) {
+                AttachJob *j = sb->attach;
+                bool done;
+                int r;
+
+                next = sb->next;
+                if (!j)
+                        continue;
+                pthread_mutex_lock(&e->attach_lock);
+                done = j->done;
+                pthread_mutex_unlock(&e->attach_lock);
+                if (!done)
+                        continue;
+                r = j->result;
+                sb->attach = NULL;
+                free(j);
+                if (r < 0) {
+                        log_error_errno(r, "sandbox %s: cannot set the id maps and the cgroup of its init: %m", sb->id);
+                        sandbox_emit(sb, SANDBOX_READY, r);   /* may free sb: next was taken */
+                }
+        }
+        return 0;
+}
+
+static int attach_start(SandboxEngine *e, Sandbox *sb, pid_t pid, int sync_w) {
+        AttachJob *j = calloc(1, sizeof(AttachJob));
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        if (!e->attach_started) {
+                sigset_t all, old;
+                sigfillset(&all);
+                pthread_sigmask(SIG_SETMASK, &all, &old);
+                r = pthread_create(&e->attach_thread, NULL, attach_worker, e);
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                if (r != 0) {
+                        free(j);
+                        return -r;
+                }
+                e->attach_started = true;
+        }
+        *j = (AttachJob) { .sb = sb, .pid = pid, .map_base = e->uid_base + sb->slot * SANDBOX_UID_RANGE,
+                           .cgroup = sb->cgroup, .sync_w = sync_w };
+        pthread_mutex_lock(&e->attach_lock);
+        /* In order: the queue is short (the pool builds a few at once). */
+        AttachJob **p = &e->attach_todo;
+        while (*p)
+                p = &(*p)->next;
+        *p = j;
+        pthread_cond_signal(&e->attach_cond);
+        pthread_mutex_unlock(&e->attach_lock);
+        sb->attach = j;
+        return 0;
+}
+
+/* Before a sandbox's init is killed and its cgroup removed: its job must be over. */
+static void attach_wait(Sandbox *sb) {
+        SandboxEngine *e = sb->engine;
+        AttachJob *j = sb->attach;
+
+        if (!j)
+                return;
+        pthread_mutex_lock(&e->attach_lock);
+        while (!j->done)
+                pthread_cond_wait(&e->attach_done, &e->attach_lock);
+        pthread_mutex_unlock(&e->attach_lock);
+        sb->attach = NULL;
+        free(j);
+}
+
 typedef struct SpawnArgs {
         int fds[INIT_FD_SYNC + 1];      /* become 0..INIT_FD_SYNC in the child */
         int exec_fd;
@@ -394,7 +561,6 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         int sv[2], syncp[2];
         unsigned long flags;
         pid_t pid;
-        char c = 1;
         int r;
 
         sb = calloc(1, sizeof(Sandbox));
@@ -467,16 +633,10 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         sync_r = safe_close(sync_r);
         sb->pid = pid;
 
-        r = write_map(pid, "uid_map", e->uid_base + sb->slot * SANDBOX_UID_RANGE);
-        if (r >= 0)
-                r = write_map(pid, "gid_map", e->uid_base + sb->slot * SANDBOX_UID_RANGE);
-        if (r < 0)
-                return log_error_errno(r, "sandbox: cannot write the id maps: %m");
-        r = cgroup_attach(sb->cgroup, pid);
+        r = attach_start(e, sb, pid, sync_w);
         if (r < 0)
                 return r;
-        if (write(sync_w, &c, 1) != 1)
-                return -errno;
+        sync_w = -EBADF;        /* the job's now */
 
         r = sd_event_add_io(e->event, &sb->io_source, sb->sock, EPOLLIN, on_message, sb);
         if (r < 0)
