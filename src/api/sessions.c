@@ -92,12 +92,36 @@ static int reply_file_outcome(HttpRequest *r, int k, const char *path) {
         }
 }
 
+typedef struct FilePut {
+        HttpRequest *r;             /* NULL once the client is gone (the write still ends) */
+        char *path;
+} FilePut;
+
+static void file_put_done(int result, void *userdata) {
+        FilePut *f = userdata;
+
+        if (f->r) {
+                if (result != 0)
+                        (void) reply_file_outcome(f->r, result, f->path);
+                else
+                        (void) reply_ok(f->r, NULL, NULL);
+        }
+        free(f->path);
+        free(f);
+}
+
+static void file_put_gone(HttpRequest *r, void *userdata) {
+        FilePut *f = userdata;
+        f->r = NULL;
+}
+
 int api_file_put(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         _cleanup_json_ json_object *body = NULL;
         _cleanup_free_ void *data = NULL;
         const char *id = NULL, *p = NULL, *content = NULL;
         json_object *cv;
+        FilePut *f;
         size_t size;
         int k;
 
@@ -111,10 +135,20 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
-        k = manager_file_write(ctx->m, http_request_auth(r), id, p, data, size);
-        if (k != 0)
+        f = calloc(1, sizeof(FilePut));
+        if (!f || !(f->path = strdup(p))) {
+                free(f);
+                return -ENOMEM;
+        }
+        f->r = r;
+        k = manager_file_write(ctx->m, http_request_auth(r), id, p, data, size, file_put_done, f, NULL);
+        if (k != 0) {
+                free(f->path);
+                free(f);
                 return reply_file_outcome(r, k, p);
-        return reply_ok(r, NULL, NULL);
+        }
+        http_request_suspend(r, file_put_gone, f);
+        return 0;
 }
 
 int api_file_get(HttpRequest *r, void *userdata) {

@@ -608,7 +608,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 phase_check_complete(e);
                 return;
         case SANDBOX_WRITE_FAILED: {
-                /* Killed while writing: the files did not fit the memory limit. */
+                /* -ENOMEM: the files did not fit the memory limit. */
                 int r = value == -ENOMEM && e->req->n_files > 0 ? (int) OUTCOME_TOO_BIG : outcome_file_result(value);
                 log_debug_errno(value, "execution %s: cannot write the request's files: %m", e->result.execution_id);
                 if (r > 0) {
@@ -665,12 +665,20 @@ static int write_request_files_charged(void *userdata) {
 }
 
 /* What the init writes before the first phase: the working directory, request.files, the
- * program file. Its writer is a child of the init, in the sandbox's cgroup already, so the
- * files count against the sandbox's memory limit without moving a process into the cgroup
+ * program file (0, OUTCOME_TOO_BIG, or < 0). The init is in the sandbox's cgroup already, so
+ * the files count against the sandbox's memory limit without moving a process into the cgroup
  * (which waits for an RCU grace period: 15 ms here). */
 static int plan_writes(Execution *e) {
         const ExecRequest *req = e->req;
+        uint64_t total = req->code ? strlen(req->code) : 0;
         size_t n = 0;
+
+        for (size_t i = 0; i < req->n_files; i++)
+                total += req->files[i].size;
+        /* In a session's sandbox files may already fill the memory: refuse what cannot fit
+         * before the OOM killer has to choose. */
+        if (!sandbox_memory_fits(e->sb, total))
+                return OUTCOME_TOO_BIG;
 
         e->writes = calloc(req->n_files + 2, sizeof(SandboxWrite));
         if (!e->writes)
@@ -695,8 +703,7 @@ static int write_request_files(Execution *e) {
         /* Nothing to write: no files, no program file (cmd, or inline code), the default workdir. */
         if (req->n_files == 0 && (!req->code || use_inline(req)) && streq(req->workdir, "/sandbox"))
                 return 0;
-        /* A lone small program file is written directly: the charge is negligible and the
-         * init's writer (a fork) would cost more than the write. */
+        /* A lone small program file is written directly: the charge is negligible. */
         if (req->n_files == 0 && strlen(req->code ?: "") <= INLINE_CODE_MAX && streq(req->workdir, "/sandbox"))
                 return write_request_files_charged(e);
         return plan_writes(e);
@@ -720,7 +727,7 @@ static void sandbox_acquired(Execution *e) {
         cgroup_event_baseline(sandbox_cgroup(e->sb), &e->base_oom, &e->base_pids);
         r = write_request_files(e);
         if (r == -ENOMEM && e->req->n_files > 0)
-                r = OUTCOME_TOO_BIG;    /* the writer was killed at the sandbox's memory limit */
+                r = OUTCOME_TOO_BIG;
         if (r > 0) {
                 e->result.refused = (Outcome) r;
                 fail(e, 0);

@@ -22,40 +22,61 @@ static int file_target(Manager *m, const AuthInfo *who, const char *id, const ch
         return 0;
 }
 
-typedef struct FileWrite {
+struct ManagerFileCall {
         const SandboxProvider *provider;
         Sandbox *sb;
-        const char *path;
-        const void *data;
-        size_t size;
-} FileWrite;
+        ManagerFileFn cb;
+        void *userdata;
+};
 
-/* In the charged child: 0, an Outcome for what the file layer refuses, or < 0. */
-static int file_write_charged(void *userdata) {
-        FileWrite *f = userdata;
-        _cleanup_close_ int root = f->provider->ops->open_root(f->sb);
-        uid_t uid = f->provider->ops->host_uid(f->sb);
+static void on_written(int result, void *userdata) {
+        ManagerFileCall *c = userdata;
+        int r;
 
-        if (root < 0)
-                return root;
-        return outcome_file_result(sandbox_write_file(root, f->path, f->data, f->size, uid, uid, 0644));
+        /* The memory limit; a sandbox that went away is a failure, never a file outcome; the
+         * file layer's own errnos are outcomes. */
+        if (result == -ENOMEM)
+                r = OUTCOME_MEMORY_LIMIT;
+        else if (result == -ESRCH)
+                r = -ESRCH;
+        else
+                r = outcome_file_result(result);
+        if (c->cb)
+                c->cb(r, c->userdata);
+        free(c);
 }
 
 int manager_file_write(Manager *m, const AuthInfo *who, const char *session_id, const char *path, const void *data,
-                       size_t size) {
+                       size_t size, ManagerFileFn cb, void *userdata, ManagerFileCall **ret_call) {
         _cleanup_free_ char *norm = NULL;
+        ManagerFileCall *c;
         Session *s;
         int r;
 
         r = file_target(m, who, session_id, path, &norm, &s);
         if (r != 0)
                 return r;
-        /* Written from the sandbox's cgroup: the file counts against the session's memory limit. */
-        r = m->provider.ops->charged_call(session_sandbox(s), file_write_charged,
-                                          &(FileWrite) { &m->provider, session_sandbox(s), norm, data, size });
-        if (r == -ENOMEM)
+        if (!m->provider.ops->memory_fits(session_sandbox(s), size))
                 return OUTCOME_MEMORY_LIMIT;
-        return r;
+        c = calloc(1, sizeof(ManagerFileCall));
+        if (!c)
+                return -ENOMEM;
+        *c = (ManagerFileCall) { &m->provider, session_sandbox(s), cb, userdata };
+        /* Written by the sandbox's init, in its cgroup: the file counts against the session's
+         * memory limit. One write at a time per session. */
+        r = m->provider.ops->write(c->sb, &(SandboxWrite) { .path = norm, .data = data, .size = size }, 1, on_written, c);
+        if (r < 0) {
+                free(c);
+                return r == -EBUSY ? OUTCOME_QUEUE_FULL : r;
+        }
+        if (ret_call)
+                *ret_call = c;
+        return 0;
+}
+
+void manager_file_call_cancel(ManagerFileCall *c) {
+        if (c)
+                c->cb = NULL;
 }
 
 int manager_file_read(Manager *m, const AuthInfo *who, const char *session_id, const char *path, size_t max, char **ret,

@@ -142,9 +142,15 @@ int manager_key_revoke(Manager *m, const char *id, const char *via, ManagerKeyFn
 
 /* Sessions and their files, as the caller may see them. */
 int manager_session_destroy(Manager *m, const AuthInfo *who, const char *id);
-/* Writes a file into a session's sandbox, charged to its memory. */
+/* Writes a file into a session's sandbox, charged to its memory, by the sandbox's own init (off
+ * the event loop). Returns an Outcome or < 0 when refused at once; 0 when under way: cb then
+ * comes once with 0, an Outcome or < 0 (the data was copied). */
+typedef struct ManagerFileCall ManagerFileCall;
+typedef void (*ManagerFileFn)(int result, void *userdata);
 int manager_file_write(Manager *m, const AuthInfo *who, const char *session_id, const char *path, const void *data,
-                       size_t size);
+                       size_t size, ManagerFileFn cb, void *userdata, ManagerFileCall **ret_call);
+/* cb will not be called (the write itself still happens). */
+void manager_file_call_cancel(ManagerFileCall *c);
 /* Reads a file out of a session's sandbox, secrets masked; at most max bytes (else OUTCOME_TOO_BIG). */
 int manager_file_read(Manager *m, const AuthInfo *who, const char *session_id, const char *path, size_t max, char **ret,
                       size_t *ret_size);

@@ -17,7 +17,8 @@ static const SandboxProviderOps engine_ops = {
         .kill = sandbox_kill,
         .open_root = sandbox_open_root,
         .host_uid = sandbox_host_uid,
-        .charged_call = sandbox_charged_call,
+        .write = sandbox_write,
+        .memory_fits = sandbox_memory_fits,
 };
 
 void sandbox_provider_init_engine(SandboxProvider *p, SandboxEngine *e) {

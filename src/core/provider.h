@@ -21,10 +21,11 @@ typedef struct SandboxProviderOps {
         int (*clean)(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes);
         int (*kill)(Sandbox *sb);
         /* Files (core/files.c): the sandbox's root as seen from the host, its user's host uid,
-         * and a call charged to its memory. */
+         * and writes done inside it, charged to its memory (sandbox_write()). */
         int (*open_root)(Sandbox *sb);
         uid_t (*host_uid)(Sandbox *sb);
-        int (*charged_call)(Sandbox *sb, int (*fn)(void *userdata), void *userdata);
+        int (*write)(Sandbox *sb, const SandboxWrite *writes, size_t n, SandboxWriteFn cb, void *userdata);
+        bool (*memory_fits)(Sandbox *sb, uint64_t bytes);
 } SandboxProviderOps;
 
 typedef struct SandboxProvider {

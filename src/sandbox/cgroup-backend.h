@@ -21,8 +21,6 @@ typedef struct CgroupBackend {
         int (*write_limits)(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
         void (*read_stats)(Cgroup *cg, CgroupStats *ret);
         void (*reset_counters)(Cgroup *cg);
-        /* The directory of a group's memory controller. */
-        const char *(*memory_dir)(char *const *path);
         /* Freezes (and waits, bounded, for it to settle) or thaws a group. */
         void (*freeze)(char *const *path, bool freeze);
 } CgroupBackend;

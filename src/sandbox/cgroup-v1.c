@@ -120,10 +120,6 @@ static void v1_reset_counters(Cgroup *cg) {
         (void) cgroup_counter_write(cg, C_CPU, cg->path[V1_CPUACCT], "cpuacct.usage", "0");
 }
 
-static const char *v1_memory_dir(char *const *path) {
-        return path[V1_MEMORY];
-}
-
 static void v1_freeze(char *const *path, bool freeze) {
         (void) cgroup_write_file(path[V1_FREEZER], "freezer.state", freeze ? "FROZEN" : "THAWED");
         /* Freezing is asynchronous; wait a bounded while for it to settle. */
@@ -141,6 +137,5 @@ const CgroupBackend cgroup_backend_v1 = {
         .write_limits = v1_write_limits,
         .read_stats = v1_read_stats,
         .reset_counters = v1_reset_counters,
-        .memory_dir = v1_memory_dir,
         .freeze = v1_freeze,
 };

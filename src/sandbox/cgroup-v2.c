@@ -132,10 +132,6 @@ static void v2_reset_counters(Cgroup *cg) {
         cg->cpu_base_usec = usage;
 }
 
-static const char *v2_memory_dir(char *const *path) {
-        return path[0];
-}
-
 static void v2_freeze(char *const *path, bool freeze) {
         (void) cgroup_write_file(path[0], "cgroup.freeze", freeze ? "1" : "0");
         /* Freezing is asynchronous; wait a bounded while for it to settle. */
@@ -153,6 +149,5 @@ const CgroupBackend cgroup_backend_v2 = {
         .write_limits = v2_write_limits,
         .read_stats = v2_read_stats,
         .reset_counters = v2_reset_counters,
-        .memory_dir = v2_memory_dir,
         .freeze = v2_freeze,
 };

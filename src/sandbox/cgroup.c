@@ -493,14 +493,6 @@ int cgroup_attach(Cgroup *cg, pid_t pid) {
         return 0;
 }
 
-
-int cgroup_attach_memory(Cgroup *cg, pid_t pid) {
-        char s[32];
-        snprintf(s, sizeof(s), "%d", (int) pid);
-        /* v1 migrations are slow (one per hierarchy): only the memory one matters here. */
-        return cgroup_write_file(cg->manager->backend->memory_dir(cg->path), "cgroup.procs", s);
-}
-
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids) {
         int r;
 
@@ -528,6 +520,15 @@ int cgroup_read_stats(Cgroup *cg, CgroupStats *ret) {
         cg->last_pids_max_events = s.pids_max_events;
         *ret = s;
         return 0;
+}
+
+uint64_t cgroup_memory_available(Cgroup *cg) {
+        CgroupStats s = {};
+
+        if (!cg->limits_set || cg->memory == 0)
+                return UINT64_MAX;
+        cg->manager->backend->read_stats(cg, &s);
+        return s.memory_bytes >= cg->memory ? 0 : cg->memory - s.memory_bytes;
 }
 
 void cgroup_reset_counters(Cgroup *cg) {

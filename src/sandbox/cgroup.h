@@ -48,8 +48,6 @@ int cgroup_create(CgroupManager *m, const char *name, Cgroup **ret);
 Cgroup *cgroup_destroy(Cgroup *cg);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Cgroup *, cgroup_destroy);
 int cgroup_attach(Cgroup *cg, pid_t pid);
-/* Moves pid into the sandbox's memory cgroup only (what it allocates is charged there). */
-int cgroup_attach_memory(Cgroup *cg, pid_t pid);
 /* memory in bytes (0: unlimited), cpu as a fraction of CPUs (<= 0: unlimited), pids (0: unlimited). */
 int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
 int cgroup_read_stats(Cgroup *cg, CgroupStats *ret);
@@ -57,6 +55,9 @@ int cgroup_read_stats(Cgroup *cg, CgroupStats *ret);
 void cgroup_event_baseline(Cgroup *cg, uint64_t *ret_oom_kills, uint64_t *ret_pids_max_events);
 /* Resets what can be reset between two runs (peak memory, CPU time on v1). */
 void cgroup_reset_counters(Cgroup *cg);
+/* Bytes the group may still charge under its memory limit (0 when at or over it), or UINT64_MAX
+ * when no limit was set through cgroup_set_limits(). */
+uint64_t cgroup_memory_available(Cgroup *cg);
 /* Freezes the group, SIGKILLs every process in it except `except` (0: none), thaws it. Returns
  * the number of processes signalled. */
 int cgroup_kill_all(Cgroup *cg, pid_t except);

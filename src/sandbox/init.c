@@ -419,55 +419,53 @@ static int child_trampoline(void *arg) {
         child_exec(a->h, a->argv, a->envp, a->fds, a->seccomp);
 }
 
-/* The writer, a child of the init with the sandbox user's ids and nothing else: returns 0 or
- * an errno (its exit status). */
-static int writer_main(const char *blob, size_t size, size_t off, uint32_t n) {
-        _cleanup_close_ int root = -EBADF;
+/* Writes the entries starting at off: 0 or -errno. Done by the init itself, with the sandbox
+ * user's file system ids for every access (sandbox/fsio.c switches them, which also drops the
+ * init's file capabilities for the duration) and fsio's rules: nothing followed out of /sandbox
+ * and /tmp, no symlink or hard link written through. The init is in the sandbox's cgroup, so
+ * the files count against its memory; the daemon refuses what would not fit first. */
+static int write_entries(const char *blob, size_t size, size_t off, uint32_t n) {
+        _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-        if (setgroups(0, NULL) < 0 || setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0 ||
-            setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return EPERM;
-        root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root < 0)
-                return errno;
+                return -EIO;
         for (uint32_t i = 0; i < n; i++) {
                 RunSpecWrite w;
                 const char *path;
                 int r;
 
                 if (size - off < sizeof(w))
-                        return EINVAL;
+                        return -EINVAL;
                 memcpy(&w, blob + off, sizeof(w));
                 off += sizeof(w);
                 if (w.path_size == 0 || w.path_size > size - off || blob[off + w.path_size - 1] != 0 ||
                     w.size > size - off - w.path_size)
-                        return EINVAL;
+                        return -EINVAL;
                 path = blob + off;
                 off += w.path_size;
                 r = w.dir ? sandbox_mkdir_p(root, path, SANDBOX_UID, SANDBOX_UID)
                           : sandbox_write_file(root, path, blob + off, (size_t) w.size, SANDBOX_UID, SANDBOX_UID, 0644);
                 if (r < 0)
-                        return MIN(-r, 125);
+                        return r;
                 off += (size_t) w.size;
         }
         return 0;
 }
 
-/* 0, -errno, or -ENOMEM when the writer was killed (the sandbox's memory limit). */
-static int write_files(const char *blob, size_t size, size_t off, uint32_t n) {
-        int status;
-        pid_t pid = fork();
+/* The same from a memfd of entries (POST /file into a session). */
+static int write_entries_fd(int fd, uint32_t n) {
+        struct stat st;
+        char *blob;
+        int r;
 
-        if (pid < 0)
-                return -errno;
-        if (pid == 0)
-                _exit(writer_main(blob, size, off, n));
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (!WIFEXITED(status))
-                return -ENOMEM;
-        return -WEXITSTATUS(status);
+        if (fstat(fd, &st) < 0 || st.st_size <= 0)
+                return -EINVAL;
+        blob = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (blob == MAP_FAILED)
+                return -EIO;
+        r = write_entries(blob, (size_t) st.st_size, 0, n);
+        (void) munmap(blob, (size_t) st.st_size);
+        return r;
 }
 
 static void handle_run(int fds[4], const SeccompProgram *seccomp) {
@@ -537,7 +535,7 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         }
         /* After the sizes: a file that does not fit the run's sandboxSize is ENOSPC. */
         if (h.n_writes > 0) {
-                r = write_files(blob, (size_t) st.st_size, off, h.n_writes);
+                r = write_entries(blob, (size_t) st.st_size, off, h.n_writes);
                 if (r < 0) {
                         InitMessage m = { .type = INIT_MSG_STARTED, .value = r, .a = INIT_STARTED_FILES_FAILED };
                         while (send(init_sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -731,6 +729,14 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                         }
                         handle_run(fds, p->seccomp);
                         break;
+                case INIT_MSG_WRITE: {
+                        /* Files into a session's sandbox (POST /file). */
+                        int k = n_fds == 1 && m.value > 0 ? write_entries_fd(fds[0], (uint32_t) m.value) : -EINVAL;
+                        for (size_t i = 0; i < n_fds; i++)
+                                safe_close(fds[i]);
+                        send_msg(INIT_MSG_WRITTEN, k, NULL);
+                        break;
+                }
                 case INIT_MSG_KILL:
                         if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
                                 break;

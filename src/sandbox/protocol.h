@@ -19,6 +19,8 @@ typedef enum InitMessageType {
         INIT_MSG_SIGNAL,       /* daemon -> init: value = signal for the main process */
         INIT_MSG_CLEAN,        /* daemon -> init: sizes of fresh /sandbox and /tmp */
         INIT_MSG_CLEANED,      /* init -> daemon */
+        INIT_MSG_WRITE,        /* daemon -> init: value = number of RunSpecWrite entries, fds [memfd of them] */
+        INIT_MSG_WRITTEN,      /* init -> daemon: value 0 or -errno */
 } InitMessageType;
 
 typedef struct InitMessage {
@@ -43,10 +45,11 @@ typedef struct RunSpecHeader {
         char cwd[1024];
 } RunSpecHeader;
 
-/* Files (and directories) written into the sandbox before the program starts, by a child of
- * the init with the sandbox user's ids (in the sandbox's cgroup already, so what it writes is
- * charged there and no process has to be moved into the cgroup). Each is followed by its
- * NUL-terminated path and its data. A failure answers STARTED with value -errno and a = 1. */
+/* Files (and directories) written into the sandbox before the program starts (or on
+ * INIT_MSG_WRITE), by the init with the sandbox user's file system ids: it is in the sandbox's
+ * cgroup already, so what it writes is charged there and no process has to be moved into the
+ * cgroup. Each is followed by its NUL-terminated path and its data. A failure before a run
+ * answers STARTED with value -errno and a = INIT_STARTED_FILES_FAILED. */
 typedef struct RunSpecWrite {
         uint32_t dir;           /* 1: mkdir -p the path; 0: a file with size bytes */
         uint32_t path_size;     /* with the NUL */

@@ -39,6 +39,14 @@ typedef struct AttachJob {
         struct AttachJob *next;
 } AttachJob;
 
+typedef struct WriteWait {
+        SandboxWriteFn cb;
+        void *userdata;
+        struct WriteWait *next;
+} WriteWait;
+
+#define SANDBOX_WRITES_MAX 16
+
 struct SandboxEngine {
         sd_event *event;
         pthread_t attach_thread;
@@ -81,6 +89,8 @@ struct Sandbox {
         unsigned runs;
         int proxy_fd;           /* from the last STARTED, until taken */
         AttachJob *attach;      /* until the worker has put the init in its cgroup */
+        WriteWait *writes;      /* sandbox_write()s under way, answered in order */
+        unsigned n_writes;
         Sandbox *prev, *next;
 };
 
@@ -257,6 +267,17 @@ static void sandbox_emit(Sandbox *sb, SandboxEvent ev, int value) {
                 sb->handler(sb, ev, value, sb->userdata);
 }
 
+/* Writes under way never get their answers now. */
+static void fail_write(Sandbox *sb) {
+        while (sb->writes) {
+                WriteWait *w = sb->writes;
+                sb->writes = w->next;
+                sb->n_writes--;
+                w->cb(-ESRCH, w->userdata);
+                free(w);
+        }
+}
+
 static void sandbox_mark_dead(Sandbox *sb) {
         if (sb->dead)
                 return;
@@ -264,6 +285,7 @@ static void sandbox_mark_dead(Sandbox *sb) {
         sb->ready = false;
         sd_event_source_disable_unref(sb->io_source);
         sb->io_source = NULL;
+        fail_write(sb);
         sandbox_emit(sb, SANDBOX_DIED, 0);
 }
 
@@ -344,6 +366,15 @@ static int on_message(sd_event_source *s, int fd, uint32_t revents, void *userda
         case INIT_MSG_EXITED:
                 sandbox_emit(sb, SANDBOX_EXITED, m.value);
                 break;
+        case INIT_MSG_WRITTEN:
+                if (sb->writes) {
+                        WriteWait *w = sb->writes;
+                        sb->writes = w->next;
+                        sb->n_writes--;
+                        w->cb(m.value, w->userdata);
+                        free(w);
+                }
+                break;
         case INIT_MSG_CLEANED:
                 sb->ready = m.value >= 0;
                 sandbox_emit(sb, SANDBOX_CLEANED, m.value);
@@ -382,6 +413,7 @@ static void *attach_worker(void *userdata) {
                 r = write_map(j->pid, "uid_map", j->map_base);
                 if (r >= 0)
                         r = write_map(j->pid, "gid_map", j->map_base);
+
                 if (r >= 0)
                         r = cgroup_attach(j->cgroup, j->pid);
                 /* The init goes on with its set-up; without the byte it gives up. */
@@ -653,6 +685,7 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
 Sandbox *sandbox_free(Sandbox *sb) {
         if (!sb)
                 return NULL;
+        fail_write(sb);
         sandbox_teardown(sb);
         safe_close(sb->proxy_fd);
         if (sb->slot != UINT32_MAX) {
@@ -732,6 +765,78 @@ static int send_message(Sandbox *sb, const InitMessage *m, const int *fds, size_
         return 0;
 }
 
+static int append_writes(Buffer *b, const SandboxWrite *writes, size_t n) {
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const SandboxWrite *w = &writes[i];
+                RunSpecWrite rw = { .dir = w->dir, .path_size = (uint32_t) strlen(w->path) + 1, .size = w->dir ? 0 : w->size };
+                r = buffer_append(b, &rw, sizeof(rw));
+                if (r >= 0)
+                        r = buffer_append(b, w->path, rw.path_size);
+                if (r >= 0 && rw.size > 0)
+                        r = buffer_append(b, w->data, rw.size);
+        }
+        return r;
+}
+
+/* A sealed-enough memfd with the bytes of b (the init maps it). */
+static int buffer_to_memfd(Buffer *b, const char *name) {
+        _cleanup_close_ int fd = memfd_create(name, MFD_CLOEXEC);
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = loop_write(fd, b->data, b->size);
+        if (r < 0)
+                return r;
+        return TAKE_FD(fd);
+}
+
+#define WRITER_SLACK (4u << 20)
+
+bool sandbox_memory_fits(Sandbox *sb, uint64_t bytes) {
+        uint64_t avail;
+        if (!sb->cgroup)
+                return true;
+        avail = cgroup_memory_available(sb->cgroup);
+        return avail == UINT64_MAX || (avail > WRITER_SLACK && bytes <= avail - WRITER_SLACK);
+}
+
+int sandbox_write(Sandbox *sb, const SandboxWrite *writes, size_t n, SandboxWriteFn cb, void *userdata) {
+        _cleanup_close_ int memfd = -EBADF;
+        InitMessage m = { .type = INIT_MSG_WRITE, .value = (int32_t) n };
+        Buffer b = {};
+        int r;
+
+        WriteWait *w, **tail;
+
+        if (sb->dead || !sb->ready || sb->pid <= 0)
+                return -ESRCH;
+        if (sb->n_writes >= SANDBOX_WRITES_MAX)
+                return -EBUSY;
+        if (n == 0 || n > INT32_MAX)
+                return -EINVAL;
+        w = calloc(1, sizeof(WriteWait));
+        if (!w)
+                return -ENOMEM;
+        *w = (WriteWait) { cb, userdata, NULL };
+        r = append_writes(&b, writes, n);
+        if (r >= 0)
+                r = memfd = buffer_to_memfd(&b, "isol8-write");
+        buffer_done(&b);
+        if (r >= 0)
+                r = send_message(sb, &m, &memfd, 1);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        for (tail = &sb->writes; *tail; tail = &(*tail)->next)
+                ;
+        *tail = w;
+        sb->n_writes++;
+        return 0;
+}
+
 int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_err) {
         _cleanup_close_ int memfd = -EBADF;
         RunSpecHeader h = {
@@ -760,15 +865,8 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
                 r = buffer_append(&b, *s, strlen(*s) + 1);
         for (char **s = spec->envp; r >= 0 && s && *s; s++)
                 r = buffer_append(&b, *s, strlen(*s) + 1);
-        for (size_t i = 0; r >= 0 && i < spec->n_writes; i++) {
-                const SandboxWrite *w = &spec->writes[i];
-                RunSpecWrite rw = { .dir = w->dir, .path_size = (uint32_t) strlen(w->path) + 1, .size = w->dir ? 0 : w->size };
-                r = buffer_append(&b, &rw, sizeof(rw));
-                if (r >= 0)
-                        r = buffer_append(&b, w->path, rw.path_size);
-                if (r >= 0 && rw.size > 0)
-                        r = buffer_append(&b, w->data, rw.size);
-        }
+        if (r >= 0)
+                r = append_writes(&b, spec->writes, spec->n_writes);
         if (r < 0) {
                 buffer_done(&b);
                 return r;
@@ -815,45 +913,6 @@ int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes) {
         InitMessage m = { .type = INIT_MSG_CLEAN, .a = sandbox_bytes, .b = tmp_bytes };
         sb->ready = false;
         return send_message(sb, &m, NULL, 0);
-}
-
-/* The child's exit status: an errno (1-199), CHARGED_RESULT_BASE + a positive result, or
- * the attach failure. */
-#define CHARGED_RESULT_BASE 200
-#define CHARGED_ATTACH_FAILED 255
-
-int sandbox_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata) {
-        int status, r;
-        pid_t pid;
-
-        if (!sb->cgroup)
-                return -ESRCH;
-        /* A child of its own memory (the cgroup v1 memory controller charges a shared mm to its
-         * owner, the daemon), in the sandbox's cgroup; we wait for it, so it never runs beside
-         * the loop, and it drops every descriptor of ours first. */
-        pid = (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                (void) syscall(SYS_close_range, 3, ~0U, 0);
-                r = cgroup_attach_memory(sb->cgroup, getpid());
-                if (r < 0)
-                        _exit(CHARGED_ATTACH_FAILED);
-                r = fn(userdata);
-                _exit(r < 0 ? MIN(-r, CHARGED_RESULT_BASE - 1) : r > 0 ? CHARGED_RESULT_BASE + MIN(r, 50) : 0);
-        }
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (!WIFEXITED(status))
-                return -ENOMEM;   /* killed: the sandbox's memory limit was reached */
-        /* Moving the child into the cgroup failed: whatever the errno, it is ours, not the
-         * caller's (an -EPERM here must never read as "refused path"). */
-        if (WEXITSTATUS(status) == CHARGED_ATTACH_FAILED)
-                return log_debug_errno(-EIO, "sandbox %s: cannot charge a child to the cgroup", sb->id);
-        if (WEXITSTATUS(status) >= CHARGED_RESULT_BASE)
-                return WEXITSTATUS(status) - CHARGED_RESULT_BASE;
-        return -WEXITSTATUS(status);
 }
 
 int sandbox_open_root(Sandbox *sb) {

@@ -44,8 +44,8 @@ typedef enum SandboxEvent {
         SANDBOX_EXITED,     /* the program ended, value = wait status; all its processes are gone */
         SANDBOX_CLEANED,    /* reset after a run, ready to be reused; value as for READY (what the clean cost) */
         SANDBOX_DIED,       /* the init process is gone (killed, OOM): the sandbox is unusable */
-        SANDBOX_WRITE_FAILED, /* a RunSpec write failed (value: -errno, -ENOMEM when the writer was killed at
-                               * the memory limit); the program did not start */
+        SANDBOX_WRITE_FAILED, /* a RunSpec write failed (value: -errno from the file layer, -ENOMEM at the
+                               * memory limit); the program did not start */
 } SandboxEvent;
 
 typedef void (*SandboxHandler)(Sandbox *sb, SandboxEvent ev, int value, void *userdata);
@@ -96,6 +96,17 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
 /* The listening socket on 127.0.0.1:proxy_port inside the sandbox that came with the last
  * SANDBOX_STARTED of a run with a proxy port (the caller owns it), or -ENOENT. */
 int sandbox_take_proxy_fd(Sandbox *sb);
+/* Writes files into the sandbox by its init with the sandbox user's file system ids (counted
+ * against its memory limit), off the event loop; cb comes once, from the loop or when the
+ * sandbox is freed, with 0 or -errno (the file layer's; -EIO: the init could not start it;
+ * -ESRCH: the sandbox went away). At most 16 under way (then -EBUSY), answered in order. The
+ * data is copied before this returns. */
+typedef void (*SandboxWriteFn)(int result, void *userdata);
+int sandbox_write(Sandbox *sb, const SandboxWrite *writes, size_t n, SandboxWriteFn cb, void *userdata);
+/* Whether bytes more fit under the sandbox's memory limit, with 4 MiB to spare: a write that
+ * cannot fit is refused before the OOM killer has to choose (it could choose the init, which
+ * writes, and the sandbox would go with it). */
+bool sandbox_memory_fits(Sandbox *sb, uint64_t bytes);
 /* Kills every process of the running program (the sandbox itself stays). */
 int sandbox_kill(Sandbox *sb);
 /* Delivers a signal to the running program's main process. */
@@ -104,11 +115,6 @@ int sandbox_signal(Sandbox *sb, int sig);
 int sandbox_clean(Sandbox *sb, uint64_t sandbox_bytes, uint64_t tmp_bytes);
 /* An O_PATH fd for the sandbox's root directory, as seen from the host. */
 int sandbox_open_root(Sandbox *sb);
-/* Runs fn(userdata) in a short-lived child in the sandbox's cgroup (with none of our fds but
- * 0-2: fn opens what it needs) and waits for it; returns fn's result (a negative errno, or 0):
- * files it writes into the sandbox's tmpfs are charged to the sandbox's memory limit, not to the
- * daemon. -ENOMEM if the child was killed (that limit). */
-int sandbox_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata);
 /* host uid/gid of the sandbox user, for files the daemon writes into it. */
 uid_t sandbox_host_uid(Sandbox *sb);
 /* Network bytes of the sandbox's own interfaces (lo excluded). */

@@ -78,8 +78,10 @@ class InitIsNotTheDaemon(unittest.TestCase):
         while time.time() < deadline:
             inits = init_pids(self.d.pid())
             try:
+                # Set up: past its sync pipe (fd 5, closed once the daemon's worker has put it in
+                # its cgroup) and its seccomp memfd's read.
                 if all(open(f"/proc/{p}/cmdline", "rb").read().startswith(b"isol8-sandbox-init\0") and
-                       len(os.listdir(f"/proc/{p}/fd")) == 5 for p in inits):
+                       sorted(int(x) for x in os.listdir(f"/proc/{p}/fd")) == [0, 1, 2, 3, 4] for p in inits):
                     break
             except OSError:
                 pass

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/provider.h"
+#include "sandbox/fsio.h"
 
 struct Sandbox {
         SandboxHandler handler;
@@ -29,7 +30,8 @@ typedef struct FakeProvider {
         struct Sandbox *live;       /* created, not freed */
         const char *root_dir;       /* what open_root() opens */
         int root_error;             /* < 0: open_root() fails with it */
-        int charged_error;          /* < 0: charged_call() fails with it (as the engine's own failure) */
+        int write_result;           /* < 0: write() answers it instead of writing (as the init would) */
+        uint64_t memory_available;  /* what memory_fits() allows (fake_init: everything) */
 } FakeProvider;
 
 static FakeProvider fake;
@@ -106,11 +108,46 @@ static uid_t fake_host_uid(Sandbox *sb) {
         return getuid();
 }
 
-/* In-process: the test checks what the caller makes of fn's result and of our failures. */
-static int fake_charged_call(Sandbox *sb, int (*fn)(void *userdata), void *userdata) {
-        if (fake.charged_error < 0)
-                return fake.charged_error;
-        return fn(userdata);
+typedef struct FakeWrite {
+        SandboxWriteFn cb;
+        void *userdata;
+        int result;
+        sd_event_source *source;
+} FakeWrite;
+
+static int fake_write_answer(sd_event_source *s, void *userdata) {
+        FakeWrite *w = userdata;
+        sd_event_source_disable_unref(w->source);
+        w->cb(w->result, w->userdata);
+        free(w);
+        return 0;
+}
+
+/* Written in-process with the file layer's rules; answered from the loop, as the init does. */
+static int fake_write(Sandbox *sb, const SandboxWrite *writes, size_t n, SandboxWriteFn cb, void *userdata) {
+        FakeWrite *w = calloc(1, sizeof(FakeWrite));
+        int r = fake.write_result;
+
+        if (!w)
+                return -ENOMEM;
+        if (r >= 0) {
+                int root = open(fake.root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = writes[i].dir ? sandbox_mkdir_p(root, writes[i].path, getuid(), getgid())
+                                          : sandbox_write_file(root, writes[i].path, writes[i].data, writes[i].size,
+                                                               getuid(), getgid(), 0644);
+                close(root);
+        }
+        *w = (FakeWrite) { cb, userdata, r, NULL };
+        if (sd_event_add_defer(fake.provider.event, &w->source, fake_write_answer, w) < 0) {
+                free(w);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static bool fake_memory_fits(Sandbox *sb, uint64_t bytes) {
+        return bytes <= fake.memory_available;
 }
 
 static const SandboxProviderOps fake_ops = {
@@ -124,11 +161,12 @@ static const SandboxProviderOps fake_ops = {
         .kill = fake_kill,
         .open_root = fake_open_root,
         .host_uid = fake_host_uid,
-        .charged_call = fake_charged_call,
+        .write = fake_write,
+        .memory_fits = fake_memory_fits,
 };
 
 static inline void fake_init(sd_event *e) {
-        fake = (FakeProvider) { .provider = { .ops = &fake_ops, .userdata = &fake, .event = e } };
+        fake = (FakeProvider) { .provider = { .ops = &fake_ops, .userdata = &fake, .event = e }, .memory_available = UINT64_MAX };
 }
 
 /* The engine's side: a sandbox got set up (READY), cleaned, or died. */

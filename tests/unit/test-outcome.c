@@ -32,8 +32,8 @@ int main(void) {
         CHECK(outcome_file_result(-ENOENT) == OUTCOME_FILE_NOT_FOUND);
         CHECK(outcome_file_result(-EFBIG) == OUTCOME_TOO_BIG);
         CHECK(outcome_file_result(5) == 0);
-        /* ... and the failures around it are not: what sandbox_charged_call() and
-         * sandbox_open_root() return when the cgroup or the sandbox's init fails. */
+        /* ... and the failures around it are not: what the init's writer (EIO: it could not
+         * start) and sandbox_open_root() return when the sandbox's init fails. */
         CHECK(outcome_file_result(-EIO) == -EIO);
         CHECK(outcome_file_result(-ESRCH) == -ESRCH);
         CHECK(outcome_file_result(-ENOMEM) == -ENOMEM);
