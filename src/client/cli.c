@@ -139,7 +139,7 @@ static void run_help(void) {
                "      --timeout MS       Wall-clock limit\n"
                "      --memory SIZE      Memory limit (e.g. 256m)\n"
                "      --cpu N            CPU limit (fraction of CPUs)\n"
-               "      --net MODE         none or host\n"
+               "      --net MODE         none, host or filtered (where the server allows them)\n"
                "      --secret K=V       A secret environment variable (masked in output); repeatable\n"
                "      --stdin DATA       Standard input for the program\n"
                "      --persistent       Keep the sandbox as a session (id printed on stderr)\n"

@@ -295,6 +295,40 @@ class Filtered(DaemonTestCase):
         self.assertEqual([(e["host"], e["action"]) for e in events[-1]["networkLogs"]], [("allowed.test", "ALLOW")])
 
 
+    def test_websocket_run_carries_network_logs(self):
+        import asyncio
+        import websockets
+
+        async def go():
+            async with websockets.connect(f"ws://127.0.0.1:{self.daemon.port}/execute/ws",
+                                          extra_headers={"Authorization": f"Bearer {self.daemon.key}"}) as ws:
+                await ws.send(json.dumps({"type": "execute",
+                                          "request": {"cmd": f"curl -sS http://allowed.test:{self.http.port}/ws; "
+                                                             f"curl -s http://blocked.test:{self.http.port}/no"},
+                                          "options": {"network": "filtered", "logNetwork": True}}))
+                events = []
+                try:
+                    async for m in ws:
+                        events.append(json.loads(m))
+                except websockets.exceptions.ConnectionClosed:
+                    pass
+                return events
+        events = asyncio.run(asyncio.wait_for(go(), 30))
+        exits = [e for e in events if e["type"] == "exit"]
+        self.assertEqual(len(exits), 1, events)
+        self.assertEqual([(e["host"], e["action"]) for e in exits[0]["networkLogs"]],
+                         [("allowed.test", "ALLOW"), ("blocked.test", "BLOCK")], events)
+
+    def test_isol8_run_net_filtered(self):
+        import subprocess
+        out = subprocess.run([isol8test.ISOL8, "run", "--host", f"http://127.0.0.1:{self.daemon.port}", "--key",
+                              self.daemon.key, "--net", "filtered", "--cmd",
+                              f"curl -sS http://allowed.test:{self.http.port}/cli"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(out.returncode, 0, out)
+        self.assertEqual(out.stdout.strip(), f"hello /cli host=allowed.test:{self.http.port}")
+
+
 class CodeUrl(DaemonTestCase):
     """request.codeUrl: fetched by the daemon (libcurl, loaded on demand) under remoteCode's rules
     and network.allowedAddresses, every redirect checked again."""
