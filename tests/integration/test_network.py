@@ -405,7 +405,7 @@ class CodeUrl(DaemonTestCase):
         self.assertEqual(res["stdout"], "fetched ok", res)
 
     def test_hosts_and_schemes_refused(self):
-        for url, want in ((f"ftp://allowed.test/x", "Code URL scheme not allowed: ftp"),
+        for url, want in (("ftp://allowed.test/x", "Code URL scheme not allowed: ftp"),
                           (f"https://blocked.test:{self.https.port}/prog.py", "Blocked code URL host: blocked.test"),
                           ("https://example.org/prog.py", "Blocked code URL host: example.org"),
                           (f"https://user:pw@tls.test:{self.https.port}/prog.py", "Code URL must not carry credentials"),

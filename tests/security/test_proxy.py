@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
