@@ -17,8 +17,9 @@ static int marker_truncated(char *buf, size_t size, uint64_t total, uint64_t max
         return snprintf(buf, size, "\n\n--- OUTPUT TRUNCATED (%" PRIu64 " bytes, limit: %" PRIu64 ") ---", total, max);
 }
 
-static int marker_setup_failed(char *buf, size_t size, const char *sep, int exit_code) {
-        return snprintf(buf, size, "%sSetup script failed (exit code %d)", sep, exit_code);
+static int marker_setup_failed(char *buf, size_t size, const char *sep, int exit_code, bool install) {
+        return snprintf(buf, size, install ? "%sPackage installation failed (exit code %d)" : "%sSetup script failed (exit code %d)",
+                        sep, exit_code);
 }
 
 static void trim_trailing_ws(Buffer *b) {
@@ -52,7 +53,7 @@ char *api_result_text(const ExecResult *res, const ExecRequest *req, ExecStream 
         if (r >= 0 && stream == EXEC_STDERR && res->timed_out)
                 r = buffer_append(&b, MARKER_TIMED_OUT_LINE, strlen(MARKER_TIMED_OUT_LINE));
         if (r >= 0 && stream == EXEC_STDERR && res->setup_failed) {
-                marker_setup_failed(marker, sizeof(marker), b.size > 0 ? "\n" : "", res->exit_code);
+                marker_setup_failed(marker, sizeof(marker), b.size > 0 ? "\n" : "", res->exit_code, res->install_failed);
                 r = buffer_append(&b, marker, strlen(marker));
         }
         if (r < 0) {
@@ -174,7 +175,7 @@ static const char *event_data(const RunEvent *ev, char *buf, size_t size) {
         case RUN_EVENT_TIMED_OUT:
                 return MARKER_TIMED_OUT;
         case RUN_EVENT_SETUP_FAILED:
-                marker_setup_failed(buf, size, "", ev->exit_code);
+                marker_setup_failed(buf, size, "", ev->exit_code, ev->install);
                 return buf;
         case RUN_EVENT_EXIT:
                 snprintf(buf, size, "%d", ev->exit_code);
@@ -192,7 +193,7 @@ const char *api_event_marker_line(const RunEvent *ev, char *buf, size_t size) {
         case RUN_EVENT_TIMED_OUT:
                 return MARKER_TIMED_OUT_LINE;
         case RUN_EVENT_SETUP_FAILED:
-                marker_setup_failed(buf, size, "\n", ev->exit_code);
+                marker_setup_failed(buf, size, "\n", ev->exit_code, ev->install);
                 return buf;
         default:
                 return NULL;

@@ -348,8 +348,17 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                         if (exec_request_add_metadata(req, k2, json_object_get_string(v2)) < 0)
                                 return -ENOMEM;
         }
-        if (GET_OPT(json_get_array, rq, "installPackages", &o, "request") && json_object_array_length(o) > 0)
-                return errorf(ret_error, "request.installPackages is not supported by this server yet");
+        if (GET_OPT(json_get_array, rq, "installPackages", &o, "request")) {
+                size_t n = json_object_array_length(o);
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(o, i);
+                        bool ok = json_object_is_type(e, json_type_string) &&
+                                  strlen(json_object_get_string(e)) == (size_t) json_object_get_string_len(e);
+                        r = exec_request_add_package(req, ok ? json_object_get_string(e) : NULL, i, ret_error);
+                        if (r < 0)
+                                return r;
+                }
+        }
         return 0;
 }
 

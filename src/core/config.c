@@ -84,6 +84,11 @@ static const ConfigKey config_keys[] = {
         { "remoteCode.fetchTimeoutMs",      CT_U64,    F(remote_code_fetch_timeout_ms) },
         { "remoteCode.requireHash",         CT_BOOL,   F(remote_code_require_hash) },
         { "remoteCode.caFile",              CT_STRING, F(remote_code_ca_file) },
+        { "packages",                       CT_OBJECT, 0 },
+        { "packages.pypiIndexUrl",          CT_STRING, F(packages_pypi_index_url) },
+        { "packages.npmRegistry",           CT_STRING, F(packages_npm_registry) },
+        { "packages.allowedHosts",          CT_STRV,   F(packages_allowed_hosts) },
+        { "packages.installTimeoutMs",      CT_U64,    F(packages_install_timeout_ms) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
@@ -169,6 +174,9 @@ void config_init(Config *c) {
                 .network_max_bytes = UINT64_C(1) << 30,
                 .network_connect_timeout_ms = 10000,
                 .remote_code_max_size = UINT64_C(10) << 20,
+                .packages_pypi_index_url = xstrdup("https://pypi.org/simple/"),
+                .packages_npm_registry = xstrdup("https://registry.npmjs.org/"),
+                .packages_install_timeout_ms = 120000,
                 .remote_code_fetch_timeout_ms = 30000,
                 .security_seccomp = xstrdup("strict"),
                 .audit_enabled = true,
@@ -199,6 +207,12 @@ void config_init(Config *c) {
         if (!c->security_allowed_networks)
                 abort();
         c->security_allowed_networks[0] = xstrdup("none");
+        c->remote_code_allowed_schemes = calloc(2, sizeof(char *));
+        c->packages_allowed_hosts = calloc(2, sizeof(char *));
+        if (!c->remote_code_allowed_schemes || !c->packages_allowed_hosts)
+                abort();
+        c->remote_code_allowed_schemes[0] = xstrdup("https");
+        c->packages_allowed_hosts[0] = xstrdup("files.pythonhosted.org");
 }
 
 void config_done(Config *c) {
@@ -209,6 +223,9 @@ void config_done(Config *c) {
         strv_free(c->remote_code_allowed_hosts);
         strv_free(c->remote_code_blocked_hosts);
         free(c->remote_code_ca_file);
+        free(c->packages_pypi_index_url);
+        free(c->packages_npm_registry);
+        strv_free(c->packages_allowed_hosts);
         free(c->security_seccomp);
         strv_free(c->security_allowed_networks);
         free(c->audit_destination);
@@ -448,6 +465,15 @@ static int config_validate(Config *c, char **ret_error) {
                 return fail(ret_error, "network.maxConnections", "must be at least 1");
         if (c->network_connect_timeout_ms == 0)
                 return fail(ret_error, "network.connectTimeoutMs", "must be at least 1");
+        if (c->packages_install_timeout_ms == 0)
+                return fail(ret_error, "packages.installTimeoutMs", "must be at least 1");
+        if (!url_host_port(c->packages_pypi_index_url, NULL, NULL, NULL))
+                return fail(ret_error, "packages.pypiIndexUrl", "must be an http:// or https:// URL");
+        if (!url_host_port(c->packages_npm_registry, NULL, NULL, NULL))
+                return fail(ret_error, "packages.npmRegistry", "must be an http:// or https:// URL");
+        for (char **h = c->packages_allowed_hosts; h && *h; h++)
+                if (!egress_host_valid(*h))
+                        return fail(ret_error, "packages.allowedHosts", "must hold host names");
         if (c->remote_code_fetch_timeout_ms == 0)
                 return fail(ret_error, "remoteCode.fetchTimeoutMs", "must be at least 1");
         for (char **s = c->remote_code_allowed_schemes; s && *s; s++)

@@ -45,6 +45,10 @@ typedef struct Config {
         uint64_t remote_code_fetch_timeout_ms;
         bool remote_code_require_hash;
         char *remote_code_ca_file;          /* CA bundle for https code URLs; NULL: the system's */
+        char *packages_pypi_index_url;      /* request.installPackages for python */
+        char *packages_npm_registry;        /* ... for node, bun, deno */
+        char **packages_allowed_hosts;      /* more hosts the installers may reach (where an index keeps its files) */
+        uint64_t packages_install_timeout_ms;
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

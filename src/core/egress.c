@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/egress.h"
 #include "shared/util.h"
@@ -233,6 +235,53 @@ void egress_policy_done(EgressPolicy *p) {
         free(p->allowed);
         p->allowed = NULL;
         p->n_allowed = 0;
+}
+
+bool url_host_port(const char *url, char **ret_host, unsigned *ret_port, bool *ret_https) {
+        const char *a, *end, *colon;
+        unsigned long port;
+        bool https;
+        char *h;
+
+        if (!url)
+                return false;
+        if (strncasecmp(url, "https://", 8) == 0) {
+                https = true;
+                a = url + 8;
+        } else if (strncasecmp(url, "http://", 7) == 0) {
+                https = false;
+                a = url + 7;
+        } else
+                return false;
+        end = a + strcspn(a, "/?#");
+        if (memchr(a, '@', (size_t) (end - a)) || a[0] == '[')
+                return false;
+        colon = memchr(a, ':', (size_t) (end - a));
+        port = https ? 443 : 80;
+        if (colon) {
+                char *e;
+                port = strtoul(colon + 1, &e, 10);
+                if (e != end || port < 1 || port > 65535)
+                        return false;
+        }
+        h = strndup(a, (size_t) ((colon ?: end) - a));
+        if (!h)
+                return false;
+        for (char *c = h; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        if (!egress_host_valid(h)) {
+                free(h);
+                return false;
+        }
+        if (ret_host)
+                *ret_host = h;
+        else
+                free(h);
+        if (ret_port)
+                *ret_port = (unsigned) port;
+        if (ret_https)
+                *ret_https = https;
+        return true;
 }
 
 bool egress_host_valid(const char *host) {

@@ -64,6 +64,10 @@ int egress_policy_init(EgressPolicy *p, char *const *whitelist, char *const *bla
                        const uint64_t *ports, size_t n_ports, char **ret_error);
 void egress_policy_done(EgressPolicy *p);
 
+/* "http://host[:port]/..." or https: true with the host (lowercase, allocated) and port; false
+ * for anything else (credentials included). Any ret may be NULL. */
+bool url_host_port(const char *url, char **ret_host, unsigned *ret_port, bool *ret_https);
+
 /* A host name as the proxy accepts it: letters, digits, '-', '.', '_' (or an IP literal),
  * 1..253 bytes. */
 bool egress_host_valid(const char *host);

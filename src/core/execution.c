@@ -189,7 +189,8 @@ static void handle_output(Execution *e, int stream, const char *buf, size_t n) {
         *kept += keep;
         if (e->cb.on_output) {
                 /* Streamed: the transport has it; nothing is kept here. */
-                e->cb.on_output(e, (ExecStream) stream, e->phase, buf, keep, e->userdata);
+                e->cb.on_output(e, (ExecStream) stream, e->phase == EXEC_PHASE_INSTALL ? EXEC_PHASE_SETUP : e->phase, buf,
+                                keep, e->userdata);
                 return;
         }
         if (buffer_append(b, buf, keep) >= 0 && e->ctx.output_held) {
@@ -370,7 +371,12 @@ static int build_env(Execution *e, char ***ret) {
         for (size_t i = 0; i < ELEMENTSOF(base); i++)
                 if (strv_push(&env, env_entry(base[i][0], base[i][1])) < 0)
                         return -ENOMEM;
-        if (e->req->limits.network == NETWORK_FILTERED)
+        /* Deno takes npm packages from the registry the server names (at install and when the
+         * code imports them from its cache). */
+        if (e->req->packages && e->ctx.packages && strv_push(&env, env_entry("NPM_CONFIG_REGISTRY", e->ctx.packages->npm_registry)) < 0)
+                return -ENOMEM;
+        /* Package installs go through the proxy whatever the run's own network. */
+        if (e->req->limits.network == NETWORK_FILTERED || e->phase == EXEC_PHASE_INSTALL)
                 for (size_t i = 0; i < ELEMENTSOF(proxy); i++)
                         if (strv_push(&env, env_entry(proxy[i][0], proxy[i][1])) < 0)
                                 return -ENOMEM;
@@ -387,10 +393,70 @@ static bool use_inline(const ExecRequest *req) {
                strlen(req->code) < INLINE_CODE_MAX;
 }
 
+/* The installer for the runtime, as upstream's engine runs them, never through a shell; the
+ * package specs were checked (no option among them). */
+static int install_argv(Execution *e, char ***ret) {
+        const PackagesPolicy *p = e->ctx.packages;
+        const ExecRequest *req = e->req;
+        _cleanup_strv_free_ char **argv = NULL;
+        int r = 0;
+
+#define PUSH(s) do { if (r >= 0 && strv_push(&argv, strdup(s)) < 0) r = -ENOMEM; } while (0)
+        switch (req->runtime) {
+        case RUNTIME_PYTHON:
+                PUSH(e->ctx.runtimes->path[RUNTIME_PYTHON]);
+                PUSH("-m"); PUSH("pip"); PUSH("install"); PUSH("--user"); PUSH("--no-cache-dir");
+                PUSH("--disable-pip-version-check"); PUSH("--no-input"); PUSH("--index-url"); PUSH(p->pypi_index_url);
+                /* PEP 668 guards the system's site-packages; --user writes only under /sandbox. */
+                PUSH("--break-system-packages");
+                if (p->pypi_http) {
+                        PUSH("--trusted-host");
+                        PUSH(p->pypi_host);
+                }
+                PUSH("--");
+                break;
+        case RUNTIME_NODE:
+                if (!p->npm_cli)
+                        return -ENOENT;
+                PUSH(e->ctx.runtimes->path[RUNTIME_NODE]);
+                PUSH(p->npm_cli);
+                PUSH("install"); PUSH("--prefix"); PUSH("/sandbox"); PUSH("--registry"); PUSH(p->npm_registry);
+                PUSH("--no-audit"); PUSH("--no-fund"); PUSH("--no-update-notifier"); PUSH("--cache"); PUSH("/tmp/.npm");
+                PUSH("--");
+                break;
+        case RUNTIME_BUN:
+                PUSH(e->ctx.runtimes->path[RUNTIME_BUN]);
+                PUSH("add"); PUSH("--cwd"); PUSH("/sandbox"); PUSH("--registry"); PUSH(p->npm_registry);
+                break;
+        case RUNTIME_DENO:
+                PUSH(e->ctx.runtimes->path[RUNTIME_DENO]);
+                PUSH("cache"); PUSH("--quiet");
+                break;
+        default:
+                return -EINVAL;
+        }
+        for (char **s = req->packages; s && *s; s++) {
+                if (req->runtime == RUNTIME_DENO) {
+                        char *spec;
+                        if (asprintf(&spec, "npm:%s", *s) < 0 || strv_push(&argv, spec) < 0)
+                                r = -ENOMEM;
+                } else
+                        PUSH(*s);
+        }
+#undef PUSH
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(argv);
+        return 0;
+}
+
 static int build_argv(Execution *e, char ***ret) {
         const ExecRequest *req = e->req;
         const RuntimeInfo *info = runtime_info(req->runtime);
         _cleanup_strv_free_ char **argv = NULL;
+
+        if (e->phase == EXEC_PHASE_INSTALL)
+                return install_argv(e, ret);
 
         if (e->phase == EXEC_PHASE_SETUP || req->cmd) {
                 if (strv_push(&argv, strdup(e->ctx.runtimes->path[RUNTIME_BASH])) < 0 ||
@@ -437,14 +503,14 @@ static int start_phase(Execution *e, ExecPhase phase) {
         spec = (RunSpec) {
                 .argv = argv,
                 .envp = envp,
-                .cwd = phase == EXEC_PHASE_SETUP ? "/sandbox" : e->req->workdir,
+                .cwd = phase != EXEC_PHASE_CODE ? "/sandbox" : e->req->workdir,
                 .fsize_limit = MAX(l->sandbox_bytes, l->tmp_bytes) + (UINT64_C(1) << 20), /* ENOSPC comes first */
                 .sandbox_bytes = l->sandbox_bytes,
                 .tmp_bytes = l->tmp_bytes,
                 .readonly_rootfs = l->readonly_rootfs,
                 .seccomp = l->seccomp,
                 /* One proxy for the run: the setup script's phase opens it, the code's keeps it. */
-                .proxy_port = l->network == NETWORK_FILTERED && !e->proxy ? PROXY_PORT : 0,
+                .proxy_port = (l->network == NETWORK_FILTERED || phase == EXEC_PHASE_INSTALL) && !e->proxy ? PROXY_PORT : 0,
                 /* The request's files go with the first phase. */
                 .writes = e->writes,
                 .n_writes = e->n_writes,
@@ -499,7 +565,9 @@ static int start_phase(Execution *e, ExecPhase phase) {
         e->phase_start_usec = now_usec(CLOCK_MONOTONIC);
         e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
         r = sd_event_add_time_relative(e->ctx.event, &e->timeout_source, CLOCK_MONOTONIC,
-                                       l->timeout_ms * USEC_PER_MSEC, 1000, on_timeout, e);
+                                       (phase == EXEC_PHASE_INSTALL ? e->ctx.packages->install_timeout_ms : l->timeout_ms) *
+                                               USEC_PER_MSEC,
+                                       1000, on_timeout, e);
         (void) sd_event_source_set_description(e->timeout_source, "run-timeout");
         return r;
 fail:
@@ -533,18 +601,23 @@ static void phase_check_complete(Execution *e) {
         close_stdin(e);
         code = exit_code_of(e->wait_status, &sig);
 
-        if (e->phase == EXEC_PHASE_SETUP && !e->result.timed_out && code == 0) {
+        if ((e->phase == EXEC_PHASE_SETUP || e->phase == EXEC_PHASE_INSTALL) && !e->result.timed_out && code == 0) {
+                ExecPhase next = e->phase == EXEC_PHASE_INSTALL && e->req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
                 int r;
+                /* The install's proxy goes with it; the program gets its own network. */
+                if (e->phase == EXEC_PHASE_INSTALL)
+                        e->proxy = proxy_free(e->proxy);
                 if (e->cb.on_setup_done)
                         e->cb.on_setup_done(e, e->userdata);
-                r = start_phase(e, EXEC_PHASE_CODE);
+                r = start_phase(e, next);
                 if (r < 0)
                         fail(e, r);
                 return;
         }
         e->result.exit_code = code;
         e->result.signal = sig;
-        e->result.setup_failed = e->phase == EXEC_PHASE_SETUP;
+        e->result.setup_failed = e->phase == EXEC_PHASE_SETUP || e->phase == EXEC_PHASE_INSTALL;
+        e->result.install_failed = e->phase == EXEC_PHASE_INSTALL;
         e->result.duration_ms = (now_usec(CLOCK_MONOTONIC) - e->phase_start_usec) / USEC_PER_MSEC;
         execution_finish(e);
 }
@@ -556,22 +629,27 @@ static void on_proxy_block(const char *method, const char *host, unsigned port, 
 }
 
 static int start_proxy(Execution *e) {
+        bool install = e->phase == EXEC_PHASE_INSTALL;
         ProxyConfig pc = {
                 .policy = e->ctx.egress,
-                .log = e->req->log_network,
+                /* An install reaches the package indexes and nothing else; its requests are not
+                 * the program's, so they are not in its networkLogs (refusals are audited). */
+                .log = e->req->log_network && !install,
+                .own_rules_only = install,
                 .on_block = on_proxy_block,
                 .userdata = e,
         };
         int fd, r;
 
-        if (!e->ctx.egress || !e->ctx.resolver)
+        if (!e->ctx.egress || !e->ctx.resolver || (install && !e->ctx.packages))
                 return -EOPNOTSUPP;
         fd = sandbox_take_proxy_fd(e->sb);
         if (fd < 0)
                 return fd;
-        /* Checked when the request was made: they compile. */
-        r = regex_list_compile(e->req->net_whitelist, "whitelist", &pc.whitelist, NULL);
-        if (r >= 0)
+        /* Checked when the request was made (or at start-up): they compile. */
+        r = regex_list_compile(install ? e->ctx.packages->host_patterns : e->req->net_whitelist, "whitelist",
+                               &pc.whitelist, NULL);
+        if (r >= 0 && !install)
                 r = regex_list_compile(e->req->net_blacklist, "blacklist", &pc.blacklist, NULL);
         if (r < 0) {
                 safe_close(fd);
@@ -591,7 +669,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                         return;
                 }
                 e->started = true;
-                if (e->req->limits.network == NETWORK_FILTERED && !e->proxy) {
+                if ((e->req->limits.network == NETWORK_FILTERED || e->phase == EXEC_PHASE_INSTALL) && !e->proxy) {
                         int r = start_proxy(e);
                         if (r < 0) {
                                 log_warning_errno(r, "execution %s: cannot start the network proxy: %m", e->result.execution_id);
@@ -738,7 +816,7 @@ static void sandbox_acquired(Execution *e) {
                 return;
         }
         e->result.started_realtime_usec = now_usec(CLOCK_REALTIME);
-        r = start_phase(e, e->req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE);
+        r = start_phase(e, e->req->packages ? EXEC_PHASE_INSTALL : e->req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE);
         if (r < 0)
                 fail(e, r);
 }

@@ -28,7 +28,19 @@ typedef enum ExecStream {
 typedef enum ExecPhase {
         EXEC_PHASE_SETUP,
         EXEC_PHASE_CODE,
+        EXEC_PHASE_INSTALL,         /* request.installPackages; reported to callbacks as SETUP */
 } ExecPhase;
+
+/* request.installPackages: where the installers go, and only there. */
+typedef struct PackagesPolicy {
+        const char *pypi_index_url;
+        const char *npm_registry;
+        char **host_patterns;       /* "^host$" of both and of packages.allowedHosts */
+        char *pypi_host;            /* for pip's --trusted-host when the index is plain http */
+        char *npm_cli;              /* npm's npm-cli.js (run with node), NULL when npm is not there */
+        bool pypi_http;
+        uint64_t install_timeout_ms;
+} PackagesPolicy;
 
 /* A file of request.outputPaths, read out after the run (secrets masked). */
 typedef struct ExecOutputFile {
@@ -51,6 +63,7 @@ typedef struct ExecResult {
         bool pids_limited;
         bool truncated;
         bool setup_failed;
+        bool install_failed;        /* the setup that failed was request.installPackages */
         bool cancelled;
         int error;                  /* < 0: the engine failed; no program result */
         uint64_t duration_ms;
@@ -96,6 +109,7 @@ typedef struct ExecContext {
         uint64_t *output_held;
         uint64_t output_budget;
         const EgressPolicy *egress; /* network "filtered": the server's rules */
+        const PackagesPolicy *packages;
         Resolver *resolver;
 } ExecContext;
 

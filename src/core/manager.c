@@ -34,6 +34,9 @@ Manager *manager_free(Manager *m) {
         exec_queue_free(m->queue);
         sandbox_engine_free(m->engine);
         fetcher_free(m->fetcher);
+        strv_free(m->packages.host_patterns);
+        free(m->packages.pypi_host);
+        free(m->packages.npm_cli);
         regex_list_done(&m->fetch_policy.allowed_hosts);
         regex_list_done(&m->fetch_policy.blocked_hosts);
         resolver_free(m->resolver);
@@ -283,6 +286,50 @@ static void raise_fd_limit(void) {
                 log_debug_errno(errno, "Cannot raise the file descriptor limit: %m");
 }
 
+/* "^host$" with the host's dots escaped. */
+static int push_host_pattern(char ***l, const char *host) {
+        Buffer b = {};
+        int r = buffer_append(&b, "^", 1);
+        for (const char *c = host; r >= 0 && *c; c++)
+                r = strchr(".+*?()[]{}|^$\\", *c) ? buffer_printf(&b, "\\%c", *c) : buffer_append(&b, c, 1);
+        if (r >= 0)
+                r = buffer_append(&b, "$", 1);
+        if (r < 0 || strv_push(l, buffer_steal_string(&b)) < 0) {
+                buffer_done(&b);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* packages.*: the installers' only destinations, and npm's script (run with node). */
+static int manager_packages_init(Manager *m) {
+        PackagesPolicy *p = &m->packages;
+        _cleanup_free_ char *npm_host = NULL;
+        int r;
+
+        *p = (PackagesPolicy) {
+                .pypi_index_url = m->config.packages_pypi_index_url,
+                .npm_registry = m->config.packages_npm_registry,
+                .install_timeout_ms = m->config.packages_install_timeout_ms,
+        };
+        /* Checked when the configuration was loaded. */
+        if (!url_host_port(p->pypi_index_url, &p->pypi_host, NULL, &p->pypi_http) ||
+            !url_host_port(p->npm_registry, &npm_host, NULL, NULL))
+                return -EINVAL;
+        p->pypi_http = !p->pypi_http;
+        r = push_host_pattern(&p->host_patterns, p->pypi_host);
+        if (r >= 0)
+                r = push_host_pattern(&p->host_patterns, npm_host);
+        for (char **h = m->config.packages_allowed_hosts; r >= 0 && h && *h; h++)
+                r = push_host_pattern(&p->host_patterns, *h);
+        if (r < 0)
+                return r;
+        static const char *const npm[] = { "/usr/local/bin/npm", "/usr/bin/npm" };
+        for (size_t i = 0; i < ELEMENTSOF(npm) && !p->npm_cli; i++)
+                p->npm_cli = realpath(npm[i], NULL);
+        return 0;
+}
+
 int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOptions *opts) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
@@ -402,7 +449,12 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                         return r;
         }
 
+        r = manager_packages_init(m);
+        if (r < 0)
+                return r;
+
         m->exec = (ExecContext) {
+                .packages = &m->packages,
                 .egress = &m->egress,
                 .resolver = m->resolver,
                 .event = m->event,

@@ -77,6 +77,7 @@ typedef struct Manager {
         EgressPolicy egress;            /* network "filtered" and codeUrl: the server's rules */
         Resolver *resolver;
         FetchPolicy fetch_policy;       /* remoteCode.* */
+        PackagesPolicy packages;        /* packages.* */
         Fetcher *fetcher;               /* NULL unless remoteCode.enabled */
         uint64_t output_held;           /* buffered output of all runs (see ExecContext) */
         char *master_key;

@@ -564,7 +564,7 @@ bool proxy_host_allowed(const ProxyConfig *cf, const char *host, unsigned port, 
                 *ret_reason = "the port is not in the server's network.allowedPorts";
                 return false;
         }
-        if (!egress_host_allowed(&p->whitelist, &p->blacklist, host)) {
+        if (!cf->own_rules_only && !egress_host_allowed(&p->whitelist, &p->blacklist, host)) {
                 *ret_reason = "the host is not allowed by the server's network rules";
                 return false;
         }

@@ -39,6 +39,8 @@ typedef struct ProxyConfig {
         RegexList whitelist;            /* the run's own (options.networkFilter), taken */
         RegexList blacklist;
         bool log;                       /* keep ProxyLogEntry records (options.logNetwork) */
+        bool own_rules_only;            /* the server's host rules do not apply (package installs:
+                                         * whitelist holds exactly the index hosts) */
         ProxyBlockFn on_block;
         void *userdata;
 } ProxyConfig;

@@ -36,6 +36,7 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         strv_free(r->net_blacklist);
         free(r->code_url);
         free(r->code_hash);
+        strv_free(r->packages);
         free(r);
         return NULL;
 }
@@ -324,6 +325,20 @@ int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *p, const char 
         return 0;
 }
 
+int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, char **ret_error) {
+        size_t n = spec ? strlen(spec) : 0;
+
+        if (index >= REQUEST_PACKAGES_MAX || strv_length(req->packages) >= REQUEST_PACKAGES_MAX)
+                return errorf(ret_error, "request.installPackages: too many packages (at most %d)", REQUEST_PACKAGES_MAX);
+        /* Names and versions from the index: no options, no URLs, no local paths. */
+        if (n == 0 || n > 200 || strchr("-./~", spec[0]) || strstr(spec, "://"))
+                return errorf(ret_error, "request.installPackages[%zu]: not a package name: \"%.64s\"", index, spec ?: "");
+        for (const char *c = spec; *c; c++)
+                if (!isalnum((unsigned char) *c) && !strchr("._~@/^<>=!+:-", *c))
+                        return errorf(ret_error, "request.installPackages[%zu]: not a package name: \"%.64s\"", index, spec);
+        return strv_push(&req->packages, strdup(spec)) < 0 ? -ENOMEM : 0;
+}
+
 int exec_request_check_program(ExecRequest *req, const SpecPolicy *p, char **ret_error) {
         if ((!!req->code + !!req->cmd + !!req->code_url) != 1)
                 return errorf(ret_error, req->code_url ? "Exactly one of request.code, request.cmd or request.codeUrl must be given"
@@ -348,6 +363,8 @@ int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error)
         r = exec_request_check_program(req, p, ret_error);
         if (r < 0)
                 return r;
+        if (req->packages && req->runtime == RUNTIME_BASH)
+                return errorf(ret_error, "request.installPackages is not supported for bash: system packages come from an image");
         for (char **v = req->secrets; v && *v; v++, n++) {
                 size_t sl = strlen(*v);
                 if (sl > SECRET_BYTES_MAX)

@@ -59,6 +59,7 @@ typedef struct ExecRequest {
         char **net_whitelist;  /* options.networkFilter: narrows the server's rules */
         char **net_blacklist;
         bool log_network;      /* options.logNetwork: networkLogs in the result */
+        char **packages;       /* request.installPackages, checked (package specs, never options) */
         char *code_url;        /* request.codeUrl: code comes from there before the run */
         char *code_hash;       /* request.codeHash (sha256, hex) */
         bool allow_insecure_code_url;
@@ -98,6 +99,12 @@ const char *exec_request_metadata(const ExecRequest *req, const char *key);
  * not fetch, or when the scheme, the host or the hash's form is not allowed. */
 int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *policy, const char *url, const char *hash,
                               bool allow_insecure, char **ret_error);
+/* One entry of request.installPackages: 1..200 bytes of letters, digits and ._~@/^<>=!+:-,
+ * not starting with '-', '.', '/' or '~' and without "://" (never an installer option, a URL or
+ * a local path); at most REQUEST_PACKAGES_MAX. */
+int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, char **ret_error);
+#define REQUEST_PACKAGES_MAX 50
+
 /* Exactly one of code and cmd (or codeUrl), and a runtime this server has (bash for a cmd without one):
  * what every later rule of a request depends on, so a parser may check it first. */
 int exec_request_check_program(ExecRequest *req, const SpecPolicy *policy, char **ret_error);

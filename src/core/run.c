@@ -221,7 +221,8 @@ static void on_exec_done(Execution *e, void *userdata) {
         if (res->timed_out)
                 emit_simple(s, RUN_EVENT_TIMED_OUT, phase, NULL, 0);
         else if (res->setup_failed)
-                emit_simple(s, RUN_EVENT_SETUP_FAILED, EXEC_PHASE_SETUP, NULL, res->exit_code);
+                emit(s, &(RunEvent) { .type = RUN_EVENT_SETUP_FAILED, .phase = EXEC_PHASE_SETUP, .exit_code = res->exit_code,
+                                      .install = res->install_failed });
         emit(s, &(RunEvent) { .type = RUN_EVENT_EXIT, .phase = phase, .exit_code = res->exit_code,
                               .network_log = req->log_network ? res : NULL });
         finish(s, 0, OUTCOME_OK, NULL);
@@ -361,7 +362,7 @@ int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequ
         s->interactive = interactive;
         s->who = *who;
         snprintf(s->remote, sizeof(s->remote), "%s", remote_addr ?: "");
-        s->last_phase = req->setup_script ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
+        s->last_phase = req->setup_script || req->packages ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
 
         if (req->code_url && !req->code) {
                 s->fetch_started = now_usec(CLOCK_MONOTONIC);

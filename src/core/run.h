@@ -26,6 +26,7 @@ typedef struct RunEvent {
         int exit_code;
         uint64_t total;
         uint64_t max;
+        bool install;               /* RUN_EVENT_SETUP_FAILED: it was request.installPackages */
         /* The final exit of a run that asked for options.logNetwork: its networkLogs. */
         const ExecResult *network_log;
 } RunEvent;

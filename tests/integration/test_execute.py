@@ -199,11 +199,13 @@ class RequestFields(DaemonTestCase):
         r = self.daemon.post("/execute", {"request": {"code": "x", "runtime": "bash", "metadata": {"n": 1}}})
         self.assertEqual(r.status, 400)
 
-    def test_not_yet_supported_fields(self):
-        for req in ({"code": "x", "runtime": "python", "installPackages": ["numpy"]},):
+    def test_server_choice_fields(self):
+        # installPackages: test_packages.py; bash's come from an image, and options are no packages.
+        for req, want in (({"code": "x", "runtime": "bash", "installPackages": ["curl"]}, "system packages come from an image"),
+                          ({"code": "x", "runtime": "python", "installPackages": ["-r/etc/passwd"]}, "not a package name")):
             r = self.daemon.post("/execute", {"request": req})
             self.assertEqual(r.status, 400)
-            self.assertIn("not supported by this server yet", r.json()["error"])
+            self.assertIn(want, r.json()["error"])
         # codeUrl is the server's choice (remoteCode.enabled, off by default): test_network.py.
         r = self.daemon.post("/execute", {"request": {"codeUrl": "https://example.com/x", "runtime": "bash"}})
         self.assertEqual(r.status, 400)

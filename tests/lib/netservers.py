@@ -226,3 +226,38 @@ class RebindingDns:
 
     def close(self):
         self.sock.close()
+
+
+def build_npm_tarball(name, version, files):
+    """An npm package tarball (bytes): package/package.json and the given files under package/."""
+    import gzip
+    import json
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        entries = dict(files)
+        entries["package.json"] = json.dumps({"name": name, "version": version, "main": "index.js"})
+        for path, text in entries.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{path}")
+            info.size = len(data)
+            info.mode = 0o644
+            t.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue())
+
+
+def npm_routes(base_url, name, version, tarball):
+    """Routes of an HttpServer that make it an npm registry with one package (its packument and
+    its tarball, with the integrity npm checks)."""
+    import base64
+    import json
+    tgz = f"/{name}/-/{name}-{version}.tgz"
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    packument = {
+        "name": name, "dist-tags": {"latest": version},
+        "versions": {version: {"name": name, "version": version, "main": "index.js",
+                               "dist": {"tarball": base_url.rstrip("/") + tgz, "integrity": integrity,
+                                        "shasum": hashlib.sha1(tarball).hexdigest()}}},
+    }
+    return {f"/{name}": ("application/json", json.dumps(packument).encode()),
+            tgz: ("application/octet-stream", tarball)}

@@ -100,7 +100,10 @@ int main(void) {
         CHECK(bad("{\"request\":{\"cmd\":\"x\"},\"options\":{\"networkFilter\":{\"whitelist\":[\"(\"]}}}", "options.networkFilter.whitelist[0]: invalid regular expression"));
         CHECK(bad("{\"request\":{\"cmd\":\"x\"},\"options\":{\"networkFilter\":{\"blacklist\":[1]}}}", "options.networkFilter.blacklist[0] must be a string"));
         CHECK(bad("{\"request\":{\"cmd\":\"x\"},\"options\":{\"logNetwork\":\"yes\"}}", "options.logNetwork has the wrong type"));
-        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"installPackages\":[\"numpy\"]}}", "installPackages is not supported"));
+        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"bash\",\"installPackages\":[\"curl\"]}}", "system packages come from an image"));
+        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"installPackages\":[\"--index-url=x\"]}}", "not a package name"));
+        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"installPackages\":[\"git+https://x/y\"]}}", "not a package name"));
+        CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"installPackages\":[1]}}", "not a package name"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"fileExtension\":\"../x\"}}", "fileExtension"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"metadata\":{\"a\":1}}}", "metadata"));
         return tap_done();
