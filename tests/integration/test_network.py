@@ -473,6 +473,10 @@ class CodeUrlDisabled(DaemonTestCase):
             r = d.post("/execute", {"request": {"codeUrl": "https://example.com/x.py", "runtime": "python"}})
             self.assertEqual(r.status, 400)
             self.assertEqual(r.json()["error"], "request.codeHash is required by this server for request.codeUrl")
+            # allowedSchemes defaults to https only: http is refused without a word about the flag.
+            r = d.post("/execute", {"request": {"codeUrl": "http://example.com/x.py", "runtime": "python",
+                                                "codeHash": "0" * 64, "allowInsecureCodeUrl": True}})
+            self.assertEqual(r.json()["error"], "Code URL scheme not allowed: http")
         finally:
             d.stop()
 

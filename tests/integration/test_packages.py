@@ -8,7 +8,6 @@ through an /etc/hosts of its own)."""
 import json
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
