@@ -89,37 +89,24 @@ static void query_free(ResolveQuery *q) {
         free(q);
 }
 
+static ResolveQuery *first_done(Resolver *r) {
+        ResolveQuery *q;
+        pthread_mutex_lock(&r->lock);
+        for (q = r->queries; q && !q->done; q = q->next)
+                ;
+        pthread_mutex_unlock(&r->lock);
+        return q;
+}
+
 static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Resolver *r = userdata;
-        ResolveQuery *ready = NULL;
+        ResolveQuery *q;
         uint64_t v;
 
         (void) !read(r->efd, &v, sizeof(v));
-        /* Take the finished ones out first: a callback may start or cancel queries. */
-        pthread_mutex_lock(&r->lock);
-        for (ResolveQuery *q = r->queries, *next; q; q = next) {
-                next = q->next;
-                if (!q->done)
-                        continue;
-                if (q->prev)
-                        q->prev->next = q->next;
-                else
-                        r->queries = q->next;
-                if (q->next)
-                        q->next->prev = q->prev;
-                q->prev = NULL;
-                q->next = ready;
-                ready = q;
-        }
-        pthread_mutex_unlock(&r->lock);
-        while (ready) {
-                ResolveQuery *q = ready;
-                ready = q->next;
-                /* Back in the list for query_free()'s bookkeeping. */
-                q->next = r->queries;
-                if (r->queries)
-                        r->queries->prev = q;
-                r->queries = q;
+        /* From the head each time: a callback may start queries (at the head) or cancel them,
+         * never free one. */
+        while ((q = first_done(r))) {
                 if (q->fn)
                         q->fn(q->error, q->result, q->userdata);
                 query_free(q);
