@@ -708,38 +708,18 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
         }
 }
 
-/* Returns 0, an Outcome, or < 0. */
-static int write_request_files_charged(void *userdata) {
-        Execution *e = userdata;
+/* The program file alone, written by the daemon into the sandbox's root: 0, an Outcome, or < 0. */
+static int write_program_file(Execution *e) {
         _cleanup_close_ int root = -EBADF;
-        const ExecRequest *req = e->req;
+        _cleanup_free_ char *p = NULL;
         uid_t uid = sandbox_host_uid(e->sb);
-        int r;
 
         root = sandbox_open_root(e->sb);
         if (root < 0)
                 return root;
-        if (!streq(req->workdir, "/sandbox")) {
-                r = sandbox_mkdir_p(root, req->workdir, uid, uid);
-                if (r < 0)
-                        return outcome_file_result(r);
-        }
-        for (size_t i = 0; i < req->n_files; i++) {
-                r = sandbox_write_file(root, req->files[i].path, req->files[i].content, req->files[i].size, uid, uid, 0644);
-                if (r < 0) {
-                        log_debug_errno(r, "execution %s: cannot write %s: %m", e->result.execution_id, req->files[i].path);
-                        return outcome_file_result(r);
-                }
-        }
-        if (req->code && !use_inline(req)) {
-                _cleanup_free_ char *p = NULL;
-                if (asprintf(&p, "/sandbox/main%s", req->extension) < 0)
-                        return -ENOMEM;
-                r = sandbox_write_file(root, p, req->code, strlen(req->code), uid, uid, 0644);
-                if (r < 0)
-                        return outcome_file_result(r);
-        }
-        return 0;
+        if (asprintf(&p, "/sandbox/main%s", e->req->extension) < 0)
+                return -ENOMEM;
+        return outcome_file_result(sandbox_write_file(root, p, e->req->code, strlen(e->req->code), uid, uid, 0644));
 }
 
 /* What the init writes before the first phase: the working directory, request.files, the
@@ -781,9 +761,10 @@ static int write_request_files(Execution *e) {
         /* Nothing to write: no files, no program file (cmd, or inline code), the default workdir. */
         if (req->n_files == 0 && (!req->code || use_inline(req)) && streq(req->workdir, "/sandbox"))
                 return 0;
-        /* A lone small program file is written directly: the charge is negligible. */
-        if (req->n_files == 0 && strlen(req->code ?: "") <= INLINE_CODE_MAX && streq(req->workdir, "/sandbox"))
-                return write_request_files_charged(e);
+        /* A lone small program file is written directly: charging it to the sandbox's memory
+         * would not change anything worth a round trip. */
+        if (req->n_files == 0 && req->code && strlen(req->code) <= INLINE_CODE_MAX && streq(req->workdir, "/sandbox"))
+                return write_program_file(e);
         return plan_writes(e);
 }
 
