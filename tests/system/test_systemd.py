@@ -178,6 +178,34 @@ class Systemd(unittest.TestCase):
             self.sh("mv /etc/isol8/api-key.off /etc/isol8/api-key; systemctl reset-failed isol8.service; "
                     "systemctl start isol8.socket", check=True)
 
+    def test_12_filtered_network_and_code_url_under_the_unit(self):
+        # The unit's sandboxing (ProtectSystem=strict, the syscall filter, the address
+        # families) leaves the daemon's proxy, its resolver threads and libcurl (loaded for
+        # codeUrl) working; a refusal is in the journal under its catalog id.
+        self.sh("grep -q web.test /etc/hosts || echo '127.0.0.2 web.test blocked.test' >> /etc/hosts; "
+                "mkdir -p /srv/web && echo hello-from-web > /srv/web/index.txt && echo 'print(6 * 7)' > /srv/web/prog.py && "
+                "systemd-run --unit=isol8-test-web python3 -m http.server 8099 --bind 127.0.0.2 --directory /srv/web", check=True)
+        cfg = {"security": {"allowedNetworks": ["none", "filtered"]},
+               "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [8099], "blacklist": ["^blocked[.]"]},
+               "remoteCode": {"enabled": True, "allowedSchemes": ["http"]}}
+        try:
+            self.sh("printf '%s\\n' '" + json.dumps(cfg) + "' > /etc/isol8/config.json && "
+                    "systemctl reset-failed isol8.service; systemctl restart isol8.service", check=True)
+            time.sleep(0.5)
+            r = self.curl("/execute", {"request": {"cmd": "curl -sS http://web.test:8099/index.txt; curl -s http://blocked.test:8099/"},
+                                       "options": {"network": "filtered", "logNetwork": True}})
+            self.assertTrue(r["stdout"].startswith("hello-from-web"), r)
+            self.assertEqual([(e["host"], e["action"]) for e in r["networkLogs"]],
+                             [("web.test", "ALLOW"), ("blocked.test", "BLOCK")], r)
+            r = self.curl("/execute", {"request": {"codeUrl": "http://web.test:8099/prog.py", "runtime": "python",
+                                                   "allowInsecureCodeUrl": True}})
+            self.assertEqual(r.get("stdout"), "42", r)
+            log = self.sh("journalctl --no-pager -o cat MESSAGE_ID=9ff7518735ac4ccf823e5e646ca6f906").stdout
+            self.assertIn("blocked.test", log)
+        finally:
+            self.sh("systemctl stop isol8-test-web; rm -f /etc/isol8/config.json; systemctl reset-failed isol8.service; "
+                    "systemctl restart isol8.service")
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
