@@ -17,7 +17,10 @@
 #include "shared/util.h"
 
 #define HEAD_MAX (16 * 1024)
-#define RELAY_BUF (64 * 1024)
+/* The bytes the daemon itself holds per connection: the request going upstream (its head, as
+ * rewritten, and what came with it) and an answer of its own; the rest moves through pipes. */
+#define C2U_BUF (2 * HEAD_MAX)
+#define U2C_BUF 1024
 #define PIPE_CAP (256 * 1024)
 #define HEAD_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
@@ -125,10 +128,10 @@ static void conn_reply(Conn *c, unsigned status, const char *reason, const char 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        n = snprintf(c->u2c, RELAY_BUF,
+        n = snprintf(c->u2c, U2C_BUF,
                      "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      status, reason, strlen(msg) + 1, msg);
-        c->u2c_len = n > 0 ? MIN((size_t) n, (size_t) RELAY_BUF) : 0;
+        c->u2c_len = n > 0 ? MIN((size_t) n, (size_t) U2C_BUF - 1) : 0;
         c->state = CONN_CLOSING;
         resolve_query_cancel(c->query);
         c->query = NULL;
@@ -521,7 +524,7 @@ static int parse_head(Conn *c, size_t head_end) {
                         goto nomem;
                 if (buffer_printf(&out, "Connection: close\r\n\r\n") < 0)
                         goto nomem;
-                if (out.size > RELAY_BUF)
+                if (out.size > C2U_BUF)
                         goto bad;
                 memcpy(c->c2u, out.data, out.size);
                 c->c2u_len = out.size;
@@ -534,7 +537,7 @@ static int parse_head(Conn *c, size_t head_end) {
                 size_t extra = c->head_len - head_end;
                 if (!c->is_connect)
                         extra = (size_t) MIN((uint64_t) extra, c->body_left);
-                if (extra > RELAY_BUF - c->c2u_len)
+                if (extra > C2U_BUF - c->c2u_len)
                         goto bad;
                 memcpy(c->c2u + c->c2u_len, c->head + head_end, extra);
                 c->c2u_len += extra;
@@ -834,7 +837,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         continue;
                 }
                 c = calloc(1, sizeof(Conn));
-                if (!c || !(c->c2u = malloc(RELAY_BUF)) || !(c->u2c = malloc(RELAY_BUF))) {
+                if (!c || !(c->c2u = malloc(C2U_BUF)) || !(c->u2c = malloc(U2C_BUF))) {
                         if (c) {
                                 free(c->c2u);
                                 free(c);
