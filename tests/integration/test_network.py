@@ -306,13 +306,7 @@ class Filtered(DaemonTestCase):
                                           "request": {"cmd": f"curl -sS http://allowed.test:{self.http.port}/ws; "
                                                              f"curl -s http://blocked.test:{self.http.port}/no"},
                                           "options": {"network": "filtered", "logNetwork": True}}))
-                events = []
-                try:
-                    async for m in ws:
-                        events.append(json.loads(m))
-                except websockets.exceptions.ConnectionClosed:
-                    pass
-                return events
+                return await isol8test.ws_collect(ws)
         events = asyncio.run(asyncio.wait_for(go(), 30))
         exits = [e for e in events if e["type"] == "exit"]
         self.assertEqual(len(exits), 1, events)

@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import time
-import unittest
 
 import websockets
 
@@ -179,13 +178,7 @@ class WebSocket(DaemonTestCase):
         return asyncio.run(asyncio.wait_for(coro, 30))
 
     async def collect(self, ws):
-        events = []
-        try:
-            async for m in ws:
-                events.append(json.loads(m))
-        except websockets.exceptions.ConnectionClosed:
-            pass
-        return events
+        return await isol8test.ws_collect(ws)
 
     def connect(self, key=MASTER, **kw):
         headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -122,6 +122,18 @@ class Response:
         return f"<Response {self.status} {self.body[:300]!r}>"
 
 
+async def ws_collect(ws):
+    """Every JSON message of a WebSocket (python3-websockets) until the server closes it."""
+    import websockets
+    events = []
+    try:
+        async for m in ws:
+            events.append(json.loads(m))
+    except websockets.exceptions.ConnectionClosed:
+        pass
+    return events
+
+
 class Daemon:
     """One isol8 serve process on a loopback port."""
 
