@@ -78,6 +78,7 @@ struct Conn {
         char *u2c;                  /* to the program: an answer of ours, "200 Connection established" */
         size_t u2c_len;
         Flow up, down;              /* the relay, once connected: program -> server, server -> program */
+        bool hello_checked;         /* a tunnel's TLS server name passed the rules (or there is none) */
         ssize_t log_index;          /* -1: none */
         uint64_t start_usec;
 };
@@ -179,11 +180,11 @@ static void conn_update(Conn *c) {
         if (c->state == CONN_HEAD && c->head_len < HEAD_MAX)
                 ce |= EPOLLIN;
         if (c->state == CONN_RELAY) {
-                if (flow_wants_read(&c->up))
+                if (!c->hello_checked || flow_wants_read(&c->up))
                         ce |= EPOLLIN;
                 if (flow_wants_read(&c->down))
                         ue |= EPOLLIN;
-                if (!flow_drained(&c->up, c->c2u_len))
+                if (c->hello_checked && !flow_drained(&c->up, c->c2u_len))
                         ue |= EPOLLOUT;
                 if (!flow_drained(&c->down, c->u2c_len))
                         ce |= EPOLLOUT;
@@ -302,6 +303,99 @@ static ssize_t flow_write(Conn *c, Flow *f, int dst, char *buf, size_t *len, boo
 /* Moves what can move now in both directions, without waiting for the next readiness event
  * when a read made room or a write made data: one wake-up carries a transfer a long way.
  * Returns false when the connection was freed. */
+/* The server name of a TLS ClientHello in one record (RFC 8446 4.1.2, RFC 6066 3), copied
+ * into name; false when there is none or the record is not one. */
+static bool client_hello_sni(const uint8_t *p, size_t n, char *name, size_t size) {
+        size_t off, len, ext_end;
+
+#define NEED(k) do { if (off + (k) > n) return false; } while (0)
+        off = 0;
+        NEED(4);
+        if (p[0] != 1)                                  /* ClientHello */
+                return false;
+        off = 4 + 2 + 32;                               /* header, legacy_version, random */
+        NEED(1);
+        off += 1 + p[off];                              /* session id */
+        NEED(2);
+        off += 2 + ((size_t) p[off] << 8 | p[off + 1]); /* cipher suites */
+        NEED(1);
+        off += 1 + p[off];                              /* compression methods */
+        NEED(2);
+        ext_end = off + 2 + ((size_t) p[off] << 8 | p[off + 1]);
+        off += 2;
+        if (ext_end > n)
+                return false;
+        while (off + 4 <= ext_end) {
+                unsigned type = (unsigned) p[off] << 8 | p[off + 1];
+                len = (size_t) p[off + 2] << 8 | p[off + 3];
+                off += 4;
+                if (off + len > ext_end)
+                        return false;
+                if (type == 0 && len >= 5 && p[off + 2] == 0) {       /* server_name, host_name */
+                        size_t l = (size_t) p[off + 3] << 8 | p[off + 4];
+                        if (l == 0 || 5 + l > len || l >= size)
+                                return false;
+                        memcpy(name, p + off + 5, l);
+                        name[l] = 0;
+                        return true;
+                }
+                off += len;
+        }
+        return false;
+#undef NEED
+}
+
+/* A tunnel's first bytes, kept back until they are known: a TLS ClientHello's server name must
+ * pass the same rules as the CONNECT host (else a name hosted on the same address, a CDN's,
+ * could be asked for through an allowed one). 1: go on, 0: wait for more, -1: freed. */
+static int check_tunnel_start(Conn *c) {
+        const uint8_t *b = (const uint8_t *) c->c2u;
+        char sni[256];
+        const char *reason;
+        size_t rec;
+
+        /* What came with the CONNECT first, then more until the record is whole. */
+        for (;;) {
+                if (c->c2u_len >= 1 && b[0] != 0x16) {  /* not TLS: nothing to read a name from */
+                        c->hello_checked = true;
+                        return 1;
+                }
+                rec = c->c2u_len >= 5 ? ((size_t) b[3] << 8 | b[4]) : SIZE_MAX;
+                if (rec != SIZE_MAX && (c->c2u_len >= 5 + rec || c->c2u_len >= C2U_BUF))
+                        break;
+                ssize_t n = recv(c->cfd, c->c2u + c->c2u_len, C2U_BUF - c->c2u_len, MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n <= 0) {
+                        c->up.eof = true;
+                        c->hello_checked = true;
+                        return 1;
+                }
+                c->c2u_len += (size_t) n;
+        }
+        c->hello_checked = true;
+        if (c->c2u_len < 5 + rec || !client_hello_sni(b + 5, rec, sni, sizeof(sni)))
+                return 1;
+        for (char *s = sni; *s; s++)
+                *s = (char) tolower((unsigned char) *s);
+        if (streq(sni, c->host))
+                return 1;
+        if (egress_host_valid(sni) && proxy_host_allowed(&c->proxy->config, sni, c->port, &reason))
+                return 1;
+        {
+                Proxy *p = c->proxy;
+                ProxyLogEntry *e = log_entry(c);
+                char why[400];
+                snprintf(why, sizeof(why), "the TLS server name \"%.253s\" is not the host asked for, and not allowed", sni);
+                if (e)
+                        e->allowed = false;
+                if (p->config.on_block)
+                        p->config.on_block(c->method, c->host, c->port, why, p->config.userdata);
+                conn_free(c);
+                return -1;
+        }
+}
+
 static bool conn_pump(Conn *c) {
         for (unsigned i = 0; i < 64; i++) {
                 size_t moved = 0;
@@ -312,6 +406,13 @@ static bool conn_pump(Conn *c) {
                 if (w < 0)
                         return false;
                 moved += (size_t) w;
+                if (!c->hello_checked) {
+                        int r = check_tunnel_start(c);
+                        if (r < 0)
+                                return false;
+                        if (r == 0)
+                                break;
+                }
                 if (flow_wants_read(&c->up))
                         moved += flow_read(c, &c->up, c->cfd);
                 w = flow_write(c, &c->up, c->ufd, c->c2u, &c->c2u_len, false);
@@ -730,6 +831,7 @@ static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userd
                         return 0;
                 }
                 c->state = CONN_RELAY;
+                c->hello_checked = !c->is_connect;
                 if (c->is_connect) {
                         static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
                         memcpy(c->u2c, ok, sizeof(ok) - 1);

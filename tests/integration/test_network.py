@@ -122,6 +122,39 @@ class Filtered(DaemonTestCase):
         # TLS went end to end: the bytes counted are more than the plain answer.
         self.assertGreater(res["resourceUsage"]["networkBytesIn"], 1000)
 
+    def test_tls_server_name_must_pass_the_rules_too(self):
+        # A tunnel to an allowed host may not carry a TLS handshake for a name the rules refuse
+        # (a CDN hosts many names on one address): the name is checked like the host.
+        prog = (
+            "import socket, ssl, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    s = socket.create_connection(('127.0.0.1', 8118), timeout=5)\n"
+            f"    s.sendall(b'CONNECT tls.test:{self.tls.port} HTTP/1.1\\r\\n\\r\\n')\n"
+            "    head = b''\n"
+            "    while not head.endswith(b'\\r\\n\\r\\n'):\n"
+            "        head += s.recv(1)\n"
+            "    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n"
+            "    try:\n"
+            "        t = ctx.wrap_socket(s, server_hostname=name)\n"
+            "        t.sendall(b'GET /sni HTTP/1.0\\r\\n\\r\\n')\n"
+            "        data = b''\n"
+            "        while True:\n"
+            "            b = t.recv(4096)\n"
+            "            if not b:\n"
+            "                break\n"
+            "            data += b\n"
+            "        print(name, 'ok' if b'hello /sni' in data else 'no answer')\n"
+            "    except (OSError, ssl.SSLError) as e:\n"
+            "        print(name, 'refused')\n")
+        res = self.run_filtered("python3 /sandbox/sni.py tls.test other.test blocked.test", files={"sni.py": prog})
+        self.assertEqual(res["stdout"].split("\n"), ["tls.test ok", "other.test ok", "blocked.test refused"], res)
+        self.assertEqual([(e["method"], e["host"], e["action"]) for e in res["networkLogs"]],
+                         [("CONNECT", "tls.test", "ALLOW")] * 2 + [("CONNECT", "tls.test", "BLOCK")], res)
+        rec = [r for r in self.audit_records() if r.get("ISOL8_EXECUTION_ID") == res["executionId"] and
+               r.get("event") == "network-blocked"]
+        self.assertEqual(len(rec), 1, rec)
+        self.assertIn('TLS server name "blocked.test"', rec[0]["ISOL8_NETWORK_REASON"])
+
     def test_pip_download_from_a_local_index(self):
         res = self.run_filtered(
             f"python3 -m pip download --no-cache-dir --disable-pip-version-check --no-deps -d /sandbox/dl "
