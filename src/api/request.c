@@ -25,6 +25,15 @@
         })
 
 /* A JSON array of strings (no NUL inside), at most EGRESS_PATTERNS_MAX of them. */
+/* Entry i of a JSON array if it is a string without a NUL in it, else NULL. */
+static const char *string_at(json_object *a, size_t i) {
+        json_object *e = json_object_array_get_idx(a, i);
+        if (!json_object_is_type(e, json_type_string) ||
+            strlen(json_object_get_string(e)) != (size_t) json_object_get_string_len(e))
+                return NULL;
+        return json_object_get_string(e);
+}
+
 static int string_array(json_object *a, const char *what, char ***ret, char **ret_error) {
         _cleanup_strv_free_ char **l = NULL;
         size_t n = json_object_array_length(a);
@@ -32,11 +41,10 @@ static int string_array(json_object *a, const char *what, char ***ret, char **re
         if (n > EGRESS_PATTERNS_MAX)
                 return errorf(ret_error, "%s: too many entries (at most %d)", what, EGRESS_PATTERNS_MAX);
         for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(a, i);
-                if (!json_object_is_type(e, json_type_string) ||
-                    strlen(json_object_get_string(e)) != (size_t) json_object_get_string_len(e))
+                const char *e = string_at(a, i);
+                if (!e)
                         return errorf(ret_error, "%s[%zu] must be a string", what, i);
-                if (strv_push(&l, strdup(json_object_get_string(e))) < 0)
+                if (strv_push(&l, strdup(e)) < 0)
                         return -ENOMEM;
         }
         *ret = TAKE_PTR(l);
@@ -325,10 +333,7 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                 if (n > REQUEST_OUTPUT_PATHS_MAX)
                         return errorf(ret_error, "request.outputPaths: too many paths (at most %d)", REQUEST_OUTPUT_PATHS_MAX);
                 for (size_t i = 0; i < n; i++) {
-                        json_object *e = json_object_array_get_idx(o, i);
-                        bool ok = json_object_is_type(e, json_type_string) &&
-                                  strlen(json_object_get_string(e)) == (size_t) json_object_get_string_len(e);
-                        r = exec_request_add_output_path(req, ok ? json_object_get_string(e) : NULL, i, ret_error);
+                        r = exec_request_add_output_path(req, string_at(o, i), i, ret_error);
                         if (r < 0)
                                 return r;
                 }
@@ -351,10 +356,7 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
         if (GET_OPT(json_get_array, rq, "installPackages", &o, "request")) {
                 size_t n = json_object_array_length(o);
                 for (size_t i = 0; i < n; i++) {
-                        json_object *e = json_object_array_get_idx(o, i);
-                        bool ok = json_object_is_type(e, json_type_string) &&
-                                  strlen(json_object_get_string(e)) == (size_t) json_object_get_string_len(e);
-                        r = exec_request_add_package(req, ok ? json_object_get_string(e) : NULL, i, ret_error);
+                        r = exec_request_add_package(req, string_at(o, i), i, ret_error);
                         if (r < 0)
                                 return r;
                 }
