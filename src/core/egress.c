@@ -185,6 +185,54 @@ bool egress_port_allowed(const EgressPolicy *p, unsigned port) {
         return false;
 }
 
+static void set_port(struct sockaddr_storage *ss, unsigned port) {
+        if (ss->ss_family == AF_INET)
+                ((struct sockaddr_in *) ss)->sin_port = htons((uint16_t) port);
+        else
+                ((struct sockaddr_in6 *) ss)->sin6_port = htons((uint16_t) port);
+}
+
+int egress_address_literal(const char *host, unsigned port, struct sockaddr_storage *ret, socklen_t *ret_len) {
+        *ret = (struct sockaddr_storage) {};
+        if (inet_pton(AF_INET, host, &((struct sockaddr_in *) ret)->sin_addr) == 1) {
+                ret->ss_family = AF_INET;
+                *ret_len = sizeof(struct sockaddr_in);
+        } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *) ret)->sin6_addr) == 1) {
+                ret->ss_family = AF_INET6;
+                *ret_len = sizeof(struct sockaddr_in6);
+        } else
+                return -EINVAL;
+        set_port(ret, port);
+        return 0;
+}
+
+bool egress_pick_address(const EgressPolicy *p, const struct addrinfo *ai, unsigned port, struct sockaddr_storage *ret,
+                         socklen_t *ret_len, char ret_text[static INET6_ADDRSTRLEN]) {
+        ret_text[0] = 0;
+        for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+                const void *raw;
+                char text[INET6_ADDRSTRLEN];
+
+                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(*ret))
+                        continue;
+                raw = a->ai_family == AF_INET ? (const void *) &((const struct sockaddr_in *) a->ai_addr)->sin_addr
+                                              : (const void *) &((const struct sockaddr_in6 *) a->ai_addr)->sin6_addr;
+                if (!inet_ntop(a->ai_family, raw, text, sizeof(text)))
+                        continue;
+                if (!ret_text[0])
+                        strcpy(ret_text, text);
+                if (!egress_address_allowed(p, a->ai_addr))
+                        continue;
+                *ret = (struct sockaddr_storage) {};
+                memcpy(ret, a->ai_addr, a->ai_addrlen);
+                *ret_len = a->ai_addrlen;
+                set_port(ret, port);
+                strcpy(ret_text, text);
+                return true;
+        }
+        return false;
+}
+
 int egress_policy_init(EgressPolicy *p, char *const *whitelist, char *const *blacklist, char *const *allowed_addresses,
                        const uint64_t *ports, size_t n_ports, char **ret_error) {
         size_t n = strv_length((char **) allowed_addresses);

@@ -8,6 +8,7 @@
  * link-local, CGNAT, multicast, reserved or unspecified ranges, IPv4-mapped and NAT64 forms
  * included, unless network.allowedAddresses lists them), and which ports. */
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <regex.h>
 #include <stdbool.h>
@@ -58,6 +59,13 @@ int sockaddr_to_v6(const struct sockaddr *sa, uint8_t ret[16]);
 bool egress_address_special(const uint8_t a[16]);
 bool egress_address_allowed(const EgressPolicy *p, const struct sockaddr *sa);
 bool egress_port_allowed(const EgressPolicy *p, unsigned port);
+/* An address literal ("192.0.2.1", "::1") as a socket address with port: 0, or -EINVAL for a
+ * name (which needs a lookup). */
+int egress_address_literal(const char *host, unsigned port, struct sockaddr_storage *ret, socklen_t *ret_len);
+/* The first IPv4/IPv6 address of a lookup's answer that the policy allows, with port, and its
+ * text; false when none is, with the first address's text (for the message). */
+bool egress_pick_address(const EgressPolicy *p, const struct addrinfo *ai, unsigned port, struct sockaddr_storage *ret,
+                         socklen_t *ret_len, char ret_text[static INET6_ADDRSTRLEN]);
 
 /* From the configuration's lists; -EINVAL with a message naming the key on a bad entry. */
 int egress_policy_init(EgressPolicy *p, char *const *whitelist, char *const *blacklist, char *const *allowed_addresses,

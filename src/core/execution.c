@@ -343,6 +343,11 @@ static char *env_entry(const char *k, const char *v) {
         return asprintf(&s, "%s=%s", k, v) < 0 ? NULL : s;
 }
 
+/* The daemon's proxy serves a phase with network "filtered", and every package install. */
+static bool wants_proxy(const Execution *e, ExecPhase phase) {
+        return e->req->limits.network == NETWORK_FILTERED || phase == EXEC_PHASE_INSTALL;
+}
+
 static int build_env(Execution *e, char ***ret) {
         _cleanup_strv_free_ char **env = NULL;
         static const char *const base[][2] = {
@@ -376,7 +381,7 @@ static int build_env(Execution *e, char ***ret) {
         if (e->req->packages && e->ctx.packages && strv_push(&env, env_entry("NPM_CONFIG_REGISTRY", e->ctx.packages->npm_registry)) < 0)
                 return -ENOMEM;
         /* Package installs go through the proxy whatever the run's own network. */
-        if (e->req->limits.network == NETWORK_FILTERED || e->phase == EXEC_PHASE_INSTALL)
+        if (wants_proxy(e, e->phase))
                 for (size_t i = 0; i < ELEMENTSOF(proxy); i++)
                         if (strv_push(&env, env_entry(proxy[i][0], proxy[i][1])) < 0)
                                 return -ENOMEM;
@@ -510,7 +515,7 @@ static int start_phase(Execution *e, ExecPhase phase) {
                 .readonly_rootfs = l->readonly_rootfs,
                 .seccomp = l->seccomp,
                 /* One proxy for the run: the setup script's phase opens it, the code's keeps it. */
-                .proxy_port = (l->network == NETWORK_FILTERED || phase == EXEC_PHASE_INSTALL) && !e->proxy ? PROXY_PORT : 0,
+                .proxy_port = wants_proxy(e, phase) && !e->proxy ? PROXY_PORT : 0,
                 /* The request's files go with the first phase. */
                 .writes = e->writes,
                 .n_writes = e->n_writes,
@@ -659,6 +664,16 @@ static int start_proxy(Execution *e) {
         return proxy_new(e->ctx.event, e->ctx.resolver, &pc, fd, &e->proxy);
 }
 
+/* The program is gone (wait_status as waitpid() gives it), and with it every process of the
+ * run: the pipes reach EOF promptly. */
+static void program_ended(Execution *e, int wait_status) {
+        e->exited = true;
+        e->exited_usec = now_usec(CLOCK_MONOTONIC);
+        e->wait_status = wait_status;
+        arm_grace(e, DRAIN_GRACE_USEC);
+        phase_check_complete(e);
+}
+
 static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
         Execution *e = userdata;
 
@@ -669,7 +684,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                         return;
                 }
                 e->started = true;
-                if ((e->req->limits.network == NETWORK_FILTERED || e->phase == EXEC_PHASE_INSTALL) && !e->proxy) {
+                if (wants_proxy(e, e->phase) && !e->proxy) {
                         int r = start_proxy(e);
                         if (r < 0) {
                                 log_warning_errno(r, "execution %s: cannot start the network proxy: %m", e->result.execution_id);
@@ -678,12 +693,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 }
                 return;
         case SANDBOX_EXITED:
-                e->exited = true;
-                e->exited_usec = now_usec(CLOCK_MONOTONIC);
-                e->wait_status = value;
-                /* Every process of the run is gone: the pipes reach EOF promptly. */
-                arm_grace(e, DRAIN_GRACE_USEC);
-                phase_check_complete(e);
+                program_ended(e, value);
                 return;
         case SANDBOX_WRITE_FAILED: {
                 /* -ENOMEM: the files did not fit the memory limit. */
@@ -697,11 +707,7 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 return;
         }
         case SANDBOX_DIED:
-                e->exited = true;
-                e->exited_usec = now_usec(CLOCK_MONOTONIC);
-                e->wait_status = SIGKILL;
-                arm_grace(e, DRAIN_GRACE_USEC);
-                phase_check_complete(e);
+                program_ended(e, SIGKILL);
                 return;
         default:
                 return;

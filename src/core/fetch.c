@@ -314,35 +314,24 @@ static void start_transfer(CodeFetch *q) {
 
 static void on_resolved(int error, const struct addrinfo *ai, void *userdata) {
         CodeFetch *q = userdata;
-        char first[INET6_ADDRSTRLEN] = "";
+        socklen_t len;
 
         q->query = NULL;
         if (error != 0 || !ai) {
                 fetch_refuse(q, "Cannot resolve code URL host %s: %s", q->host, gai_strerror(error));
                 return;
         }
-        for (const struct addrinfo *a = ai; a; a = a->ai_next) {
-                char s[INET6_ADDRSTRLEN];
-                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(q->addr))
-                        continue;
-                (void) inet_ntop(a->ai_family, a->ai_family == AF_INET ? (void *) &((struct sockaddr_in *) a->ai_addr)->sin_addr
-                                                                       : (void *) &((struct sockaddr_in6 *) a->ai_addr)->sin6_addr,
-                                 s, sizeof(s));
-                if (!first[0])
-                        snprintf(first, sizeof(first), "%s", s);
-                if (!egress_address_allowed(q->fetcher->policy->egress, a->ai_addr))
-                        continue;
-                memcpy(&q->addr, a->ai_addr, a->ai_addrlen);
-                snprintf(q->checked, sizeof(q->checked), "%s", s);
-                start_transfer(q);
+        if (!egress_pick_address(q->fetcher->policy->egress, ai, q->port, &q->addr, &len, q->checked)) {
+                fetch_refuse(q, "Blocked code URL host: %s resolves to a private or special address (%s)", q->host, q->checked);
                 return;
         }
-        fetch_refuse(q, "Blocked code URL host: %s resolves to a private or special address (%s)", q->host, first);
+        start_transfer(q);
 }
 
 /* Check the current URL, resolve its host, then fetch. */
 static void fetch_step(CodeFetch *q) {
         char *error = NULL;
+        socklen_t len;
         int r;
 
         free(q->host);
@@ -355,12 +344,7 @@ static void fetch_step(CodeFetch *q) {
                         fetch_done(q, r, NULL);
                 return;
         }
-        memset(&q->addr, 0, sizeof(q->addr));
-        if (inet_pton(AF_INET, q->host, &((struct sockaddr_in *) &q->addr)->sin_addr) == 1)
-                q->addr.ss_family = AF_INET;
-        else if (inet_pton(AF_INET6, q->host, &((struct sockaddr_in6 *) &q->addr)->sin6_addr) == 1)
-                q->addr.ss_family = AF_INET6;
-        if (q->addr.ss_family != 0) {
+        if (egress_address_literal(q->host, q->port, &q->addr, &len) >= 0) {
                 if (!egress_address_allowed(q->fetcher->policy->egress, (struct sockaddr *) &q->addr)) {
                         fetch_refuse(q, "Blocked code URL host: %s is a private or special address", q->host);
                         return;

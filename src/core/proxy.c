@@ -728,46 +728,30 @@ static void conn_connect(Conn *c, const struct sockaddr *sa, socklen_t len) {
         conn_update(c);
 }
 
-static void with_port(struct sockaddr_storage *ss, unsigned port) {
-        if (ss->ss_family == AF_INET)
-                ((struct sockaddr_in *) ss)->sin_port = htons((uint16_t) port);
-        else
-                ((struct sockaddr_in6 *) ss)->sin6_port = htons((uint16_t) port);
-}
-
 static void on_resolved(int error, const struct addrinfo *ai, void *userdata) {
         Conn *c = userdata;
-        char first[INET6_ADDRSTRLEN] = "";
+        struct sockaddr_storage ss;
+        char text[INET6_ADDRSTRLEN];
+        socklen_t len;
 
         c->query = NULL;
         if (error != 0 || !ai) {
                 conn_reply(c, 502, "Bad Gateway", "isol8: cannot resolve %s: %s", c->host, gai_strerror(error));
                 return;
         }
-        for (const struct addrinfo *a = ai; a; a = a->ai_next) {
-                struct sockaddr_storage ss = {};
-                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(ss))
-                        continue;
-                memcpy(&ss, a->ai_addr, a->ai_addrlen);
-                if (!first[0])
-                        (void) inet_ntop(a->ai_family, a->ai_family == AF_INET ? (void *) &((struct sockaddr_in *) &ss)->sin_addr
-                                                                               : (void *) &((struct sockaddr_in6 *) &ss)->sin6_addr,
-                                         first, sizeof(first));
-                if (!egress_address_allowed(c->proxy->config.policy, (struct sockaddr *) &ss))
-                        continue;
-                with_port(&ss, c->port);
-                conn_connect(c, (struct sockaddr *) &ss, a->ai_addrlen);
+        if (egress_pick_address(c->proxy->config.policy, ai, c->port, &ss, &len, text)) {
+                conn_connect(c, (struct sockaddr *) &ss, len);
                 return;
         }
         {
                 char reason[128];
-                snprintf(reason, sizeof(reason), "the host resolves to a private or special address (%s)", first);
+                snprintf(reason, sizeof(reason), "the host resolves to a private or special address (%s)", text);
                 conn_block(c, reason);
         }
 }
 
 static void conn_decide(Conn *c) {
-        struct sockaddr_storage ss = {};
+        struct sockaddr_storage ss;
         const char *reason;
         socklen_t len;
 
@@ -780,13 +764,7 @@ static void conn_decide(Conn *c) {
                 return;
         }
         /* An address literal needs no lookup; the same address rules apply. */
-        if (inet_pton(AF_INET, c->host, &((struct sockaddr_in *) &ss)->sin_addr) == 1) {
-                ss.ss_family = AF_INET;
-                len = sizeof(struct sockaddr_in);
-        } else if (inet_pton(AF_INET6, c->host, &((struct sockaddr_in6 *) &ss)->sin6_addr) == 1) {
-                ss.ss_family = AF_INET6;
-                len = sizeof(struct sockaddr_in6);
-        } else {
+        if (egress_address_literal(c->host, c->port, &ss, &len) < 0) {
                 int r = resolver_query(c->proxy->resolver, c->host, on_resolved, c, &c->query);
                 if (r < 0) {
                         conn_reply(c, 502, "Bad Gateway", "isol8: cannot resolve %s: %s", c->host, strerror(-r));
@@ -803,7 +781,6 @@ static void conn_decide(Conn *c) {
                 return;
         }
         log_add(c, true);
-        with_port(&ss, c->port);
         arm_timer(c, c->proxy->config.policy->connect_timeout_ms * USEC_PER_MSEC);
         conn_connect(c, (struct sockaddr *) &ss, len);
 }

@@ -2,6 +2,8 @@
 /* The rules of network "filtered": host patterns (upstream's semantics), the special address
  * ranges in every IPv4 and IPv6 spelling, network.allowedAddresses, ports. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "core/egress.h"
@@ -58,6 +60,28 @@ int main(void) {
         CHECK(!addr_allowed(&p, "fd00:2::5"));
 
         CHECK(egress_port_allowed(&p, 443) && egress_port_allowed(&p, 80) && !egress_port_allowed(&p, 8080));
+
+        /* Literals need no lookup; names do. A lookup's answer: the first allowed address, with
+         * the port; else the first address's text for the message. */
+        {
+                struct sockaddr_storage ss;
+                socklen_t len;
+                char text[INET6_ADDRSTRLEN];
+                struct sockaddr_in a1 = { .sin_family = AF_INET }, a2 = { .sin_family = AF_INET };
+                struct addrinfo i2 = { .ai_family = AF_INET, .ai_addrlen = sizeof(a2), .ai_addr = (struct sockaddr *) &a2 };
+                struct addrinfo i1 = { .ai_family = AF_INET, .ai_addrlen = sizeof(a1), .ai_addr = (struct sockaddr *) &a1, .ai_next = &i2 };
+
+                CHECK(egress_address_literal("192.0.2.1", 443, &ss, &len) == 0 && ss.ss_family == AF_INET &&
+                      ntohs(((struct sockaddr_in *) &ss)->sin_port) == 443 && len == sizeof(struct sockaddr_in));
+                CHECK(egress_address_literal("::1", 80, &ss, &len) == 0 && ss.ss_family == AF_INET6);
+                CHECK(egress_address_literal("example.com", 80, &ss, &len) == -EINVAL);
+                inet_pton(AF_INET, "10.0.0.1", &a1.sin_addr);
+                inet_pton(AF_INET, "127.0.0.2", &a2.sin_addr);
+                CHECK(egress_pick_address(&p, &i1, 8080, &ss, &len, text) && strcmp(text, "127.0.0.2") == 0 &&
+                      ntohs(((struct sockaddr_in *) &ss)->sin_port) == 8080);
+                i1.ai_next = NULL;
+                CHECK(!egress_pick_address(&p, &i1, 8080, &ss, &len, text) && strcmp(text, "10.0.0.1") == 0);
+        }
 
         CHECK(cidr_parse("10.0.0.0/8", &c) == 0 && c.prefix == 104);
         CHECK(cidr_parse("::/0", &c) == 0 && c.prefix == 0);
