@@ -456,6 +456,9 @@ class FilesCharged(DaemonTestCase):
         r = self.daemon.post("/execute", {"request": {"cmd": "echo RAN", "files": {"a": six}},
                                           "options": {"sandboxSize": "2m"}})
         self.assertEqual(r.status, 413, r)
+        # What the init wrote is charged to the run (and so seen in its memory figure).
+        res = self.daemon.execute({"cmd": "true", "files": {"a": six}}, {"memoryLimit": "64m"})
+        self.assertGreaterEqual(res["resourceUsage"]["memoryMB"], 6, res)
         res = self.daemon.execute({"cmd": "stat -c '%u %a %s' /sandbox/d/e/a.txt /tmp/b; cat /sandbox/d/e/a.txt; echo; pwd",
                                    "files": {"d/e/a.txt": "hi", "/tmp/b": "xyz"}, "workdir": "/sandbox/w/x"})
         self.assertEqual(res["stdout"].split("\n"), ["1000 644 2", "1000 644 3", "hi", "/sandbox/w/x"], res)
