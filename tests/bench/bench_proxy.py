@@ -10,6 +10,7 @@ loopback, in one run (issue 15's targets: under 20% of throughput, under 1 ms pe
 BENCH_PROXY_MB and BENCH_PROXY_REQUESTS change the sizes; prints a Markdown table.
 """
 
+import fcntl
 import os
 import socket
 import statistics
@@ -90,8 +91,50 @@ print(f"{times[len(times) // 2]:.3f}")
 """
 
 
+def splice_relay(port):
+    """The floor of any relay in user space: a listener on 127.0.0.1 whose every connection is
+    joined to the bulk server by two blocking threads that only splice() through a 256 KiB pipe
+    (no parsing, no limits, no event loop). Run beside the tunnel so its cost reads against it."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+
+    def one_way(src, dst):
+        r, w = os.pipe()
+        try:
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 18)
+            while (n := os.splice(src.fileno(), w, 1 << 18)) > 0:
+                while n > 0:
+                    n -= os.splice(r, dst.fileno(), n)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            os.close(r)
+            os.close(w)
+
+    def accept():
+        while True:
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.2", port))
+            threading.Thread(target=one_way, args=(c, u), daemon=True).start()
+            threading.Thread(target=one_way, args=(u, c), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    return lst, lst.getsockname()[1]
+
+
+def curl_speed(url):
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{speed_download}", "--noproxy", "*", url],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out) / (1 << 20)
+
+
 def main():
     srv, port = bulk_server("127.0.0.2")
+    relay, relay_port = splice_relay(port)
     cfg = {"security": {"allowedNetworks": ["none", "filtered"]},
            "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [port], "maxBytes": "2g"},
            "limits": {"maxTimeoutMs": 600000}}
@@ -99,17 +142,18 @@ def main():
     rows = []
     try:
         url = f"http://bulk.test:{port}/big"
-        tunnel, direct = [], []
+        tunnel, direct, floor = [], [], []
         for _ in range(ROUNDS):
             res = d.execute({"cmd": f"curl -sS -p -o /dev/null -w '%{{speed_download}}' {url}", "timeoutMs": 300000},
                             {"network": "filtered", "timeoutMs": 300000})
             tunnel.append(float(res["stdout"]) / (1 << 20))
-            out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{speed_download}", "--noproxy", "*",
-                                  f"http://127.0.0.2:{port}/big"], capture_output=True, text=True, check=True).stdout
-            direct.append(float(out) / (1 << 20))
-        t, dd = statistics.median(tunnel), statistics.median(direct)
+            direct.append(curl_speed(f"http://127.0.0.2:{port}/big"))
+            floor.append(curl_speed(f"http://127.0.0.1:{relay_port}/big"))
+        t, dd, f = statistics.median(tunnel), statistics.median(direct), statistics.median(floor)
         rows.append((f"{MB} MiB download, curl: through a CONNECT tunnel / direct (median of {ROUNDS})",
                      f"{t:,.0f} / {dd:,.0f} MiB/s", f"{(1 - t / dd) * 100:+.1f}% cost" if dd else ""))
+        rows.append(("the same download through a bare splice() relay on the host (user-space floor) / direct",
+                     f"{f:,.0f} / {dd:,.0f} MiB/s", f"{(1 - f / dd) * 100:+.1f}% cost" if dd else ""))
 
         via, straight = [], []
         for _ in range(ROUNDS):
@@ -125,6 +169,7 @@ def main():
     finally:
         d.stop()
         srv.close()
+        relay.close()
     print(f"binary: {isol8test.ISOL8}")
     print_table(rows)
 

@@ -415,6 +415,57 @@ class ReusedSandbox(DaemonTestCase):
         self.assertLess(len(set(ids)), len(ids), "the pool never reused a sandbox")
 
 
+# What a run finds of the writable mounts (the first file it makes, the roots' metadata), then
+# what it leaves for the next user of the sandbox: a file made and removed again in each
+# (moves the inode counter), and on /sandbox, which it owns, a mode, times, an extended attribute
+# and an inode flag. The next run must find the state the first one found, to the inode number.
+MOUNT_PROBE = r"""
+import fcntl, os, struct, sys
+out = []
+for d in ("/sandbox", "/tmp", "/dev/shm"):
+    st = os.stat(d)
+    fd = os.open(d, os.O_RDONLY)
+    flags = struct.unpack("i", fcntl.ioctl(fd, 0x80086601, b"\0" * 8)[:4])[0]   # FS_IOC_GETFLAGS
+    os.close(fd)
+    p = os.path.join(d, "probe")
+    open(p, "w").close()
+    ino = os.stat(p).st_ino
+    os.unlink(p)
+    out.append(f"{d} mode={oct(st.st_mode & 0o7777)} uid={st.st_uid} xattrs={os.listxattr(d)} flags={flags} "
+               f"times_equal={st.st_atime_ns == st.st_mtime_ns == st.st_ctime_ns} first_ino={ino}")
+print("\n".join(out))
+for d in ("/tmp", "/dev/shm", "/sandbox"):
+    for i in range(50):
+        open(f"{d}/x{i}", "w").close()
+        os.unlink(f"{d}/x{i}")
+os.chmod("/sandbox", 0o700)
+os.setxattr("/sandbox", "user.left", b"by the previous run")
+os.utime("/sandbox", (1e9, 1e9))
+fd = os.open("/sandbox", os.O_RDONLY)
+fcntl.ioctl(fd, 0x40086602, struct.pack("q", 0x40))   # FS_IOC_SETFLAGS, FS_NODUMP_FL
+os.close(fd)
+"""
+
+
+class ReusedMounts(DaemonTestCase):
+    config = {"poolStrategy": "fast", "poolSize": {"clean": 1, "dirty": 1}, "maxConcurrent": 1}
+
+    def test_a_touched_mount_is_new_for_the_next_user(self):
+        ids, seen = [], []
+        for _ in range(6):
+            res = self.daemon.execute({"cmd": "python3 -I -c '" + MOUNT_PROBE.replace("'", "'\\''") + "'"})
+            self.assertEqual(res["exitCode"], 0, res)
+            seen.append(res["stdout"])
+            ids.append(res["containerId"])
+        self.assertLess(len(set(ids)), len(ids), "the pool never reused a sandbox")
+        first = seen[0].split("\n")
+        self.assertIn("/sandbox mode=0o755 uid=1000 xattrs=[] flags=0 times_equal=True", first[0])
+        self.assertIn("/tmp mode=0o1777 uid=0 xattrs=[] flags=0 times_equal=True", first[1])
+        self.assertIn("/dev/shm mode=0o1777 uid=0 xattrs=[] flags=0 times_equal=True", first[2])
+        for i, s in enumerate(seen[1:], 1):
+            self.assertEqual(s, seen[0], f"run {i} (in {ids[i]}, after a run in {ids[i - 1]}) found another state")
+
+
 class Inotify(DaemonTestCase):
     config = {"poolSize": 1}
 
