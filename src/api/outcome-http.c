@@ -24,6 +24,10 @@ static const unsigned status_table[_OUTCOME_MAX] = {
         [OUTCOME_KEY_EXPIRED]       = MHD_HTTP_FORBIDDEN,
         [OUTCOME_KEY_NOT_FOUND]     = MHD_HTTP_NOT_FOUND,
         [OUTCOME_AUTH_UNAVAILABLE]  = MHD_HTTP_SERVICE_UNAVAILABLE,
+        [OUTCOME_IMAGE_NOT_FOUND]   = MHD_HTTP_BAD_REQUEST,      /* named by options.image */
+        [OUTCOME_IMAGE_EXISTS]      = MHD_HTTP_CONFLICT,
+        [OUTCOME_IMAGE_IN_USE]      = MHD_HTTP_CONFLICT,
+        [OUTCOME_IMAGE_BUILD_FAILED] = MHD_HTTP_BAD_REQUEST,
 };
 
 unsigned api_outcome_status(Outcome o) {

@@ -193,6 +193,11 @@ static int parse_options(json_object *opt, const SpecPolicy *p, ExecRequest *req
         }
         if (GET_OPT(json_get_bool, opt, "logNetwork", &b, "options"))
                 req->log_network = b;
+        if (GET_OPT(json_get_string, opt, "image", &s, "options")) {
+                r = exec_request_set_image(req, s, ret_error);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/images.h"
 #include "shared/crypto.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
@@ -188,15 +189,15 @@ static json_object *cleanup_counts(unsigned removed) {
 }
 
 /* Upstream's answer: {"ok", "sessions": {removed, failed, errors}, "containers": {...}} and
- * "images" when asked (?images=true or {"images": true}); this server builds no images, so that
- * one is always empty. "destroyed" is this server's older shape, kept for its own clients. */
+ * "images" when asked (?images=true or {"images": true}): the runtime images no run is using
+ * are removed. "destroyed" is this server's older shape, kept for its own clients. */
 int api_cleanup(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         _cleanup_json_ json_object *body = NULL;
         json_object *o, *destroyed;
         const char *q = http_request_query(r, "images");
         bool images = q && (streq(q, "true") || streq(q, "1"));
-        unsigned sessions, sandboxes;
+        unsigned sessions, sandboxes, removed_images = 0;
         int k;
 
         k = http_request_body_json(r, true, &body);
@@ -209,6 +210,8 @@ int api_cleanup(HttpRequest *r, void *userdata) {
         manager_cleanup(ctx->m, &counts);
         sessions = counts.sessions;
         sandboxes = counts.sandboxes;
+        if (images)
+                removed_images = manager_images_cleanup(ctx->m, "http");
 
         o = json_object_new_object();
         destroyed = json_object_new_object();
@@ -221,7 +224,7 @@ int api_cleanup(HttpRequest *r, void *userdata) {
         json_add(o, "sessions", cleanup_counts(sessions));
         json_add(o, "containers", cleanup_counts(sandboxes));
         if (images)
-                json_add(o, "images", cleanup_counts(0));
+                json_add(o, "images", cleanup_counts(removed_images));
         json_add(destroyed, "sessions", json_object_new_int64(sessions));
         json_add(destroyed, "sandboxes", json_object_new_int64(sandboxes));
         json_add(o, "destroyed", destroyed);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/images.h"
 #include "bus/bus.h"
 #include "bus/errors.h"
 #include "shared/log.h"
@@ -318,6 +319,82 @@ static int method_cleanup(sd_bus_message *m, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(m, "uu", counts.sessions, counts.sandboxes);
 }
 
+/* ListImages() -> a(sssttt): name, runtime, packages (comma-separated), created (µs since the
+ * epoch), bytes, files. */
+static int method_list_images(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssttt)");
+        for (Image *i = b->m->images; r >= 0 && i; i = i->next) {
+                _cleanup_free_ char *pk = strv_join(i->packages, ",");
+                r = pk ? sd_bus_message_append(reply, "(sssttt)", i->name, runtime_to_string(i->runtime), pk, i->created_usec,
+                                               i->size_bytes, i->n_files)
+                       : -ENOMEM;
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        const char *name;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = manager_image_remove(b->m, name, "dbus");
+        if (r != 0)
+                return bus_set_outcome(error, r, NULL);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* BuildImage(s name, s runtime, as packages) -> (t bytes, t files), when the build is done. */
+static void on_image_built(int error, Outcome outcome, const char *message, const Image *img, void *userdata) {
+        BusCall *c = userdata;
+        if (error < 0 || outcome != OUTCOME_OK)
+                (void) bus_reply_outcome(c->m, error < 0 ? error : (int) outcome, message);
+        else
+                (void) sd_bus_reply_method_return(c->m, "tt", img->size_bytes, img->n_files);
+        bus_call_free(c);
+}
+
+static int method_build_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        _cleanup_strv_free_ char **packages = NULL;
+        _cleanup_free_ char *message = NULL;
+        const char *name, *runtime;
+        BusCall *c;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ss", &name, &runtime);
+        if (r >= 0)
+                r = sd_bus_message_read_strv(m, &packages);
+        if (r < 0)
+                return r;
+        c = bus_call_new(m);
+        if (!c)
+                return -ENOMEM;
+        r = manager_image_build(b->m, name, runtime, packages, "dbus", on_image_built, c, NULL, &message);
+        return bus_call_started(c, r, message, error);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -346,6 +423,18 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", id),
                                 SD_BUS_NO_RESULT,
                                 method_destroy_session, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListImages",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssttt)", images),
+                                method_list_images, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveImage",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_NO_RESULT,
+                                method_remove_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("BuildImage",
+                                SD_BUS_ARGS("s", name, "s", runtime, "as", packages),
+                                SD_BUS_RESULT("t", bytes, "t", files),
+                                method_build_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Cleanup",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("u", sessions, "u", sandboxes),

@@ -12,5 +12,7 @@
 #define BUS_ERROR_UNAVAILABLE      "org.isol8.Daemon1.Error.Unavailable"
 #define BUS_ERROR_LIMIT            "org.isol8.Daemon1.Error.LimitReached"
 #define BUS_ERROR_FILE             "org.isol8.Daemon1.Error.FileRefused"
+#define BUS_ERROR_UNKNOWN_IMAGE    "org.isol8.Daemon1.Error.UnknownImage"
+#define BUS_ERROR_IMAGE            "org.isol8.Daemon1.Error.ImageRefused"
 
 extern const sd_bus_error_map isol8_bus_error_map[];

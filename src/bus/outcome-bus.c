@@ -25,6 +25,10 @@ static const char *const name_table[_OUTCOME_MAX] = {
         [OUTCOME_KEY_EXPIRED]       = BUS_ERROR_UNKNOWN_KEY,
         [OUTCOME_KEY_NOT_FOUND]     = BUS_ERROR_UNKNOWN_KEY,
         [OUTCOME_AUTH_UNAVAILABLE]  = BUS_ERROR_UNAVAILABLE,
+        [OUTCOME_IMAGE_NOT_FOUND]   = BUS_ERROR_UNKNOWN_IMAGE,
+        [OUTCOME_IMAGE_EXISTS]      = BUS_ERROR_IMAGE,
+        [OUTCOME_IMAGE_IN_USE]      = BUS_ERROR_IMAGE,
+        [OUTCOME_IMAGE_BUILD_FAILED] = BUS_ERROR_IMAGE,
 };
 
 const char *bus_outcome_error_name(Outcome o) {

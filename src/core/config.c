@@ -89,6 +89,11 @@ static const ConfigKey config_keys[] = {
         { "packages.npmRegistry",           CT_STRING, F(packages_npm_registry) },
         { "packages.allowedHosts",          CT_STRV,   F(packages_allowed_hosts) },
         { "packages.installTimeoutMs",      CT_U64,    F(packages_install_timeout_ms) },
+        { "images",                         CT_OBJECT, 0 },
+        { "images.directory",               CT_STRING, F(images_directory) },
+        { "images.poolSize",                CT_U64,    F(images_pool_size) },
+        { "images.maxSize",                 CT_SIZE,   F(images_max_size) },
+        { "images.buildMemoryLimit",        CT_SIZE,   F(images_build_memory) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
@@ -177,6 +182,9 @@ void config_init(Config *c) {
                 .packages_pypi_index_url = xstrdup("https://pypi.org/simple/"),
                 .packages_npm_registry = xstrdup("https://registry.npmjs.org/"),
                 .packages_install_timeout_ms = 120000,
+                .images_pool_size = 1,
+                .images_max_size = UINT64_C(1) << 30,
+                .images_build_memory = UINT64_C(2) << 30,
                 .remote_code_fetch_timeout_ms = 30000,
                 .security_seccomp = xstrdup("strict"),
                 .audit_enabled = true,
@@ -225,6 +233,7 @@ void config_done(Config *c) {
         free(c->remote_code_ca_file);
         free(c->packages_pypi_index_url);
         free(c->packages_npm_registry);
+        free(c->images_directory);
         strv_free(c->packages_allowed_hosts);
         free(c->security_seccomp);
         strv_free(c->security_allowed_networks);
@@ -467,6 +476,14 @@ static int config_validate(Config *c, char **ret_error) {
                 return fail(ret_error, "network.connectTimeoutMs", "must be at least 1");
         if (c->packages_install_timeout_ms == 0)
                 return fail(ret_error, "packages.installTimeoutMs", "must be at least 1");
+        if (c->images_pool_size > 64)
+                return fail(ret_error, "images.poolSize", "must be at most 64");
+        if (c->images_max_size < (UINT64_C(1) << 20))
+                return fail(ret_error, "images.maxSize", "must be at least 1m");
+        if (c->images_build_memory < (UINT64_C(64) << 20))
+                return fail(ret_error, "images.buildMemoryLimit", "must be at least 64m");
+        if (c->images_directory && c->images_directory[0] != '/')
+                return fail(ret_error, "images.directory", "must be an absolute path");
         if (!url_host_port(c->packages_pypi_index_url, NULL, NULL, NULL))
                 return fail(ret_error, "packages.pypiIndexUrl", "must be an http:// or https:// URL");
         if (!url_host_port(c->packages_npm_registry, NULL, NULL, NULL))

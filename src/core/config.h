@@ -49,6 +49,10 @@ typedef struct Config {
         char *packages_npm_registry;        /* ... for node, bun, deno */
         char **packages_allowed_hosts;      /* more hosts the installers may reach (where an index keeps its files) */
         uint64_t packages_install_timeout_ms;
+        char *images_directory;             /* runtime images; NULL: $STATE_DIRECTORY/images or ~/.isol8/images */
+        uint64_t images_pool_size;          /* warm sandboxes kept per image in use */
+        uint64_t images_max_size;           /* the most an image's layer may hold */
+        uint64_t images_build_memory;       /* memory limit of an image's build */
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

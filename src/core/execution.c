@@ -380,6 +380,8 @@ static int build_env(Execution *e, char ***ret) {
          * code imports them from its cache). */
         if (e->req->packages && e->ctx.packages && strv_push(&env, env_entry("NPM_CONFIG_REGISTRY", e->ctx.packages->npm_registry)) < 0)
                 return -ENOMEM;
+        if (e->req->image_env && strv_push(&env, strdup(e->req->image_env)) < 0)
+                return -ENOMEM;
         /* Package installs go through the proxy whatever the run's own network. */
         if (wants_proxy(e, e->phase))
                 for (size_t i = 0; i < ELEMENTSOF(proxy); i++)

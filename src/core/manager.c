@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "core/images.h"
 #include "core/manager.h"
 #include "core/run.h"
 #include "shared/log.h"
@@ -27,6 +28,7 @@ Manager *manager_free(Manager *m) {
         while (m->runs)
                 run_free(m->runs);
         session_registry_free(m->sessions);
+        images_free(m);
         keystore_free(m->keys);
         failure_limit_free(m->auth_failures);
         audit_free(m->audit);
@@ -383,6 +385,9 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
         };
         sandbox_provider_init_engine(&m->provider, m->engine);
         r = pool_new(&m->pool, &m->provider, &pc);
+        if (r < 0)
+                return r;
+        r = images_load(m);
         if (r < 0)
                 return r;
         r = exec_queue_new(&m->queue, m->event, (unsigned) m->config.max_concurrent, (unsigned) m->config.queue_max_size,

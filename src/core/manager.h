@@ -78,6 +78,9 @@ typedef struct Manager {
         Resolver *resolver;
         FetchPolicy fetch_policy;       /* remoteCode.* */
         PackagesPolicy packages;        /* packages.* */
+        char *images_dir;               /* runtime images (core/images.c) */
+        struct Image *images;
+        struct ImageBuild *builds;
         Fetcher *fetcher;               /* NULL unless remoteCode.enabled */
         uint64_t output_held;           /* buffered output of all runs (see ExecContext) */
         char *master_key;

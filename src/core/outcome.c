@@ -27,6 +27,10 @@ static const struct {
         [OUTCOME_KEY_EXPIRED]       = { "key-expired", "Invalid API key" },
         [OUTCOME_KEY_NOT_FOUND]     = { "key-not-found", "Key not found" },
         [OUTCOME_AUTH_UNAVAILABLE]  = { "auth-unavailable", "Auth database unavailable" },
+        [OUTCOME_IMAGE_NOT_FOUND]   = { "image-not-found", "Image not found" },
+        [OUTCOME_IMAGE_EXISTS]      = { "image-exists", "An image of that name exists or is being built" },
+        [OUTCOME_IMAGE_IN_USE]      = { "image-in-use", "The image is in use" },
+        [OUTCOME_IMAGE_BUILD_FAILED] = { "image-build-failed", "The image could not be built" },
 };
 
 const char *outcome_message(Outcome o) {

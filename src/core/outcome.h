@@ -27,6 +27,10 @@ typedef enum Outcome {
         OUTCOME_KEY_EXPIRED,
         OUTCOME_KEY_NOT_FOUND,          /* revoking an id the store does not have */
         OUTCOME_AUTH_UNAVAILABLE,       /* the key store's database does not answer */
+        OUTCOME_IMAGE_NOT_FOUND,
+        OUTCOME_IMAGE_EXISTS,           /* building a name that is taken (or being built) */
+        OUTCOME_IMAGE_IN_USE,           /* removing an image runs are using */
+        OUTCOME_IMAGE_BUILD_FAILED,     /* the installer failed; the message has its output */
         _OUTCOME_MAX,
 } Outcome;
 

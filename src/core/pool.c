@@ -242,7 +242,8 @@ Pool *pool_free(Pool *p) {
 }
 
 static int pool_spawn(Pool *p) {
-        SandboxOptions o = { .sandbox_bytes = p->config.sandbox_bytes, .tmp_bytes = p->config.tmp_bytes };
+        SandboxOptions o = { .sandbox_bytes = p->config.sandbox_bytes, .tmp_bytes = p->config.tmp_bytes,
+                             .image_dir = p->config.image_dir, .image_target = p->config.image_target };
         Sandbox *sb;
         int r;
 

@@ -28,6 +28,8 @@ typedef struct PoolConfig {
         uint64_t quiet_usec;        /* demand seen within this long still counts; 0: 10 s */
         uint64_t sandbox_bytes;     /* sizes of a fresh sandbox */
         uint64_t tmp_bytes;
+        const char *image_dir;      /* a runtime image's pool: its layer, and where it goes */
+        const char *image_target;
 } PoolConfig;
 
 int pool_new(Pool **ret, const SandboxProvider *provider, const PoolConfig *config);

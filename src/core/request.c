@@ -17,6 +17,8 @@ ExecRequest *exec_request_free(ExecRequest *r) {
                 return NULL;
         free(r->code);
         free(r->cmd);
+        free(r->image);
+        free(r->image_env);
         strv_free(r->env);
         strv_free(r->secrets);
         secret_mask_free(r->secret_mask);
@@ -337,6 +339,15 @@ int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, c
                 if (!isalnum((unsigned char) *c) && !strchr("._~@/^<>=!+:-", *c))
                         return errorf(ret_error, "request.installPackages[%zu]: not a package name: \"%.64s\"", index, spec);
         return strv_push(&req->packages, strdup(spec)) < 0 ? -ENOMEM : 0;
+}
+
+int exec_request_set_image(ExecRequest *req, const char *name, char **ret_error) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n || strchr("._-", name[0]))
+                return errorf(ret_error, "options.image: not an image name: \"%.64s\"", name ?: "");
+        free(req->image);
+        req->image = strdup(name);
+        return req->image ? 0 : -ENOMEM;
 }
 
 int exec_request_check_program(ExecRequest *req, const SpecPolicy *p, char **ret_error) {

@@ -63,6 +63,8 @@ typedef struct ExecRequest {
         char *code_url;        /* request.codeUrl: code comes from there before the run */
         char *code_hash;       /* request.codeHash (sha256, hex) */
         bool allow_insecure_code_url;
+        char *image;           /* options.image, or the image whose packages matched installPackages */
+        char *image_env;       /* what a run on that image needs (set when the run starts) */
 } ExecRequest;
 
 ExecRequest *exec_request_free(ExecRequest *r);
@@ -103,6 +105,8 @@ int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *policy, const 
  * not starting with '-', '.', '/' or '~' and without "://" (never an installer option, a URL or
  * a local path); at most REQUEST_PACKAGES_MAX. */
 int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, char **ret_error);
+/* options.image: a name of the form images have (whether it exists is the run's to find). */
+int exec_request_set_image(ExecRequest *req, const char *name, char **ret_error);
 #define REQUEST_PACKAGES_MAX 50
 
 /* Exactly one of code and cmd (or codeUrl), and a runtime this server has (bash for a cmd without one):

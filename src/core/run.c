@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/images.h"
 #include "core/run.h"
 #include "core/session.h"
 #include "shared/log.h"
@@ -228,7 +229,26 @@ static void on_exec_done(Execution *e, void *userdata) {
         finish(s, 0, OUTCOME_OK, NULL);
 }
 
+/* The image's pool for a run on an image, looked up when the run takes its slot: an image can
+ * only be removed while no run holds or waits for one of its sandboxes. */
+static int image_context(Run *s, ExecContext *ctx) {
+        Image *img;
+        int r;
+
+        *ctx = s->m->exec;
+        if (!s->req->image)
+                return 0;
+        img = image_find(s->m, s->req->image);
+        if (!img)
+                return OUTCOME_IMAGE_NOT_FOUND;
+        if (img->env && !s->req->image_env && !(s->req->image_env = strdup(img->env)))
+                return -ENOMEM;
+        r = image_pool(s->m, img, &ctx->pool);
+        return r < 0 ? r : 0;
+}
+
 static void start_exec(Run *s) {
+        ExecContext ctx;
         ExecutionCallbacks cb = {
                 .on_output = s->ops.event ? on_output : NULL,
                 .on_setup_done = s->ops.event ? on_setup_done : NULL,
@@ -239,7 +259,12 @@ static void start_exec(Run *s) {
         int r;
 
         s->has_slot = true;
-        r = execution_start(&s->m->exec, TAKE_PTR(s->req), s->session_sb, &cb, s, &s->exec);
+        r = image_context(s, &ctx);
+        if (r != 0) {
+                finish(s, MIN(r, 0), r > 0 ? (Outcome) r : OUTCOME_OK, NULL);
+                return;
+        }
+        r = execution_start(&ctx, TAKE_PTR(s->req), s->session_sb, &cb, s, &s->exec);
         if (r < 0) {
                 finish(s, r, OUTCOME_OK, NULL);
                 return;
@@ -302,9 +327,34 @@ static void on_session_ready(Sandbox *sb, int error, void *userdata) {
 
 /* A session's sandbox or a slot: 0, an Outcome, or < 0. */
 static int run_proceed(Run *s, char **ret_message) {
+        ExecRequest *req = s->req;
         int r;
 
-        if (!s->req->session_id)
+        if (req->image) {
+                Image *img = image_find(s->m, req->image);
+                if (req->session_id)
+                        return errorf(ret_message, "options.image: sessions do not run on images yet"), OUTCOME_INVALID;
+                if (!img)
+                        return errorf(ret_message, "options.image: no image named \"%s\"", req->image), OUTCOME_IMAGE_NOT_FOUND;
+                if (img->runtime != req->runtime)
+                        return errorf(ret_message, "options.image: \"%s\" is an image for %s, not %s", img->name,
+                                      runtime_to_string(img->runtime), runtime_to_string(req->runtime)), OUTCOME_INVALID;
+        }
+        /* installPackages that an image already holds: the run gets the image, installs nothing. */
+        if (req->packages && !req->session_id) {
+                Image *img = req->image ? image_find(s->m, req->image) : image_match(s->m, req->runtime, req->packages);
+                bool all = img != NULL;
+                for (char **p = req->packages; all && *p; p++)
+                        all = strv_contains(img->packages, *p);
+                if (all) {
+                        if (!req->image && !(req->image = strdup(img->name)))
+                                return -ENOMEM;
+                        req->packages = strv_free_ret(req->packages);
+                        if (!req->setup_script)
+                                s->last_phase = EXEC_PHASE_CODE;
+                }
+        }
+        if (!req->session_id)
                 return take_slot(s);
         r = session_use(s->m->sessions, &s->who, s->req, on_session_ready, s, &s->use, ret_message);
         switch (r) {

@@ -40,6 +40,10 @@ static bool arg_json_pretty = true;
 static bool arg_legend = true;
 static const char *arg_tenant = NULL;
 static const char *arg_ttl = NULL;
+static const char *arg_runtime = NULL;
+static const char *arg_packages = NULL;
+/* An image's build runs the installers: as long as the daemon lets them take. */
+#define BUILD_TIMEOUT_USEC (60 * 60 * USEC_PER_SEC)
 
 static int help(const char *verb) {
         if (streq_ptr(verb, "keys"))
@@ -51,6 +55,11 @@ static int help(const char *verb) {
                 printf("isol8ctl sessions list              List persistent sessions\n"
                        "isol8ctl sessions show ID           Show one session\n"
                        "isol8ctl sessions kill ID           Destroy a session and what runs in it\n");
+        else if (streq_ptr(verb, "images"))
+                printf("isol8ctl images list                List runtime images\n"
+                       "isol8ctl images build NAME --runtime python|node|bun --packages A,B,...\n"
+                       "                                    Build an image (waits for the installers)\n"
+                       "isol8ctl images remove NAME         Remove an image no run is using\n");
         else if (streq_ptr(verb, "status"))
                 printf("isol8ctl status                     Version, executions, queue and sessions\n");
         else if (streq_ptr(verb, "cleanup"))
@@ -62,6 +71,7 @@ static int help(const char *verb) {
                        "  status                     Show the daemon's state\n"
                        "  keys list|create|revoke    Manage DB-backed API keys\n"
                        "  sessions list|show|kill    Manage persistent sessions\n"
+                       "  images list|build|remove   Manage runtime images\n"
                        "  cleanup                    Destroy every session and idle sandbox\n\n"
                        "Options:\n"
                        "  --system                   Talk to the daemon on the system bus (default)\n"
@@ -462,6 +472,103 @@ static int cmd_sessions(sd_bus *bus, int argc, char **argv) {
         return EXIT_USAGE;   /* not reached: checked before connecting */
 }
 
+static int cmd_images(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *call = NULL;
+        const char *verb = argc > 0 ? argv[0] : "list";
+        int r;
+
+        if (streq(verb, "list")) {
+                static const char *const header[] = { "NAME", "RUNTIME", "PACKAGES", "CREATED", "SIZE", "FILES" };
+                _cleanup_json_ json_object *a = json_object_new_array();
+                const char *name, *runtime, *packages;
+                uint64_t created, bytes, files;
+                char ***rows = NULL;
+                size_t n = 0;
+
+                r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "ListImages", &error, &reply, NULL);
+                if (r < 0)
+                        return bus_failure(&error, r);
+                r = sd_bus_message_enter_container(reply, 'a', "(sssttt)");
+                while (r >= 0 && (r = sd_bus_message_read(reply, "(sssttt)", &name, &runtime, &packages, &created, &bytes, &files)) > 0) {
+                        char b1[64], b2[32], b3[32];
+                        json_object *o = json_object_new_object(), *pk = json_object_new_array();
+                        _cleanup_free_ char *copy = strdup(packages);
+                        for (char *save = NULL, *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+                                json_object_array_add(pk, json_object_new_string(t));
+                        json_add(o, "name", json_object_new_string(name));
+                        json_add(o, "runtime", json_object_new_string(runtime));
+                        json_add(o, "packages", pk);
+                        json_add(o, "createdAt", iso_json(created));
+                        json_add(o, "sizeBytes", json_object_new_int64((int64_t) bytes));
+                        json_add(o, "files", json_object_new_int64((int64_t) files));
+                        json_object_array_add(a, o);
+                        snprintf(b2, sizeof(b2), "%.1f MiB", (double) bytes / (1 << 20));
+                        snprintf(b3, sizeof(b3), "%" PRIu64, files);
+                        rows = realloc(rows, sizeof(char **) * (n + 1));
+                        rows[n] = calloc(6, sizeof(char *));
+                        rows[n][0] = strdup(name);
+                        rows[n][1] = strdup(runtime);
+                        rows[n][2] = strdup(packages);
+                        rows[n][3] = strdup(iso(created, b1));
+                        rows[n][4] = strdup(b2);
+                        rows[n][5] = strdup(b3);
+                        n++;
+                }
+                if (r < 0) {
+                        free_rows(rows, n, 6);
+                        fprintf(stderr, "isol8ctl: bad answer: %s\n", strerror(-r));
+                        return EXIT_FAILURE_;
+                }
+                if (arg_json)
+                        print_json(a);
+                else
+                        print_table(header, 6, rows, n);
+                free_rows(rows, n, 6);
+                return EXIT_OK;
+        }
+        if (streq(verb, "build")) {
+                _cleanup_strv_free_ char **packages = NULL;
+                _cleanup_free_ char *copy = strdup(arg_packages);
+                uint64_t bytes, files;
+
+                for (char *save = NULL, *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+                        if (strv_push(&packages, strdup(t)) < 0)
+                                return EXIT_FAILURE_;
+                r = sd_bus_message_new_method_call(bus, &call, BUS_NAME, BUS_PATH, MANAGER, "BuildImage");
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "ss", argv[1], arg_runtime);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(call, packages);
+                if (r < 0)
+                        return EXIT_FAILURE_;
+                if (!arg_json)
+                        fprintf(stderr, "Building %s (%s: %s)...\n", argv[1], arg_runtime, arg_packages);
+                r = sd_bus_call(bus, call, BUILD_TIMEOUT_USEC, &error, &reply);
+                if (r < 0)
+                        return bus_failure(&error, r);
+                if (sd_bus_message_read(reply, "tt", &bytes, &files) < 0)
+                        return EXIT_FAILURE_;
+                if (arg_json)
+                        printf("{\"ok\": true, \"name\": \"%s\", \"sizeBytes\": %" PRIu64 ", \"files\": %" PRIu64 "}\n", argv[1],
+                               bytes, files);
+                else
+                        printf("Built %s: %.1f MiB in %" PRIu64 " files.\n", argv[1], (double) bytes / (1 << 20), files);
+                return EXIT_OK;
+        }
+        if (streq(verb, "remove")) {
+                r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "RemoveImage", &error, NULL, "s", argv[1]);
+                if (r < 0)
+                        return bus_failure(&error, r);
+                if (!arg_json)
+                        printf("Removed %s.\n", argv[1]);
+                else
+                        printf("{\"ok\": true, \"name\": \"%s\"}\n", argv[1]);
+                return EXIT_OK;
+        }
+        return EXIT_USAGE;   /* not reached: checked before connecting */
+}
+
 static int cmd_cleanup(sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -508,6 +615,7 @@ static const Verb verbs[] = {
         { "status",   verb_status },
         { "keys",     cmd_keys },
         { "sessions", cmd_sessions },
+        { "images",   cmd_images },
         { "cleanup",  verb_cleanup },
 };
 
@@ -547,11 +655,26 @@ static int check_args(int argc, char **argv) {
                         return argc == 3 ? 0 : usage("sessions show and kill need one ID");
                 return usage("unknown sessions command '%s' (list, show, kill)", sub);
         }
+        if (streq(verb, "images")) {
+                if (!sub || streq(sub, "list"))
+                        return argc <= 2 ? 0 : usage("images list takes no arguments");
+                if (streq(sub, "remove"))
+                        return argc == 3 ? 0 : usage("images remove needs one NAME");
+                if (streq(sub, "build")) {
+                        if (argc != 3 || !*argv[2])
+                                return usage("images build needs one NAME");
+                        if (!arg_runtime || !arg_packages || !*arg_packages)
+                                return usage("images build needs --runtime and --packages");
+                        return 0;
+                }
+                return usage("unknown images command '%s' (list, build, remove)", sub);
+        }
         return usage("unknown command '%s'", verb);
 }
 
 int main(int argc, char **argv) {
-        enum { ARG_SYSTEM = 0x100, ARG_USER, ARG_ADDRESS, ARG_JSON, ARG_NO_LEGEND, ARG_NO_PAGER, ARG_TENANT, ARG_TTL, ARG_VERSION };
+        enum { ARG_SYSTEM = 0x100, ARG_USER, ARG_ADDRESS, ARG_JSON, ARG_NO_LEGEND, ARG_NO_PAGER, ARG_TENANT, ARG_TTL, ARG_VERSION,
+               ARG_RUNTIME, ARG_PACKAGES };
         static const struct option options[] = {
                 { "system", no_argument, NULL, ARG_SYSTEM },
                 { "user", no_argument, NULL, ARG_USER },
@@ -561,6 +684,8 @@ int main(int argc, char **argv) {
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "tenant", required_argument, NULL, ARG_TENANT },
                 { "ttl", required_argument, NULL, ARG_TTL },
+                { "runtime", required_argument, NULL, ARG_RUNTIME },
+                { "packages", required_argument, NULL, ARG_PACKAGES },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -587,6 +712,8 @@ int main(int argc, char **argv) {
                 case ARG_NO_PAGER: break;
                 case ARG_TENANT: arg_tenant = optarg; break;
                 case ARG_TTL: arg_ttl = optarg; break;
+                case ARG_RUNTIME: arg_runtime = optarg; break;
+                case ARG_PACKAGES: arg_packages = optarg; break;
                 case ARG_VERSION: printf("isol8ctl %s\n", ISOL8_VERSION); return EXIT_OK;
                 case 'h': want_help = true; break;
                 default:

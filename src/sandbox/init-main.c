@@ -75,6 +75,8 @@ int main(int argc, char *argv[]) {
                         r = safe_atou64(v, &p.sandbox_bytes);
                 else if (streq(a, "--tmp-bytes"))
                         r = safe_atou64(v, &p.tmp_bytes);
+                else if (streq(a, "--image") && v[0] == '/' && !strstr(v, ".."))
+                        p.image_target = v;
                 else if (streq(a, "--bind") && n_bind < BIND_DIRS_MAX)
                         bind_dirs[n_bind++] = v;
                 else

@@ -309,6 +309,14 @@ static void setup_root(const InitParams *p) {
                 fail(errno, "mount /sandbox");
         if (mount_tmpfs("tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", p->tmp_bytes) < 0)
                 fail(errno, "mount /tmp");
+        if (p->image_target) {
+                /* The daemon made it read-only, nosuid and nodev before handing it over. */
+                if (mkdir_p(p->image_target + 1, 0755) < 0)
+                        fail(errno, "mkdir the image's place");
+                if (syscall(SYS_move_mount, INIT_FD_IMAGE, "", AT_FDCWD, p->image_target + 1, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                        fail(errno, "mount the image");
+        }
+        close(INIT_FD_IMAGE);
 
         if (syscall(SYS_pivot_root, ".", ".") < 0)
                 fail(errno, "pivot_root");

@@ -67,12 +67,16 @@ typedef struct InitParams {
         uint64_t tmp_bytes;
         bool share_network;
         const SeccompProgram *seccomp;
+        const char *image_target;   /* where the image's layer (INIT_FD_IMAGE) goes, or NULL */
 } InitParams;
 
 /* The descriptors isol8-sandbox-init starts with (see init-main.c). */
 #define INIT_FD_SOCKET 3
 #define INIT_FD_SECCOMP 4
 #define INIT_FD_SYNC 5
+/* A runtime image's layer: a detached, read-only mount (open_tree()) the init moves into place,
+ * or /dev/null when the sandbox has no image. */
+#define INIT_FD_IMAGE 6
 
 /* The init's work, in the isol8-sandbox-init program; never returns. */
 _Noreturn void sandbox_init_main(const InitParams *p);

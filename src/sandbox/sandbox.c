@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -509,7 +510,7 @@ static void attach_wait(Sandbox *sb) {
 }
 
 typedef struct SpawnArgs {
-        int fds[INIT_FD_SYNC + 1];      /* become 0..INIT_FD_SYNC in the child */
+        int fds[INIT_FD_IMAGE + 1];     /* become 0..INIT_FD_IMAGE in the child */
         int exec_fd;
         char **argv;
         int error;                      /* written by the child if it could not exec */
@@ -525,7 +526,7 @@ static uint8_t spawn_stack[32 * 1024] __attribute__((aligned(16)));
  * execs isol8-sandbox-init with an empty environment. Raw system calls only. */
 static int spawn_child(void *userdata) {
         static char *const empty_env[] = { NULL };
-        enum { N = INIT_FD_SYNC + 1 };
+        enum { N = INIT_FD_IMAGE + 1 };
         SpawnArgs *a = userdata;
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
         struct __user_cap_data_struct d[2] = {};
@@ -564,6 +565,22 @@ fail:
         return 127;
 }
 
+/* A detached copy of the layer's directory (no path to it inside the sandbox, whose init could
+ * not even walk to it: the state directory is the daemon's alone), read-only, nosuid, nodev. */
+static int image_layer_open(const char *dir) {
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+        int fd = (int) syscall(SYS_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 static int build_init_argv(SandboxEngine *e, const SandboxOptions *opts, char ***ret) {
         _cleanup_strv_free_ char **argv = NULL;
         char n[32];
@@ -579,6 +596,8 @@ static int build_init_argv(SandboxEngine *e, const SandboxOptions *opts, char **
                 return -ENOMEM;
         if (opts->share_network && strv_push(&argv, strdup("--share-network")) < 0)
                 return -ENOMEM;
+        if (opts->image_dir && (strv_push(&argv, strdup("--image")) < 0 || strv_push(&argv, strdup(opts->image_target)) < 0))
+                return -ENOMEM;
         for (char **d = e->bind_dirs; d && *d; d++)
                 if (strv_push(&argv, strdup("--bind")) < 0 || strv_push(&argv, strdup(*d)) < 0)
                         return -ENOMEM;
@@ -589,7 +608,7 @@ static int build_init_argv(SandboxEngine *e, const SandboxOptions *opts, char **
 int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler handler, void *userdata, Sandbox **ret) {
         _cleanup_(sandbox_freep) Sandbox *sb = NULL;
         _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_close_ int sync_r = -EBADF, sync_w = -EBADF;
+        _cleanup_close_ int sync_r = -EBADF, sync_w = -EBADF, image_fd = -EBADF;
         int sv[2], syncp[2];
         unsigned long flags;
         pid_t pid;
@@ -635,6 +654,11 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         sync_w = syncp[1];
 
         r = build_init_argv(e, opts, &argv);
+        if (r >= 0 && opts->image_dir) {
+                image_fd = image_layer_open(opts->image_dir);
+                if (image_fd < 0)
+                        r = log_error_errno(image_fd, "sandbox: cannot open the image layer %s: %m", opts->image_dir);
+        }
         if (r < 0) {
                 safe_close(sv[1]);
                 return r;
@@ -644,7 +668,8 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
                 flags |= CLONE_NEWNET;
         {
                 SpawnArgs a = {
-                        .fds = { e->devnull_fd, e->devnull_fd, e->devnull_fd, sv[1], e->seccomp_fd, sync_r },
+                        .fds = { e->devnull_fd, e->devnull_fd, e->devnull_fd, sv[1], e->seccomp_fd, sync_r,
+                                 image_fd >= 0 ? image_fd : e->devnull_fd },
                         .exec_fd = e->init_fd,
                         .argv = argv,
                 };

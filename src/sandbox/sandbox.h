@@ -54,6 +54,8 @@ typedef struct SandboxOptions {
         bool share_network;         /* network "host": no network namespace */
         uint64_t sandbox_bytes;
         uint64_t tmp_bytes;
+        const char *image_dir;      /* a runtime image's layer on the host, mounted read-only ... */
+        const char *image_target;   /* ... at this absolute path inside (both or neither) */
 } SandboxOptions;
 
 int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler handler, void *userdata, Sandbox **ret);

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Runtime images: built by isol8ctl over D-Bus (a private dbus-daemon) from a local PyPI index
+and a local npm registry on loopback, listed, used by options.image and by installPackages that
+an image holds (nothing is installed then), read-only in the sandbox, removed, and cleaned up."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
+import isol8test  # noqa: E402
+import netservers  # noqa: E402
+from isol8test import Daemon  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_bus import BUS_CONFIG, NAME, ISOL8CTL  # noqa: E402
+
+HOSTS = "127.0.0.1 localhost\n127.0.0.2 pypi.test npm.test\n"
+
+
+class Images(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="isol8-images-")
+        os.chmod(cls.tmp, 0o755)
+        wheel = netservers.build_wheel("isol8probe", "1.0", "ANSWER = 42\n")
+        cls.pypi = netservers.HttpServer("127.0.0.2", routes=netservers.pypi_routes("isol8probe", "1.0", wheel))
+        cls.npm = netservers.HttpServer("127.0.0.2")
+        base = f"http://npm.test:{cls.npm.port}/"
+        tarball = netservers.build_npm_tarball("isol8probe-js", "1.0.0", {"index.js": "module.exports = { answer: 42 };\n"})
+        cls.npm.routes.update(netservers.npm_routes(base, "isol8probe-js", "1.0.0", tarball))
+        sock, conf = os.path.join(cls.tmp, "bus"), os.path.join(cls.tmp, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONFIG.format(sock=sock))
+        out = subprocess.run(["dbus-daemon", f"--config-file={conf}", "--fork", "--print-address=1", "--print-pid=1"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        cls.address, cls.bus_pid = out[0], int(out[1])
+        cls.images_dir = os.path.join(cls.tmp, "images")
+        config = {
+            "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [cls.pypi.port, cls.npm.port]},
+            "packages": {"pypiIndexUrl": f"http://pypi.test:{cls.pypi.port}/simple/", "npmRegistry": base,
+                         "installTimeoutMs": 60000},
+            "images": {"directory": cls.images_dir, "maxSize": "64m"},
+        }
+        cls.daemon = Daemon(config=config, files={"/etc/hosts": HOSTS},
+                            args=["--bus", cls.address, "--auth-db", os.path.join(cls.tmp, "keys.db")]).start()
+        for _ in range(100):
+            if subprocess.run(["busctl", f"--address={cls.address}", "status", NAME], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        pid = cls.daemon.pid()
+        rc = cls.daemon.stop()
+        os.kill(cls.bus_pid, signal.SIGTERM)
+        cls.pypi.close()
+        cls.npm.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert rc == 0, cls.daemon.stderr_text()[-2000:]
+        isol8test.assert_nothing_left(pid)
+
+    def ctl(self, *args):
+        return subprocess.run([ISOL8CTL, f"--address={self.address}"] + list(args), capture_output=True, text=True)
+
+    def build(self, name, runtime, packages):
+        r = self.ctl("images", "build", name, "--runtime", runtime, "--packages", packages)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def listed(self):
+        r = self.ctl("--json=short", "images", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return {i["name"]: i for i in json.loads(r.stdout)}
+
+    def test_python_image(self):
+        r = self.build("py-probe", "python", "isol8probe")
+        self.assertIn("Built py-probe", r.stdout)
+        img = self.listed()["py-probe"]
+        self.assertEqual((img["runtime"], img["packages"]), ("python", ["isol8probe"]))
+        self.assertGreater(img["sizeBytes"], 0)
+        self.assertTrue(os.path.isfile(os.path.join(self.images_dir, "py-probe", "image.json")))
+        # By name: no network, nothing installed, the package read-only where the image is.
+        code = ("import isol8probe, os\nprint(isol8probe.ANSWER, isol8probe.__file__.startswith('/opt/isol8/image/'))\n"
+                "try:\n    open(os.path.join(os.path.dirname(isol8probe.__file__), 'x'), 'w')\nexcept OSError as e:\n"
+                "    print(e.strerror)\n")
+        res = self.daemon.execute({"code": code, "runtime": "python"}, {"image": "py-probe"})
+        self.assertEqual(res["exitCode"], 0, res)
+        self.assertEqual(res["stdout"].split("\n"), ["42 True", "Read-only file system"], res)
+        # By its packages: the run gets the image and asks the index for nothing.
+        before = len(self.pypi.requests)
+        res = self.daemon.execute({"code": "import isol8probe\nprint(isol8probe.ANSWER)", "runtime": "python",
+                                   "installPackages": ["isol8probe"]})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        self.assertEqual(len(self.pypi.requests), before)
+        # A plain run does not see it.
+        res = self.daemon.execute({"code": "import isol8probe", "runtime": "python"})
+        self.assertEqual(res["exitCode"], 1, res)
+        self.assertIn("ModuleNotFoundError", res["stderr"])
+
+    def test_node_and_bun_images(self):
+        self.build("js-probe", "node", "isol8probe-js")
+        res = self.daemon.execute({"code": "console.log(require('isol8probe-js').answer)", "runtime": "node"},
+                                  {"image": "js-probe"})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        # import finds it too (/node_modules is on the way up from /sandbox).
+        res = self.daemon.execute({"code": "import p from 'isol8probe-js'; console.log(p.answer)", "runtime": "node",
+                                   "fileExtension": ".mjs"}, {"image": "js-probe"})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        self.build("bun-probe", "bun", "isol8probe-js")
+        before = len(self.npm.requests)
+        res = self.daemon.execute({"code": "console.log(require('isol8probe-js').answer)", "runtime": "bun",
+                                   "installPackages": ["isol8probe-js"]})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        self.assertEqual(len(self.npm.requests), before)
+
+    def test_refusals(self):
+        r = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "options": {"image": "nope"}})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], 'options.image: no image named "nope"')
+        r = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "options": {"image": "../x"}})
+        self.assertEqual((r.status, r.json()["error"]), (400, 'options.image: not an image name: "../x"'))
+        self.build("py-other", "python", "isol8probe")
+        r = self.daemon.post("/execute", {"request": {"code": "1", "runtime": "node"}, "options": {"image": "py-other"}})
+        self.assertEqual((r.status, r.json()["error"]), (400, 'options.image: "py-other" is an image for python, not node'))
+        r = self.daemon.post("/execute", {"request": {"code": "1", "runtime": "python"}, "sessionId": "s1",
+                                          "options": {"image": "py-other"}})
+        self.assertEqual(r.status, 400)
+        for args, words in ((("Bad/Name", "--runtime", "python", "--packages", "a"), "image name"),
+                            (("ok", "--runtime", "bash", "--packages", "a"), "images are built for python, node and bun"),
+                            (("ok", "--runtime", "python", "--packages", "--index-url=x"), "not a package name"),
+                            (("py-other", "--runtime", "python", "--packages", "isol8probe"), "exists")):
+            r = self.ctl("images", "build", *args)
+            self.assertNotEqual(r.returncode, 0, args)
+            self.assertIn(words, r.stderr, args)
+        # A package the index does not have: the installer's own words.
+        r = self.ctl("images", "build", "py-missing", "--runtime", "python", "--packages", "isol8-not-there")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Package installation failed", r.stderr)
+        self.assertIn("isol8-not-there", r.stderr)
+        self.assertNotIn("py-missing", self.listed())
+        self.assertEqual([e for e in os.listdir(self.images_dir) if e.startswith(".build-")], [])
+
+    def test_remove_and_cleanup(self):
+        self.build("py-gone", "python", "isol8probe")
+        self.build("py-gone2", "python", "isol8probe")
+        r = self.ctl("images", "remove", "py-gone")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("py-gone", self.listed())
+        r = self.ctl("images", "remove", "py-gone")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Image not found", r.stderr)
+        r = self.daemon.post("/cleanup", {"images": True})
+        self.assertEqual(r.status, 200)
+        self.assertGreaterEqual(r.json()["images"]["removed"], 1)
+        self.assertEqual(self.listed(), {})
+        for _ in range(50):
+            if not [e for e in os.listdir(self.images_dir) if not e.startswith(".")] and \
+                    not [e for e in os.listdir(self.images_dir) if e.startswith(".trash-")]:
+                break
+            time.sleep(0.1)
+        self.assertEqual(os.listdir(self.images_dir), [])
+
+
+if __name__ == "__main__":
+    isol8test.main()
