@@ -194,7 +194,8 @@ class Bus(unittest.TestCase):
 
     def test_unprivileged_caller_refused(self):
         for method, sig, args in (("CreateKey", "sst", ["x", "t", "0"]), ("ListKeys", "s", [""]), ("RevokeKey", "s", ["x"]),
-                                  ("DestroySession", "s", ["x"]), ("Cleanup", "", [])):
+                                  ("DestroySession", "s", ["x"]), ("Cleanup", "", []), ("ListImages", "", []),
+                                  ("RemoveImage", "s", ["x"]), ("BuildImage", "ssas", ["x", "python", "1", "a"])):
             r = self.call(method, sig, *args, user=65534)
             self.assertNotEqual(r.returncode, 0, method)
             self.assertIn("Access denied", r.stderr, method)
