@@ -46,8 +46,11 @@ static int copy_file(Copy *c, int sfd, int dst_dirfd, const char *name, mode_t m
                 return 0;       /* replaced under us: left out */
         if ((uint64_t) st.st_size > c->max_bytes - MIN(c->stats.bytes, c->max_bytes))
                 return -EFBIG;
-        out = openat(dst_dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode & 0111) ? 0755 : 0644);
+        out = openat(dst_dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (out < 0)
+                return -errno;
+        /* The daemon's umask (UMask=0077 under its unit) must not make the image unreadable. */
+        if (fchmod(out, (mode & 0111) ? 0755 : 0644) < 0)
                 return -errno;
         for (;;) {
                 ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
@@ -122,7 +125,7 @@ static int copy_dir(Copy *c, int sfd, int dfd, unsigned depth) {
                                 break;
                         }
                         d2 = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (d2 < 0) {
+                        if (d2 < 0 || fchmod(d2, 0755) < 0) {
                                 r = -errno;
                                 break;
                         }
@@ -163,7 +166,7 @@ int image_tree_copy(int src_dirfd, const char *src, int dst_dirfd, const char *d
         if (mkdirat(dst_dirfd, dst, 0755) < 0)
                 return -errno;
         dfd = openat(dst_dirfd, dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0)
+        if (dfd < 0 || fchmod(dfd, 0755) < 0)
                 return -errno;
         r = copy_dir(&c, sfd, dfd, 0);
         if (ret)

@@ -49,8 +49,12 @@ class Images(unittest.TestCase):
                          "installTimeoutMs": 60000},
             "images": {"directory": cls.images_dir, "maxSize": "64m"},
         }
-        cls.daemon = Daemon(config=config, files={"/etc/hosts": HOSTS},
-                            args=["--bus", cls.address, "--auth-db", os.path.join(cls.tmp, "keys.db")]).start()
+        old_umask = os.umask(0o077)     # as the unit has it (UMask=0077)
+        try:
+            cls.daemon = Daemon(config=config, files={"/etc/hosts": HOSTS},
+                                args=["--bus", cls.address, "--auth-db", os.path.join(cls.tmp, "keys.db")]).start()
+        finally:
+            os.umask(old_umask)
         for _ in range(100):
             if subprocess.run(["busctl", f"--address={cls.address}", "status", NAME], capture_output=True).returncode == 0:
                 break
@@ -87,6 +91,10 @@ class Images(unittest.TestCase):
         self.assertEqual((img["runtime"], img["packages"]), ("python", ["isol8probe"]))
         self.assertGreater(img["sizeBytes"], 0)
         self.assertTrue(os.path.isfile(os.path.join(self.images_dir, "py-probe", "image.json")))
+        # Readable by anyone whatever the daemon's umask (UMask=0077 under its unit, and here).
+        modes = {oct(os.stat(os.path.join(dp, n)).st_mode & 0o777)
+                 for dp, dns, fns in os.walk(os.path.join(self.images_dir, "py-probe", "layer")) for n in dns + fns}
+        self.assertLessEqual(modes, {"0o755", "0o644"}, modes)
         # By name: no network, nothing installed, the package read-only where the image is.
         code = ("import isol8probe, os\nprint(isol8probe.ANSWER, isol8probe.__file__.startswith('/opt/isol8/image/'))\n"
                 "try:\n    open(os.path.join(os.path.dirname(isol8probe.__file__), 'x'), 'w')\nexcept OSError as e:\n"

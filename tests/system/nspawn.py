@@ -18,7 +18,7 @@ import time
 CACHE = "/var/cache/isol8-tests"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "curl", "python3", "passwd", "procps", "ca-certificates",
             "libmicrohttpd12", "libjson-c5", "libseccomp2", "libssl3", "libsqlite3-0", "libpq5", "libmariadb3",
-            "libcurl4"]
+            "libcurl4", "python3-pip"]
 
 CGROUP_RW_UNIT = """[Unit]
 Description=Test host property: make the cgroup v1 controllers that nspawn mounts read-only writable

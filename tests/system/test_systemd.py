@@ -206,6 +206,42 @@ class Systemd(unittest.TestCase):
             self.sh("systemctl stop isol8-test-web; rm -f /etc/isol8/config.json; systemctl reset-failed isol8.service; "
                     "systemctl restart isol8.service")
 
+    def test_13_runtime_image_under_the_unit(self):
+        # Built by isol8ctl over the system bus from a PyPI index on 127.0.0.2, kept in the unit's
+        # StateDirectory, used read-only by a run: the unit's hardening (ProtectSystem=strict,
+        # its capabilities and syscall filter) leaves open_tree(), the copy-out and the mount working.
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
+        import netservers
+        wheel = netservers.build_wheel("isol8probe", "1.0", "ANSWER = 42\n")
+        for path, (_, body) in netservers.pypi_routes("isol8probe", "1.0", wheel).items():
+            dest = os.path.join(self.m.root, "srv/pypi", path.strip("/"))
+            if path.endswith("/"):
+                dest = os.path.join(dest, "index.html")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "wb") as f:
+                f.write(body)
+        self.sh("grep -q pypi.test /etc/hosts || echo '127.0.0.2 pypi.test' >> /etc/hosts; "
+                "systemd-run --unit=isol8-test-pypi python3 -m http.server 8098 --bind 127.0.0.2 --directory /srv/pypi", check=True)
+        cfg = {"network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [8098]},
+               "packages": {"pypiIndexUrl": "http://pypi.test:8098/simple/"}}
+        try:
+            self.sh("printf '%s\\n' '" + json.dumps(cfg) + "' > /etc/isol8/config.json && "
+                    "systemctl reset-failed isol8.service; systemctl restart isol8.service", check=True)
+            time.sleep(0.5)
+            r = self.sh("isol8ctl images build probe --runtime python --packages isol8probe")
+            self.assertEqual(r.returncode, 0, r.stderr + self.sh("journalctl -u isol8.service --no-pager -n 30").stdout)
+            self.assertIn("probe", self.sh("isol8ctl images list --no-legend").stdout)
+            self.assertEqual(self.sh("test -f /var/lib/isol8/images/probe/image.json").returncode, 0)
+            r = self.curl("/execute", {"request": {"code": "import isol8probe\nprint(isol8probe.ANSWER)", "runtime": "python"},
+                                       "options": {"image": "probe"}})
+            self.assertEqual(r.get("stdout"), "42", r)
+            log = self.sh("journalctl --no-pager -o cat MESSAGE_ID=d21292c5d72c4b5d805201097fd3f37a").stdout
+            self.assertIn("Image probe built", log)
+            self.assertEqual(self.sh("isol8ctl images remove probe").returncode, 0)
+        finally:
+            self.sh("systemctl stop isol8-test-pypi; rm -f /etc/isol8/config.json; systemctl reset-failed isol8.service; "
+                    "systemctl restart isol8.service")
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
