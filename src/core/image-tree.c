@@ -71,8 +71,21 @@ static int copy_file(Copy *c, int sfd, int dst_dirfd, const char *name, mode_t m
         return 0;
 }
 
+/* A directory stream of its own over fd (which stays the caller's). */
+static int open_dir_stream(int fd, DIR **ret) {
+        int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup_fd < 0)
+                return -errno;
+        *ret = fdopendir(dup_fd);
+        if (!*ret) {
+                int r = -errno;
+                close(dup_fd);
+                return r;
+        }
+        return 0;
+}
+
 static int copy_dir(Copy *c, int sfd, int dfd, unsigned depth) {
-        _cleanup_close_ int dup_fd = -EBADF;
         struct stat root;
         DIR *d;
         int r = 0;
@@ -81,13 +94,9 @@ static int copy_dir(Copy *c, int sfd, int dfd, unsigned depth) {
                 return -ELOOP;
         if (fstat(sfd, &root) < 0)
                 return -errno;
-        dup_fd = fcntl(sfd, F_DUPFD_CLOEXEC, 3);
-        if (dup_fd < 0)
-                return -errno;
-        d = fdopendir(dup_fd);
-        if (!d)
-                return -errno;
-        dup_fd = -EBADF;
+        r = open_dir_stream(sfd, &d);
+        if (r < 0)
+                return r;
         for (;;) {
                 struct dirent *de;
                 struct stat st;
@@ -175,19 +184,14 @@ int image_tree_copy(int src_dirfd, const char *src, int dst_dirfd, const char *d
 }
 
 static int remove_below(int dfd, unsigned depth) {
-        _cleanup_close_ int dup_fd = -EBADF;
         DIR *d;
-        int r = 0;
+        int r;
 
         if (depth > DEPTH_MAX + 1)
                 return -ELOOP;
-        dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-        if (dup_fd < 0)
-                return -errno;
-        d = fdopendir(dup_fd);
-        if (!d)
-                return -errno;
-        dup_fd = -EBADF;
+        r = open_dir_stream(dfd, &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
