@@ -21,6 +21,7 @@
 #include "core/image-tree.h"
 #include "core/images.h"
 #include "core/manager.h"
+#include "core/session.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
@@ -288,8 +289,10 @@ int image_pool(Manager *m, Image *img, Pool **ret) {
         return 0;
 }
 
-static bool image_in_use(Image *img) {
+static bool image_in_use(Manager *m, Image *img) {
         PoolStats st = {};
+        if (session_registry_uses_image(m->sessions, img->name))
+                return true;
         if (!img->pool)
                 return false;
         pool_stats(img->pool, &st);
@@ -330,7 +333,7 @@ int manager_image_remove(Manager *m, const char *name, const char *via) {
         Image *img = name ? image_find(m, name) : NULL;
         if (!img)
                 return OUTCOME_IMAGE_NOT_FOUND;
-        if (image_in_use(img))
+        if (image_in_use(m, img))
                 return OUTCOME_IMAGE_IN_USE;
         image_drop(m, img, via);
         return OUTCOME_OK;
@@ -340,7 +343,7 @@ unsigned manager_images_cleanup(Manager *m, const char *via) {
         unsigned n = 0;
         for (Image *i = m->images, *next; i; i = next) {
                 next = i->next;
-                if (!image_in_use(i)) {
+                if (!image_in_use(m, i)) {
                         image_drop(m, i, via);
                         n++;
                 }

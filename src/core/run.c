@@ -330,15 +330,18 @@ static int run_proceed(Run *s, char **ret_message) {
         ExecRequest *req = s->req;
         int r;
 
+        Pool *image_pool_ = NULL;
+
         if (req->image) {
                 Image *img = image_find(s->m, req->image);
-                if (req->session_id)
-                        return errorf(ret_message, "options.image: sessions do not run on images yet"), OUTCOME_INVALID;
                 if (!img)
                         return errorf(ret_message, "options.image: no image named \"%s\"", req->image), OUTCOME_IMAGE_NOT_FOUND;
                 if (img->runtime != req->runtime)
                         return errorf(ret_message, "options.image: \"%s\" is an image for %s, not %s", img->name,
                                       runtime_to_string(img->runtime), runtime_to_string(req->runtime)), OUTCOME_INVALID;
+                /* A session made by this run takes its sandbox from the image's pool. */
+                if (req->session_id && (r = image_pool(s->m, img, &image_pool_)) < 0)
+                        return r;
         }
         /* installPackages that an image already holds: the run gets the image, installs nothing. */
         if (req->packages && !req->session_id) {
@@ -356,7 +359,7 @@ static int run_proceed(Run *s, char **ret_message) {
         }
         if (!req->session_id)
                 return take_slot(s);
-        r = session_use(s->m->sessions, &s->who, s->req, on_session_ready, s, &s->use, ret_message);
+        r = session_use_on(s->m->sessions, &s->who, s->req, image_pool_, on_session_ready, s, &s->use, ret_message);
         switch (r) {
         case -EBUSY:
                 return OUTCOME_SESSION_LIMIT;

@@ -25,6 +25,8 @@ struct Session {
         char *id;
         char tenant[TENANT_MAX + 1];
         RuntimeId runtime;
+        char *image;                 /* the runtime image its sandbox has, or NULL */
+        Pool *pool;                  /* where its sandboxes come from (the image's, or the registry's) */
         Limits limits;           /* fixed by the first run */
         char **secrets;              /* of every run so far (at most SECRETS_MAX), masked in GET /file */
         SecretMask *secret_mask;
@@ -141,6 +143,7 @@ static void session_free(Session *s) {
         s->registry->provider.ops->free_sandbox(s->sb);
         strv_free(s->secrets);
         secret_mask_free(s->secret_mask);
+        free(s->image);
         free(s->id);
         free(s);
 }
@@ -300,7 +303,7 @@ static void on_pool_sandbox(Sandbox *sb, int error, void *userdata) {
                 return;
         }
         s->sb = sb;
-        pool_forget(s->registry->pool, sb);
+        pool_forget(s->pool, sb);
         s->registry->provider.ops->set_handler(sb, on_session_sandbox, s);
         s->sb_ready = true;
         dispatch(s);
@@ -318,20 +321,32 @@ static int provision(Session *s) {
                 return r->provider.ops->new_sandbox(r->provider.userdata, &o, on_session_sandbox, s, &s->sb);
         }
         /* A warm sandbox from the pool; it never goes back (sessions are never reused). */
-        k = pool_acquire(r->pool, on_pool_sandbox, s, &sb, &s->pool_req);
+        k = pool_acquire(s->pool, on_pool_sandbox, s, &sb, &s->pool_req);
         if (k < 0)
                 return k;
         if (k > 0) {
                 s->sb = sb;
-                pool_forget(r->pool, sb);
+                pool_forget(s->pool, sb);
                 r->provider.ops->set_handler(sb, on_session_sandbox, s);
                 s->sb_ready = true;
         }
         return 0;
 }
 
+bool session_registry_uses_image(SessionRegistry *r, const char *image) {
+        for (Session *s = r->sessions; s; s = s->next)
+                if (streq_ptr(s->image, image))
+                        return true;
+        return false;
+}
+
 int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, SessionReadyFn cb, void *userdata,
                 SessionUse **ret, char **ret_error) {
+        return session_use_on(r, who, req, NULL, cb, userdata, ret, ret_error);
+}
+
+int session_use_on(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Pool *pool, SessionReadyFn cb,
+                   void *userdata, SessionUse **ret, char **ret_error) {
         Session *s;
         SessionUse *u;
         int k;
@@ -348,6 +363,14 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
                         *ret_error = NULL;
                 return -EXDEV;
         }
+        if (s && req->image && !streq_ptr(s->image, req->image)) {
+                if (asprintf(ret_error, "Cannot switch image from %s to %s in session %s", s->image ?: "none", req->image,
+                             s->id) < 0)
+                        *ret_error = NULL;
+                return -EXDEV;
+        }
+        if (s && s->image && !req->image && !(req->image = strdup(s->image)))
+                return -ENOMEM;
         if (!s) {
                 unsigned per_tenant = 0;
                 for (Session *i = r->sessions; i; i = i->next)
@@ -370,6 +393,12 @@ int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Sessi
                 snprintf(s->tenant, sizeof(s->tenant), "%s", who->tenant);
                 s->runtime = req->runtime;
                 s->limits = req->limits;
+                s->pool = pool ?: r->pool;
+                if (req->image && !(s->image = strdup(req->image))) {
+                        free(s->id);
+                        free(s);
+                        return -ENOMEM;
+                }
                 s->created_usec = now_usec(CLOCK_REALTIME);
                 session_touch(s);
                 s->next = r->sessions;

@@ -49,6 +49,13 @@ typedef void (*SessionReadyFn)(Sandbox *sb, int error, void *userdata);
  * session limit is reached (message), -EINVAL bad id. */
 int session_use(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, SessionReadyFn cb, void *userdata,
                 SessionUse **ret, char **ret_error);
+/* The same for a run on a runtime image (req->image): a new session takes its sandbox from pool
+ * (the image's) and keeps the image; a later run names the same image or none (it gets the
+ * session's in req->image), another is -EXDEV with a message. */
+int session_use_on(SessionRegistry *r, const AuthInfo *who, ExecRequest *req, Pool *pool, SessionReadyFn cb,
+                   void *userdata, SessionUse **ret, char **ret_error);
+/* Whether a session keeps a sandbox of that image (which must then stay). */
+bool session_registry_uses_image(SessionRegistry *r, const char *image);
 /* The run is over (or never started): the next run of the session may go. */
 void session_use_done(SessionUse *u);
 

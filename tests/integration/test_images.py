@@ -129,6 +129,36 @@ class Images(unittest.TestCase):
         self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
         self.assertEqual(len(self.npm.requests), before)
 
+    def test_session_on_an_image(self):
+        self.build("py-sess", "python", "isol8probe")
+        code = "import isol8probe\nprint(isol8probe.ANSWER)"
+
+        def run(options=None):
+            body = {"request": {"code": code, "runtime": "python"}, "sessionId": "on-image"}
+            if options:
+                body["options"] = options
+            r = self.daemon.post("/execute", body)
+            self.assertEqual(r.status, 200, r)
+            return r.json()
+        res = run({"image": "py-sess"})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        # Later runs keep the session's image without naming it; naming it again is fine.
+        res = run()
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        res = run({"image": "py-sess"})
+        self.assertEqual(res["stdout"], "42", res)
+        self.build("py-sess2", "python", "isol8probe")
+        r = self.daemon.post("/execute", {"request": {"code": code, "runtime": "python"}, "sessionId": "on-image",
+                                          "options": {"image": "py-sess2"}})
+        self.assertEqual((r.status, r.json()["error"]), (400, "Cannot switch image from py-sess to py-sess2 in session on-image"))
+        # The image stays while the session keeps a sandbox of it.
+        r = self.ctl("images", "remove", "py-sess")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("in use", r.stderr)
+        self.assertEqual(self.daemon.request("DELETE", "/session/on-image").status, 200)
+        self.assertEqual(self.ctl("images", "remove", "py-sess").returncode, 0)
+        self.assertEqual(self.ctl("images", "remove", "py-sess2").returncode, 0)
+
     def test_refusals(self):
         r = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "options": {"image": "nope"}})
         self.assertEqual(r.status, 400)
@@ -138,9 +168,6 @@ class Images(unittest.TestCase):
         self.build("py-other", "python", "isol8probe")
         r = self.daemon.post("/execute", {"request": {"code": "1", "runtime": "node"}, "options": {"image": "py-other"}})
         self.assertEqual((r.status, r.json()["error"]), (400, 'options.image: "py-other" is an image for python, not node'))
-        r = self.daemon.post("/execute", {"request": {"code": "1", "runtime": "python"}, "sessionId": "s1",
-                                          "options": {"image": "py-other"}})
-        self.assertEqual(r.status, 400)
         for args, words in ((("Bad/Name", "--runtime", "python", "--packages", "a"), "image name"),
                             (("ok", "--runtime", "bash", "--packages", "a"), "images are built for python, node and bun"),
                             (("ok", "--runtime", "python", "--packages", "--index-url=x"), "not a package name"),
