@@ -26,6 +26,7 @@ typedef enum ConfigType {
         CT_RUNTIMES,
         CT_NETWORK,     /* "none", "host" or "filtered" */
         CT_PORTS,       /* an array of port numbers */
+        CT_DEPENDENCIES, /* {"python": ["numpy"], ...} */
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -118,6 +119,7 @@ static const ConfigKey config_keys[] = {
         { "queue.timeoutMs",                CT_U64,    F(queue_timeout_ms) },
         { "queue.maxPerTenant",             CT_U64,    F(queue_max_per_tenant) },
         { "runtimes",                       CT_RUNTIMES, 0 },
+        { "dependencies",                   CT_DEPENDENCIES, 0 },
         { "http",                           CT_OBJECT, 0 },
         { "http.connectionTimeoutSec",      CT_U64,    F(http_connection_timeout_sec) },
         { "http.maxConnections",            CT_U64,    F(http_max_connections) },
@@ -242,6 +244,8 @@ void config_done(Config *c) {
         free(c->auth_connection_string);
         for (size_t i = 0; i < ELEMENTSOF(c->runtime_path); i++)
                 free(c->runtime_path[i]);
+        for (size_t i = 0; i < ELEMENTSOF(c->dependencies); i++)
+                strv_free(c->dependencies[i]);
         free(c->sandbox_state_dir);
         free(c->dbus_admin_group);
         *c = (Config) {};
@@ -428,6 +432,29 @@ static int load_value(Config *c, const ConfigKey *k, json_object *v, const char 
                                 free(c->runtime_path[id]);
                                 c->runtime_path[id] = xstrdup(json_object_get_string(p));
                         }
+                }
+                return 0;
+        case CT_DEPENDENCIES:
+                if (!json_object_is_type(v, json_type_object))
+                        return fail(ret_error, path, "must be an object such as {\"python\": [\"numpy\"]}");
+                json_object_object_foreach(v, dname, dval) {
+                        _cleanup_free_ char *sub = NULL;
+                        int id = runtime_from_string(dname);
+                        char **l = NULL;
+
+                        if (asprintf(&sub, "%s.%s", path, dname) < 0)
+                                return -ENOMEM;
+                        if (id < 0) {
+                                log_warning("config: ignoring unknown runtime '%s'", sub);
+                                continue;
+                        }
+                        r = parse_strv(dval, &l);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
+                                return fail(ret_error, sub, "must be an array of package names");
+                        strv_free(c->dependencies[id]);
+                        c->dependencies[id] = l;
                 }
                 return 0;
         }

@@ -73,6 +73,7 @@ typedef struct Config {
         uint64_t queue_max_per_tenant;
         uint64_t queue_timeout_ms;
         char *runtime_path[8];          /* indexed by RuntimeId; NULL = search the host */
+        char **dependencies[8];         /* upstream's "dependencies": packages per runtime, built as images */
         /* http */
         uint64_t http_connection_timeout_sec;
         uint64_t output_budget_bytes;

@@ -591,6 +591,51 @@ static void on_build_pool_sandbox(Sandbox *sb, int error, void *userdata) {
                 build_finish(b, r, OUTCOME_OK, NULL, NULL);
 }
 
+static void on_prebuilt(int error, Outcome outcome, const char *message, const Image *img, void *userdata) {
+        /* build_finish() logged a failure; a success is logged where the image is added. */
+}
+
+static bool same_packages(char *const *a, char *const *b) {
+        if (strv_length(a) != strv_length(b))
+                return false;
+        for (char *const *p = a; p && *p; p++)
+                if (!strv_contains(b, *p))
+                        return false;
+        return true;
+}
+
+void images_prebuild(Manager *m) {
+        for (int rt = 0; rt < _RUNTIME_MAX; rt++) {
+                _cleanup_free_ char *msg = NULL;
+                char name[32];
+                Image *img;
+                int r;
+
+                if (!m->config.dependencies[rt] || !*m->config.dependencies[rt])
+                        continue;
+                if (!image_target((RuntimeId) rt)) {
+                        log_warning("config: dependencies.%s: images are built for python, node and bun; ignored",
+                                    runtime_to_string((RuntimeId) rt));
+                        continue;
+                }
+                snprintf(name, sizeof(name), "%s-custom", runtime_to_string((RuntimeId) rt));
+                img = image_find(m, name);
+                if (img && same_packages(img->packages, m->config.dependencies[rt]))
+                        continue;
+                if (img) {
+                        log_info("images: %s holds other packages than dependencies.%s: built again", name,
+                                 runtime_to_string((RuntimeId) rt));
+                        image_drop(m, img, "config");
+                }
+                r = manager_image_build(m, name, runtime_to_string((RuntimeId) rt), m->config.dependencies[rt], "config",
+                                        on_prebuilt, NULL, NULL, &msg);
+                if (r < 0)
+                        log_error_errno(r, "images: cannot build %s: %m", name);
+                else if (r > 0)
+                        log_error("images: cannot build %s: %s", name, msg ?: outcome_message((Outcome) r));
+        }
+}
+
 int manager_image_build(Manager *m, const char *name, const char *runtime, char *const *packages, const char *via,
                         ImageBuildFn cb, void *userdata, ImageBuild **ret, char **ret_message) {
         _cleanup_(exec_request_freep) ExecRequest *req = NULL;

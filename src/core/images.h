@@ -51,6 +51,11 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
 /* The caller goes away: the build goes on, its answer is dropped. */
 void image_build_forget(ImageBuild *b);
 
+/* At start-up: an image "<runtime>-custom" for each runtime of the configuration's
+ * "dependencies" (upstream's key, what its `isol8 setup` bakes in), built in the background when
+ * missing, rebuilt when its packages differ. */
+void images_prebuild(Manager *m);
+
 /* OUTCOME_OK, OUTCOME_IMAGE_NOT_FOUND or OUTCOME_IMAGE_IN_USE (runs hold its sandboxes). */
 int manager_image_remove(Manager *m, const char *name, const char *via);
 /* /cleanup with images: every image no run is using; returns how many went. */

@@ -491,6 +491,8 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
 
 int manager_startup(Manager *m) {
         pool_replenish(m->pool);
+        if (m->serve)
+                images_prebuild(m);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on port %u", m->port);
         return 0;
 }

@@ -43,7 +43,7 @@ class Images(unittest.TestCase):
                              capture_output=True, text=True, check=True).stdout.split()
         cls.address, cls.bus_pid = out[0], int(out[1])
         cls.images_dir = os.path.join(cls.tmp, "images")
-        config = {
+        cls.config = config = {
             "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [cls.pypi.port, cls.npm.port]},
             "packages": {"pypiIndexUrl": f"http://pypi.test:{cls.pypi.port}/simple/", "npmRegistry": base,
                          "installTimeoutMs": 60000},
@@ -158,6 +158,29 @@ class Images(unittest.TestCase):
         self.assertEqual(self.daemon.request("DELETE", "/session/on-image").status, 200)
         self.assertEqual(self.ctl("images", "remove", "py-sess").returncode, 0)
         self.assertEqual(self.ctl("images", "remove", "py-sess2").returncode, 0)
+
+    def test_dependencies_are_built_at_start(self):
+        # upstream's "dependencies" (what its `isol8 setup` bakes in): an image per runtime,
+        # built in the background at start-up, then used by runs asking for those packages.
+        d = Daemon(config=dict(self.config, images={"directory": os.path.join(self.tmp, "images-deps")},
+                               dependencies={"python": ["isol8probe"], "bash": ["jq"]}),
+                   files={"/etc/hosts": HOSTS}).start()
+        try:
+            meta = os.path.join(self.tmp, "images-deps", "python-custom", "image.json")
+            for _ in range(300):
+                if os.path.exists(meta):
+                    break
+                time.sleep(0.1)
+            with open(meta) as f:
+                self.assertEqual(json.load(f)["packages"], ["isol8probe"])
+            before = len(self.pypi.requests)
+            res = d.execute({"code": "import isol8probe\nprint(isol8probe.ANSWER)", "runtime": "python",
+                             "installPackages": ["isol8probe"]})
+            self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+            self.assertEqual(len(self.pypi.requests), before)
+        finally:
+            self.assertEqual(d.stop(), 0)
+        self.assertIn("dependencies.bash: images are built for python, node and bun; ignored", d.stderr_text())
 
     def test_refusals(self):
         r = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "options": {"image": "nope"}})
