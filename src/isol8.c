@@ -31,6 +31,28 @@ static int serve(int argc, char **argv) {
         return 1;
 }
 
+/* Runtime images are the daemon's (they live in its state directory, built by its engine):
+ * `isol8 image build|list|remove ...` is `isol8ctl images ...`, over D-Bus. */
+static int image(int argc, char **argv) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char **args = calloc((size_t) argc + 2, sizeof(char *));
+        int r;
+
+        if (!args)
+                return 1;
+        args[0] = (char *) "isol8ctl";
+        args[1] = (char *) "images";
+        for (int i = 1; i < argc; i++)
+                args[i + 1] = argv[i];
+        r = own_program_path("isol8ctl", &path);
+        if (r >= 0) {
+                execv(path, args);
+                r = -errno;
+        }
+        fprintf(stderr, "isol8 image: cannot start %s: %s\n", path ?: "isol8ctl", strerror(-r));
+        return 1;
+}
+
 static const Verb verbs[] = {
         { "serve",   "isol8 serve",   serve },
         { "run",     "isol8 run",     cli_run },
@@ -38,6 +60,7 @@ static const Verb verbs[] = {
         { "logout",  "isol8 logout",  cli_logout },
         { "session", "isol8 session", cli_session },
         { "health",  "isol8 health",  cli_health },
+        { "image",   "isol8 image",   image },
 };
 
 static void help(void) {
@@ -50,6 +73,8 @@ static void help(void) {
                "  isol8 logout [--host URL] Forget stored keys\n"
                "  isol8 session list|stop ID --host URL\n"
                "  isol8 health [--host URL]\n"
+               "  isol8 image build NAME --runtime python|node|bun --packages A,B | list | remove NAME\n"
+               "                            Runtime images of the local daemon (isol8ctl images ...)\n"
                "  isol8 --version\n",
                ISOL8_VERSION);
 }
@@ -69,7 +94,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (argc < 2)
-                fprintf(stderr, "isol8: a command is needed (serve, run, login, logout, session, health); see isol8 --help\n");
+                fprintf(stderr, "isol8: a command is needed (serve, run, login, logout, session, health, image); see isol8 --help\n");
         else
                 fprintf(stderr, "isol8: unknown command '%s'; see isol8 --help\n", argv[1]);
         return 2;

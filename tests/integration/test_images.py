@@ -91,6 +91,11 @@ class Images(unittest.TestCase):
         self.assertEqual((img["runtime"], img["packages"]), ("python", ["isol8probe"]))
         self.assertGreater(img["sizeBytes"], 0)
         self.assertTrue(os.path.isfile(os.path.join(self.images_dir, "py-probe", "image.json")))
+        # `isol8 image ...` is the same command under upstream's CLI name.
+        r = subprocess.run([isol8test.ISOL8, "image", "list", f"--address={self.address}", "--no-legend"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("py-probe", r.stdout)
         # Readable by anyone whatever the daemon's umask (UMask=0077 under its unit, and here).
         modes = {oct(os.stat(os.path.join(dp, n)).st_mode & 0o777)
                  for dp, dns, fns in os.walk(os.path.join(self.images_dir, "py-probe", "layer")) for n in dns + fns}
