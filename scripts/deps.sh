@@ -85,4 +85,16 @@ for rt in bun deno; do
         fi
         "$rt" --version >/dev/null 2>&1 || { echo "deps.sh: $rt does not run after its install" >&2; exit 1; }
 done
+
+# The agent runtime's test serves pi to the daemon from a local registry: pi and its
+# dependencies come once from the npm registry into a cache the test reads.
+if [ -n "$want_test" ]; then
+        pi_prefix=/var/cache/isol8-tests/pi
+        if [ ! -f "$pi_prefix/node_modules/@mariozechner/pi-coding-agent/dist/cli.js" ]; then
+                echo "deps.sh: installing pi (@mariozechner/pi-coding-agent) for the tests into $pi_prefix"
+                mkdir -p "$pi_prefix"
+                npm install --prefix "$pi_prefix" --no-audit --no-fund "@mariozechner/pi-coding-agent@0.73.1" >/tmp/isol8-deps-pi.log 2>&1 ||
+                        { tail -n 20 /tmp/isol8-deps-pi.log >&2; echo "deps.sh: npm install of pi failed" >&2; exit 1; }
+        fi
+fi
 exit 0

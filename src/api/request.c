@@ -366,6 +366,34 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                                 return r;
                 }
         }
+        /* Upstream's agentFlags is one string of flags; a list of them is taken too. */
+        {
+                json_object *f = json_object_object_get(rq, "agentFlags");
+                if (f && json_object_is_type(f, json_type_string))
+                        r = exec_request_set_agent_flags(req, json_object_get_string(f), ret_error);
+                else if (f && json_object_is_type(f, json_type_array)) {
+                        _cleanup_free_ char *joined = NULL;
+                        Buffer b = {};
+                        for (size_t i = 0; i < json_object_array_length(f); i++) {
+                                const char *a = string_at(f, i);
+                                if (!a) {
+                                        buffer_done(&b);
+                                        return errorf(ret_error, "request.agentFlags[%zu] is not a string", i);
+                                }
+                                if (buffer_printf(&b, "%s%s", i ? " " : "", a) < 0) {
+                                        buffer_done(&b);
+                                        return -ENOMEM;
+                                }
+                        }
+                        joined = buffer_steal_string(&b);
+                        r = exec_request_set_agent_flags(req, joined ?: "", ret_error);
+                } else if (f && !json_object_is_type(f, json_type_null))
+                        return errorf(ret_error, "request.agentFlags has the wrong type");
+                else
+                        r = 0;
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 

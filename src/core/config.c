@@ -95,6 +95,8 @@ static const ConfigKey config_keys[] = {
         { "images.poolSize",                CT_U64,    F(images_pool_size) },
         { "images.maxSize",                 CT_SIZE,   F(images_max_size) },
         { "images.buildMemoryLimit",        CT_SIZE,   F(images_build_memory) },
+        { "agent",                          CT_OBJECT, 0 },
+        { "agent.image",                    CT_STRING, F(agent_image) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
@@ -187,6 +189,7 @@ void config_init(Config *c) {
                 .images_pool_size = 1,
                 .images_max_size = UINT64_C(1) << 30,
                 .images_build_memory = UINT64_C(2) << 30,
+                .agent_image = xstrdup("agent"),
                 .remote_code_fetch_timeout_ms = 30000,
                 .security_seccomp = xstrdup("strict"),
                 .audit_enabled = true,
@@ -236,6 +239,7 @@ void config_done(Config *c) {
         free(c->packages_pypi_index_url);
         free(c->packages_npm_registry);
         free(c->images_directory);
+        free(c->agent_image);
         strv_free(c->packages_allowed_hosts);
         free(c->security_seccomp);
         strv_free(c->security_allowed_networks);

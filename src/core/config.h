@@ -53,6 +53,7 @@ typedef struct Config {
         uint64_t images_pool_size;          /* warm sandboxes kept per image in use */
         uint64_t images_max_size;           /* the most an image's layer may hold */
         uint64_t images_build_memory;       /* memory limit of an image's build */
+        char *agent_image;                  /* runtime agent: the image holding pi when a run names none */
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

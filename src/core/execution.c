@@ -10,6 +10,7 @@
 
 #include "sandbox/fsio.h"
 #include "core/execution.h"
+#include "core/images.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
@@ -382,6 +383,10 @@ static int build_env(Execution *e, char ***ret) {
                 return -ENOMEM;
         if (e->req->image_env && strv_push(&env, strdup(e->req->image_env)) < 0)
                 return -ENOMEM;
+        /* pi: no update checks or telemetry at start; its settings live in /sandbox/.pi. */
+        if (e->req->runtime == RUNTIME_AGENT &&
+            (strv_push(&env, env_entry("PI_OFFLINE", "1")) < 0 || strv_push(&env, env_entry("PI_TELEMETRY", "0")) < 0))
+                return -ENOMEM;
         /* Package installs go through the proxy whatever the run's own network. */
         if (wants_proxy(e, e->phase))
                 for (size_t i = 0; i < ELEMENTSOF(proxy); i++)
@@ -396,6 +401,8 @@ static int build_env(Execution *e, char ***ret) {
 
 /* Python always runs from /sandbox/main.py, as upstream does, so that __file__ is defined. */
 static bool use_inline(const ExecRequest *req) {
+        if (req->runtime == RUNTIME_AGENT)
+                return true;    /* the prompt is an argument of pi; request.files are written as usual */
         return req->code && req->runtime != RUNTIME_PYTHON && req->n_files == 0 && !req->stdin_data &&
                strlen(req->code) < INLINE_CODE_MAX;
 }
@@ -469,6 +476,21 @@ static int build_argv(Execution *e, char ***ret) {
                 if (strv_push(&argv, strdup(e->ctx.runtimes->path[RUNTIME_BASH])) < 0 ||
                     strv_push(&argv, strdup("-c")) < 0 ||
                     strv_push(&argv, strdup(e->phase == EXEC_PHASE_SETUP ? req->setup_script : req->cmd)) < 0)
+                        return -ENOMEM;
+        } else if (req->runtime == RUNTIME_AGENT) {
+                /* As upstream runs it: pi --no-session --append-system-prompt <notice> <flags> -p <prompt> */
+                static const char notice[] =
+                        "You are running inside an isol8 sandbox: a Linux namespace sandbox with its own file system "
+                        "(work in /sandbox; /tmp is scratch), limited CPU, memory and time, and network only through "
+                        "an HTTP proxy to the hosts the server allows. Nothing you do here outlives the run.";
+                if (strv_push(&argv, strdup(e->ctx.runtimes->path[RUNTIME_AGENT])) < 0 || strv_push(&argv, strdup(AGENT_CLI)) < 0 ||
+                    strv_push(&argv, strdup("--no-session")) < 0 || strv_push(&argv, strdup("--append-system-prompt")) < 0 ||
+                    strv_push(&argv, strdup(notice)) < 0)
+                        return -ENOMEM;
+                for (char **f = req->agent_flags; f && *f; f++)
+                        if (strv_push(&argv, strdup(*f)) < 0)
+                                return -ENOMEM;
+                if (strv_push(&argv, strdup("-p")) < 0 || strv_push(&argv, strdup(req->code)) < 0)
                         return -ENOMEM;
         } else {
                 if (strv_push(&argv, strdup(e->ctx.runtimes->path[req->runtime])) < 0)

@@ -48,12 +48,26 @@ struct ImageBuild {
         ImageBuild *next;
 };
 
+bool image_serves(RuntimeId image_runtime, RuntimeId runtime) {
+        return image_runtime == runtime || (runtime == RUNTIME_AGENT && image_runtime == RUNTIME_NODE);
+}
+
+bool image_has_agent(const Image *img) {
+        if (img->runtime != RUNTIME_NODE)
+                return false;
+        for (char **p = img->packages; p && *p; p++)
+                if (startswith(*p, AGENT_PACKAGE) && ((*p)[strlen(AGENT_PACKAGE)] == 0 || (*p)[strlen(AGENT_PACKAGE)] == '@'))
+                        return true;
+        return false;
+}
+
 const char *image_target(RuntimeId runtime) {
         switch (runtime) {
         case RUNTIME_PYTHON:
                 return "/opt/isol8/image";
         case RUNTIME_NODE:
         case RUNTIME_BUN:
+        case RUNTIME_AGENT:
                 /* Found by require() and import alike, after /sandbox/node_modules. */
                 return "/node_modules";
         default:
@@ -651,7 +665,7 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                 return errorf(ret_message, "image name: 1 to %d of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
                               IMAGE_NAME_MAX), OUTCOME_INVALID;
         rt = runtime ? runtime_from_string(runtime) : -EINVAL;
-        if (rt < 0 || !image_target((RuntimeId) rt))
+        if (rt < 0 || !image_target((RuntimeId) rt) || rt == RUNTIME_AGENT)
                 return errorf(ret_message, "runtime: images are built for python, node and bun"), OUTCOME_INVALID;
         if (!packages || !*packages)
                 return errorf(ret_message, "packages: an image needs at least one package"), OUTCOME_INVALID;

@@ -28,6 +28,14 @@ typedef struct Image {
         struct Image *next;
 } Image;
 
+/* The package that holds pi, which runtime agent runs from a node image. */
+#define AGENT_PACKAGE "@mariozechner/pi-coding-agent"
+#define AGENT_CLI "/node_modules/" AGENT_PACKAGE "/dist/cli.js"
+/* Whether runs of runtime may use an image built for image_runtime (agent runs on node images). */
+bool image_serves(RuntimeId image_runtime, RuntimeId runtime);
+/* Whether the image holds pi. */
+bool image_has_agent(const Image *img);
+
 /* Where an image of a runtime is mounted in its sandboxes, NULL when the runtime has none. */
 const char *image_target(RuntimeId runtime);
 

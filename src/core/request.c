@@ -19,6 +19,7 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         free(r->cmd);
         free(r->image);
         free(r->image_env);
+        strv_free(r->agent_flags);
         strv_free(r->env);
         strv_free(r->secrets);
         secret_mask_free(r->secret_mask);
@@ -341,6 +342,26 @@ int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, c
         return strv_push(&req->packages, strdup(spec)) < 0 ? -ENOMEM : 0;
 }
 
+int exec_request_set_agent_flags(ExecRequest *req, const char *flags, char **ret_error) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *copy = NULL;
+
+        if (strlen(flags) > 4096)
+                return errorf(ret_error, "request.agentFlags: longer than 4096 bytes");
+        copy = strdup(flags);
+        if (!copy)
+                return -ENOMEM;
+        for (char *save = NULL, *t = strtok_r(copy, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save)) {
+                if (strv_length(l) >= 64)
+                        return errorf(ret_error, "request.agentFlags: more than 64 flags");
+                if (strv_push(&l, strdup(t)) < 0)
+                        return -ENOMEM;
+        }
+        strv_free(req->agent_flags);
+        req->agent_flags = TAKE_PTR(l);
+        return 0;
+}
+
 int exec_request_set_image(ExecRequest *req, const char *name, char **ret_error) {
         size_t n = name ? strlen(name) : 0;
         if (n == 0 || n > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n || strchr("._-", name[0]))
@@ -376,6 +397,22 @@ int exec_request_finish(ExecRequest *req, const SpecPolicy *p, char **ret_error)
                 return r;
         if (req->packages && req->runtime == RUNTIME_BASH)
                 return errorf(ret_error, "request.installPackages is not supported for bash: system packages come from an image");
+        if (req->agent_flags && req->runtime != RUNTIME_AGENT)
+                return errorf(ret_error, "request.agentFlags is only for runtime agent");
+        if (req->runtime == RUNTIME_AGENT) {
+                if (!req->code)
+                        return errorf(ret_error, "runtime agent takes its prompt in request.code");
+                if (strlen(req->code) > AGENT_PROMPT_MAX)
+                        return errorf(ret_error, "request.code: the agent's prompt is longer than %d bytes", AGENT_PROMPT_MAX);
+                if (req->packages)
+                        return errorf(ret_error, "request.installPackages is not supported for agent: pi comes from its image");
+                /* The agent talks to its model's API: through the proxy, unless the run has the host's network. */
+                if (req->limits.network == NETWORK_NONE) {
+                        if (!strv_contains(p->allowed_networks, "filtered"))
+                                return errorf(ret_error, "runtime agent needs network \"filtered\" (security.allowedNetworks)");
+                        req->limits.network = NETWORK_FILTERED;
+                }
+        }
         for (char **v = req->secrets; v && *v; v++, n++) {
                 size_t sl = strlen(*v);
                 if (sl > SECRET_BYTES_MAX)

@@ -63,6 +63,7 @@ typedef struct ExecRequest {
         char *code_url;        /* request.codeUrl: code comes from there before the run */
         char *code_hash;       /* request.codeHash (sha256, hex) */
         bool allow_insecure_code_url;
+        char **agent_flags;    /* request.agentFlags, split at white space (runtime agent) */
         char *image;           /* options.image, or the image whose packages matched installPackages */
         char *image_env;       /* what a run on that image needs (set when the run starts) */
 } ExecRequest;
@@ -105,6 +106,9 @@ int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *policy, const 
  * not starting with '-', '.', '/' or '~' and without "://" (never an installer option, a URL or
  * a local path); at most REQUEST_PACKAGES_MAX. */
 int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, char **ret_error);
+/* request.agentFlags: flags for pi, split at white space (at most 64, 4 KiB together). */
+int exec_request_set_agent_flags(ExecRequest *req, const char *flags, char **ret_error);
+#define AGENT_PROMPT_MAX (100 * 1024)
 /* options.image: a name of the form images have (whether it exists is the run's to find). */
 int exec_request_set_image(ExecRequest *req, const char *name, char **ret_error);
 #define REQUEST_PACKAGES_MAX 50

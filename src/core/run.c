@@ -332,11 +332,22 @@ static int run_proceed(Run *s, char **ret_message) {
 
         Pool *image_pool_ = NULL;
 
+        /* pi comes from an image: the run's, else the server's agent.image. */
+        if (req->runtime == RUNTIME_AGENT && !req->image) {
+                if (!image_find(s->m, s->m->config.agent_image))
+                        return errorf(ret_message, "runtime agent needs an image holding pi: isol8ctl images build %s --runtime node "
+                                      "--packages " AGENT_PACKAGE, s->m->config.agent_image), OUTCOME_INVALID;
+                if (!(req->image = strdup(s->m->config.agent_image)))
+                        return -ENOMEM;
+        }
         if (req->image) {
                 Image *img = image_find(s->m, req->image);
                 if (!img)
                         return errorf(ret_message, "options.image: no image named \"%s\"", req->image), OUTCOME_IMAGE_NOT_FOUND;
-                if (img->runtime != req->runtime)
+                if (req->runtime == RUNTIME_AGENT && !image_has_agent(img))
+                        return errorf(ret_message, "options.image: \"%s\" does not hold pi (" AGENT_PACKAGE ")", img->name),
+                               OUTCOME_INVALID;
+                if (!image_serves(img->runtime, req->runtime))
                         return errorf(ret_message, "options.image: \"%s\" is an image for %s, not %s", img->name,
                                       runtime_to_string(img->runtime), runtime_to_string(req->runtime)), OUTCOME_INVALID;
                 /* A session made by this run takes its sandbox from the image's pool. */

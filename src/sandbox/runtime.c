@@ -32,6 +32,8 @@ static const RuntimeInfo runtime_table[_RUNTIME_MAX] = {
         [RUNTIME_BUN] = { "bun", bun_paths, node_inline, bun_file, ".ts" },
         [RUNTIME_DENO] = { "deno", deno_paths, deno_inline, deno_file, ".ts" },
         [RUNTIME_BASH] = { "bash", bash_paths, bash_inline, no_args, ".sh" },
+        /* node runs pi from the image's /node_modules (core/execution.c builds its command line) */
+        [RUNTIME_AGENT] = { "agent", node_paths, no_args, no_args, ".md" },
 };
 
 const RuntimeInfo *runtime_info(RuntimeId id) {

@@ -9,6 +9,7 @@ typedef enum RuntimeId {
         RUNTIME_BUN,
         RUNTIME_DENO,
         RUNTIME_BASH,
+        RUNTIME_AGENT,      /* the pi coding agent (node, from a runtime image); the code is its prompt */
         _RUNTIME_MAX,
 } RuntimeId;
 

@@ -261,3 +261,54 @@ def npm_routes(base_url, name, version, tarball):
     }
     return {f"/{name}": ("application/json", json.dumps(packument).encode()),
             tgz: ("application/octet-stream", tarball)}
+
+
+class FakeChatServer:
+    """An OpenAI-compatible chat completions endpoint (streamed, as pi asks) on (addr, port)
+    with a script: the first answer of a conversation calls the tool `tool` with `arguments`;
+    once the conversation holds the tool's result, the answer is "ANSWER: " + that result.
+    `requests` keeps (path, headers, body) of each call."""
+
+    def __init__(self, addr="127.0.0.2", tool="bash", arguments=None):
+        import http.server
+        import json
+        outer = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.requests.append((self.path, dict(self.headers), body))
+                results = [m for m in body.get("messages", []) if m.get("role") == "tool"]
+                if not results:
+                    delta = {"role": "assistant", "content": None, "tool_calls": [{
+                        "index": 0, "id": "call_1", "type": "function",
+                        "function": {"name": tool, "arguments": json.dumps(arguments or {})}}]}
+                    finish = "tool_calls"
+                else:
+                    out = results[-1].get("content")
+                    if isinstance(out, list):
+                        out = "".join(p.get("text", "") for p in out)
+                    delta, finish = {"role": "assistant", "content": f"ANSWER: {str(out).strip()}"}, "stop"
+                chunks = [{"id": "c", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                          {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for c in chunks:
+                    self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.server = http.server.ThreadingHTTPServer((addr, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
