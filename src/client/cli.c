@@ -132,7 +132,7 @@ static void run_help(void) {
         printf("isol8 run [FILE] [OPTIONS]   Run code in a sandbox (a server with --host, else locally as root)\n\n"
                "  -e, --eval CODE        Code to run (else FILE, else standard input)\n"
                "      --cmd CMD          A shell command (bash -c)\n"
-               "  -r, --runtime NAME     python, node, bun, deno, bash (guessed from FILE's extension)\n"
+               "  -r, --runtime NAME     python, node, bun, deno, bash, agent (guessed from FILE's extension)\n"
                "      --host URL         isol8 server (else run locally)\n"
                "      --key KEY          API key (else $ISOL8_API_KEY, else the stored login for --host)\n"
                "      --no-stream        Wait for the whole result instead of streaming\n"
