@@ -374,12 +374,18 @@ static int build_env(Execution *e, char ***ret) {
                 { "no_proxy", "localhost,127.0.0.1" },
         };
         _Static_assert(PROXY_PORT == 8118, "the proxy variables name the port");
-        for (size_t i = 0; i < ELEMENTSOF(base); i++)
+        for (size_t i = 0; i < ELEMENTSOF(base); i++) {
+                const char *img = e->req->image_env;
+                /* An image's variable replaces the default of the same name (getenv() takes the first). */
+                if (img && startswith(img, base[i][0]) && img[strlen(base[i][0])] == '=')
+                        continue;
                 if (strv_push(&env, env_entry(base[i][0], base[i][1])) < 0)
                         return -ENOMEM;
+        }
         /* Deno takes npm packages from the registry the server names (at install and when the
-         * code imports them from its cache). */
-        if (e->req->packages && e->ctx.packages && strv_push(&env, env_entry("NPM_CONFIG_REGISTRY", e->ctx.packages->npm_registry)) < 0)
+         * code imports them from its cache, its own or an image's: the cache is per registry). */
+        if ((e->req->packages || (e->req->image && e->req->runtime == RUNTIME_DENO)) && e->ctx.packages &&
+            strv_push(&env, env_entry("NPM_CONFIG_REGISTRY", e->ctx.packages->npm_registry)) < 0)
                 return -ENOMEM;
         if (e->req->image_env && strv_push(&env, strdup(e->req->image_env)) < 0)
                 return -ENOMEM;

@@ -64,6 +64,7 @@ bool image_has_agent(const Image *img) {
 const char *image_target(RuntimeId runtime) {
         switch (runtime) {
         case RUNTIME_PYTHON:
+        case RUNTIME_DENO:
                 return "/opt/isol8/image";
         case RUNTIME_NODE:
         case RUNTIME_BUN:
@@ -77,7 +78,14 @@ const char *image_target(RuntimeId runtime) {
 
 /* What the installer leaves in /sandbox, the image's layer. */
 static const char *build_output(RuntimeId runtime) {
-        return runtime == RUNTIME_PYTHON ? "sandbox/.local" : "sandbox/node_modules";
+        switch (runtime) {
+        case RUNTIME_PYTHON:
+                return "sandbox/.local";
+        case RUNTIME_DENO:
+                return "tmp/.deno";     /* DENO_DIR: deno cache's npm packages */
+        default:
+                return "sandbox/node_modules";
+        }
 }
 
 static bool name_ok(const char *s) {
@@ -112,6 +120,9 @@ static int image_env(Image *img) {
         glob_t g = {};
         int r = 0;
 
+        /* deno reads its cache read-only from the image (it falls back where it would write). */
+        if (img->runtime == RUNTIME_DENO)
+                return asprintf(&img->env, "DENO_DIR=%s", image_target(RUNTIME_DENO)) < 0 ? -ENOMEM : 0;
         if (img->runtime != RUNTIME_PYTHON)
                 return 0;
         if (asprintf(&pattern, "%s/lib/python3*/site-packages", img->layer) < 0)
@@ -628,7 +639,7 @@ void images_prebuild(Manager *m) {
                 if (!m->config.dependencies[rt] || !*m->config.dependencies[rt])
                         continue;
                 if (!image_target((RuntimeId) rt)) {
-                        log_warning("config: dependencies.%s: images are built for python, node and bun; ignored",
+                        log_warning("config: dependencies.%s: images are built for python, node, bun and deno; ignored",
                                     runtime_to_string((RuntimeId) rt));
                         continue;
                 }
@@ -666,7 +677,7 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                               IMAGE_NAME_MAX), OUTCOME_INVALID;
         rt = runtime ? runtime_from_string(runtime) : -EINVAL;
         if (rt < 0 || !image_target((RuntimeId) rt) || rt == RUNTIME_AGENT)
-                return errorf(ret_message, "runtime: images are built for python, node and bun"), OUTCOME_INVALID;
+                return errorf(ret_message, "runtime: images are built for python, node, bun and deno"), OUTCOME_INVALID;
         if (!packages || !*packages)
                 return errorf(ret_message, "packages: an image needs at least one package"), OUTCOME_INVALID;
         if (image_find(m, name))

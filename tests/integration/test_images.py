@@ -134,6 +134,17 @@ class Images(unittest.TestCase):
         self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
         self.assertEqual(len(self.npm.requests), before)
 
+    def test_deno_image(self):
+        # deno's cache of the npm package, read-only: the import needs neither network nor registry.
+        self.build("deno-probe", "deno", "isol8probe-js")
+        before = len(self.npm.requests)
+        code = "import p from 'npm:isol8probe-js'; console.log(p.answer)"
+        res = self.daemon.execute({"code": code, "runtime": "deno"}, {"image": "deno-probe"})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        res = self.daemon.execute({"code": code, "runtime": "deno", "installPackages": ["isol8probe-js"]})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        self.assertEqual(len(self.npm.requests), before)
+
     def test_session_on_an_image(self):
         self.build("py-sess", "python", "isol8probe")
         code = "import isol8probe\nprint(isol8probe.ANSWER)"
@@ -185,7 +196,7 @@ class Images(unittest.TestCase):
             self.assertEqual(len(self.pypi.requests), before)
         finally:
             self.assertEqual(d.stop(), 0)
-        self.assertIn("dependencies.bash: images are built for python, node and bun; ignored", d.stderr_text())
+        self.assertIn("dependencies.bash: images are built for python, node, bun and deno; ignored", d.stderr_text())
 
     def test_refusals(self):
         r = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "options": {"image": "nope"}})
@@ -197,7 +208,7 @@ class Images(unittest.TestCase):
         r = self.daemon.post("/execute", {"request": {"code": "1", "runtime": "node"}, "options": {"image": "py-other"}})
         self.assertEqual((r.status, r.json()["error"]), (400, 'options.image: "py-other" is an image for python, not node'))
         for args, words in ((("Bad/Name", "--runtime", "python", "--packages", "a"), "image name"),
-                            (("ok", "--runtime", "bash", "--packages", "a"), "images are built for python, node and bun"),
+                            (("ok", "--runtime", "bash", "--packages", "a"), "images are built for python, node, bun and deno"),
                             (("ok", "--runtime", "python", "--packages", "--index-url=x"), "not a package name"),
                             (("py-other", "--runtime", "python", "--packages", "isol8probe"), "exists")):
             r = self.ctl("images", "build", *args)
