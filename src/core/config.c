@@ -88,6 +88,8 @@ static const ConfigKey config_keys[] = {
         { "packages",                       CT_OBJECT, 0 },
         { "packages.pypiIndexUrl",          CT_STRING, F(packages_pypi_index_url) },
         { "packages.npmRegistry",           CT_STRING, F(packages_npm_registry) },
+        { "packages.debianMirror",          CT_STRING, F(packages_debian_mirror) },
+        { "packages.debianSuite",           CT_STRING, F(packages_debian_suite) },
         { "packages.allowedHosts",          CT_STRV,   F(packages_allowed_hosts) },
         { "packages.installTimeoutMs",      CT_U64,    F(packages_install_timeout_ms) },
         { "images",                         CT_OBJECT, 0 },
@@ -185,6 +187,7 @@ void config_init(Config *c) {
                 .remote_code_max_size = UINT64_C(10) << 20,
                 .packages_pypi_index_url = xstrdup("https://pypi.org/simple/"),
                 .packages_npm_registry = xstrdup("https://registry.npmjs.org/"),
+                .packages_debian_mirror = xstrdup("http://deb.debian.org/debian"),
                 .packages_install_timeout_ms = 120000,
                 .images_pool_size = 1,
                 .images_max_size = UINT64_C(1) << 30,
@@ -238,6 +241,8 @@ void config_done(Config *c) {
         free(c->remote_code_ca_file);
         free(c->packages_pypi_index_url);
         free(c->packages_npm_registry);
+        free(c->packages_debian_mirror);
+        free(c->packages_debian_suite);
         free(c->images_directory);
         free(c->agent_image);
         strv_free(c->packages_allowed_hosts);
@@ -519,6 +524,11 @@ static int config_validate(Config *c, char **ret_error) {
                 return fail(ret_error, "packages.pypiIndexUrl", "must be an http:// or https:// URL");
         if (!url_host_port(c->packages_npm_registry, NULL, NULL, NULL))
                 return fail(ret_error, "packages.npmRegistry", "must be an http:// or https:// URL");
+        if (!url_host_port(c->packages_debian_mirror, NULL, NULL, NULL))
+                return fail(ret_error, "packages.debianMirror", "must be an http:// or https:// URL");
+        if (c->packages_debian_suite && (!*c->packages_debian_suite ||
+                                         strspn(c->packages_debian_suite, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(c->packages_debian_suite)))
+                return fail(ret_error, "packages.debianSuite", "must be a suite name such as \"bookworm\"");
         for (char **h = c->packages_allowed_hosts; h && *h; h++)
                 if (!egress_host_valid(*h))
                         return fail(ret_error, "packages.allowedHosts", "must hold host names");

@@ -47,6 +47,8 @@ typedef struct Config {
         char *remote_code_ca_file;          /* CA bundle for https code URLs; NULL: the system's */
         char *packages_pypi_index_url;      /* request.installPackages for python */
         char *packages_npm_registry;        /* ... for node, bun, deno */
+        char *packages_debian_mirror;       /* bash images: Debian packages from this mirror ... */
+        char *packages_debian_suite;        /* ... of this suite (NULL: the host's own) */
         char **packages_allowed_hosts;      /* more hosts the installers may reach (where an index keeps its files) */
         uint64_t packages_install_timeout_ms;
         char *images_directory;             /* runtime images; NULL: $STATE_DIRECTORY/images or ~/.isol8/images */

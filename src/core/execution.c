@@ -375,11 +375,11 @@ static int build_env(Execution *e, char ***ret) {
         };
         _Static_assert(PROXY_PORT == 8118, "the proxy variables name the port");
         for (size_t i = 0; i < ELEMENTSOF(base); i++) {
-                const char *img = e->req->image_env;
+                bool replaced = false;
                 /* An image's variable replaces the default of the same name (getenv() takes the first). */
-                if (img && startswith(img, base[i][0]) && img[strlen(base[i][0])] == '=')
-                        continue;
-                if (strv_push(&env, env_entry(base[i][0], base[i][1])) < 0)
+                for (char **v = e->req->image_env; v && *v && !replaced; v++)
+                        replaced = startswith(*v, base[i][0]) && (*v)[strlen(base[i][0])] == '=';
+                if (!replaced && strv_push(&env, env_entry(base[i][0], base[i][1])) < 0)
                         return -ENOMEM;
         }
         /* Deno takes npm packages from the registry the server names (at install and when the
@@ -387,8 +387,9 @@ static int build_env(Execution *e, char ***ret) {
         if ((e->req->packages || (e->req->image && e->req->runtime == RUNTIME_DENO)) && e->ctx.packages &&
             strv_push(&env, env_entry("NPM_CONFIG_REGISTRY", e->ctx.packages->npm_registry)) < 0)
                 return -ENOMEM;
-        if (e->req->image_env && strv_push(&env, strdup(e->req->image_env)) < 0)
-                return -ENOMEM;
+        for (char **v = e->req->image_env; v && *v; v++)
+                if (strv_push(&env, strdup(*v)) < 0)
+                        return -ENOMEM;
         /* pi: no update checks or telemetry at start; its settings live in /sandbox/.pi. */
         if (e->req->runtime == RUNTIME_AGENT &&
             (strv_push(&env, env_entry("PI_OFFLINE", "1")) < 0 || strv_push(&env, env_entry("PI_TELEMETRY", "0")) < 0))
@@ -451,6 +452,15 @@ static int install_argv(Execution *e, char ***ret) {
         case RUNTIME_DENO:
                 PUSH(e->ctx.runtimes->path[RUNTIME_DENO]);
                 PUSH("cache"); PUSH("--quiet");
+                break;
+        case RUNTIME_BASH:
+                /* Only an image's build installs for bash: Debian packages, unpacked (core/images.c
+                 * gives the run the installer and the host's package list as files). */
+                if (!e->ctx.runtimes->path[RUNTIME_PYTHON])
+                        return -ENOENT;
+                PUSH(e->ctx.runtimes->path[RUNTIME_PYTHON]);
+                PUSH(DEB_UNPACK_PATH); PUSH(p->debian_mirror); PUSH(p->debian_suite); PUSH(p->debian_arch);
+                PUSH(DEB_HOST_PACKAGES_PATH); PUSH("/sandbox/.debroot");
                 break;
         default:
                 return -EINVAL;

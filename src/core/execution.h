@@ -31,6 +31,10 @@ typedef enum ExecPhase {
         EXEC_PHASE_INSTALL,         /* request.installPackages; reported to callbacks as SETUP */
 } ExecPhase;
 
+/* A bash image's build: where its installer and the host's package list are put. */
+#define DEB_UNPACK_PATH "/tmp/.isol8-deb-unpack"
+#define DEB_HOST_PACKAGES_PATH "/tmp/.isol8-host-packages"
+
 /* request.installPackages: where the installers go, and only there. */
 typedef struct PackagesPolicy {
         const char *pypi_index_url;
@@ -38,6 +42,10 @@ typedef struct PackagesPolicy {
         char **host_patterns;       /* "^host$" of both and of packages.allowedHosts */
         char *pypi_host;            /* for pip's --trusted-host when the index is plain http */
         char *npm_cli;              /* npm's npm-cli.js (run with node), NULL when npm is not there */
+        const char *debian_mirror;  /* bash images (the isol8-deb-unpack installer) */
+        char *debian_suite;
+        const char *debian_arch;
+        char *deb_unpack;           /* that installer's text, NULL when it is not installed */
         bool pypi_http;
         uint64_t install_timeout_ms;
 } PackagesPolicy;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <dirent.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -65,6 +67,7 @@ const char *image_target(RuntimeId runtime) {
         switch (runtime) {
         case RUNTIME_PYTHON:
         case RUNTIME_DENO:
+        case RUNTIME_BASH:
                 return "/opt/isol8/image";
         case RUNTIME_NODE:
         case RUNTIME_BUN:
@@ -83,6 +86,8 @@ static const char *build_output(RuntimeId runtime) {
                 return "sandbox/.local";
         case RUNTIME_DENO:
                 return "tmp/.deno";     /* DENO_DIR: deno cache's npm packages */
+        case RUNTIME_BASH:
+                return "sandbox/.debroot";      /* isol8-deb-unpack's output */
         default:
                 return "sandbox/node_modules";
         }
@@ -109,29 +114,54 @@ static Image *image_free(Image *img) {
         free(img->name);
         strv_free(img->packages);
         free(img->layer);
-        free(img->env);
+        strv_free(img->env);
         free(img);
         return NULL;
 }
 
 /* python: the site-packages below the layer, for PYTHONPATH. */
+static int push_env(Image *img, const char *fmt, ...) _printf_(2, 3);
+static int push_env(Image *img, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? -ENOMEM : strv_push(&img->env, s);
+}
+
 static int image_env(Image *img) {
         _cleanup_free_ char *pattern = NULL;
+        const char *t = image_target(img->runtime);
         glob_t g = {};
         int r = 0;
 
-        /* deno reads its cache read-only from the image (it falls back where it would write). */
-        if (img->runtime == RUNTIME_DENO)
-                return asprintf(&img->env, "DENO_DIR=%s", image_target(RUNTIME_DENO)) < 0 ? -ENOMEM : 0;
-        if (img->runtime != RUNTIME_PYTHON)
+        switch (img->runtime) {
+        case RUNTIME_DENO:
+                /* deno reads its cache read-only from the image (it falls back where it would write). */
+                return push_env(img, "DENO_DIR=%s", t);
+        case RUNTIME_BASH: {
+                /* Unpacked Debian packages: their programs first on PATH, their libraries found. */
+                struct utsname u;
+                const char *triplet = uname(&u) >= 0 && streq(u.machine, "aarch64") ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
+                r = push_env(img, "PATH=%1$s/usr/local/bin:%1$s/usr/bin:%1$s/bin:%1$s/usr/sbin:"
+                                  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", t);
+                if (r >= 0)
+                        r = push_env(img, "LD_LIBRARY_PATH=%1$s/usr/lib/%2$s:%1$s/lib/%2$s:%1$s/usr/lib", t, triplet);
+                return r;
+        }
+        case RUNTIME_PYTHON:
+                if (asprintf(&pattern, "%s/lib/python3*/site-packages", img->layer) < 0)
+                        return -ENOMEM;
+                if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0 && g.gl_pathc > 0)
+                        r = push_env(img, "PYTHONPATH=%s%s", t, g.gl_pathv[0] + strlen(img->layer));
+                globfree(&g);
+                return r;
+        default:
                 return 0;
-        if (asprintf(&pattern, "%s/lib/python3*/site-packages", img->layer) < 0)
-                return -ENOMEM;
-        if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0 && g.gl_pathc > 0 &&
-            asprintf(&img->env, "PYTHONPATH=%s%s", image_target(RUNTIME_PYTHON), g.gl_pathv[0] + strlen(img->layer)) < 0)
-                r = -ENOMEM;
-        globfree(&g);
-        return r;
+        }
 }
 
 static int image_load_one(Manager *m, const char *name, Image **ret) {
@@ -594,6 +624,41 @@ static void on_build_done(Execution *e, void *userdata) {
         start_copy(b);
 }
 
+/* The packages installed on the host (whose /usr every sandbox has): a bash image leaves them out. */
+static int host_packages(char **ret) {
+        _cleanup_free_ char *status = NULL;
+        Buffer b = {};
+        int r;
+
+        r = read_full_file("/var/lib/dpkg/status", &status, 64 << 20, NULL);
+        if (r < 0)
+                return log_error_errno(r, "images: cannot read /var/lib/dpkg/status: %m");
+        for (char *st = status, *next; st && *st; st = next) {
+                char *end = strstr(st, "\n\n");
+                const char *pkg, *prov;
+                next = end ? end + 2 : NULL;
+                if (end)
+                        *end = 0;
+                if (!strstr(st, "\nStatus: install ok installed") || !(pkg = startswith(st, "Package: ") ? st + 9 : NULL))
+                        continue;
+                r = buffer_printf(&b, "%.*s\n", (int) strcspn(pkg, "\n"), pkg);
+                /* what it provides satisfies a dependency too ("Provides: a, b (= 1)") */
+                if (r >= 0 && (prov = strstr(st, "\nProvides: "))) {
+                        _cleanup_free_ char *line = strndup(prov + 11, strcspn(prov + 11, "\n"));
+                        for (char *save = NULL, *t = line ? strtok_r(line, ",", &save) : NULL; r >= 0 && t; t = strtok_r(NULL, ",", &save)) {
+                                t += strspn(t, " ");
+                                r = buffer_printf(&b, "%.*s\n", (int) strcspn(t, " ("), t);
+                        }
+                }
+                if (r < 0) {
+                        buffer_done(&b);
+                        return -ENOMEM;
+                }
+        }
+        *ret = buffer_steal_string(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
 static void on_build_sandbox(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
         /* Between the run and the copy: nothing to do (a death shows as a failed copy). */
 }
@@ -638,8 +703,8 @@ void images_prebuild(Manager *m) {
 
                 if (!m->config.dependencies[rt] || !*m->config.dependencies[rt])
                         continue;
-                if (!image_target((RuntimeId) rt)) {
-                        log_warning("config: dependencies.%s: images are built for python, node, bun and deno; ignored",
+                if (!image_target((RuntimeId) rt) || rt == RUNTIME_AGENT) {
+                        log_warning("config: dependencies.%s: images are built for python, node, bun, deno and bash; ignored",
                                     runtime_to_string((RuntimeId) rt));
                         continue;
                 }
@@ -677,7 +742,7 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                               IMAGE_NAME_MAX), OUTCOME_INVALID;
         rt = runtime ? runtime_from_string(runtime) : -EINVAL;
         if (rt < 0 || !image_target((RuntimeId) rt) || rt == RUNTIME_AGENT)
-                return errorf(ret_message, "runtime: images are built for python, node, bun and deno"), OUTCOME_INVALID;
+                return errorf(ret_message, "runtime: images are built for python, node, bun, deno and bash"), OUTCOME_INVALID;
         if (!packages || !*packages)
                 return errorf(ret_message, "packages: an image needs at least one package"), OUTCOME_INVALID;
         if (image_find(m, name))
@@ -686,11 +751,31 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                 if (streq(o->name, name))
                         return OUTCOME_IMAGE_EXISTS;
 
+        if (rt == RUNTIME_BASH && !m->packages.deb_unpack)
+                return errorf(ret_message, "runtime: bash images need isol8-deb-unpack, which is not installed"), OUTCOME_INVALID;
         r = exec_request_new(&m->policy, &req);
         if (r < 0)
                 return r;
         if (exec_request_set_runtime(req, &m->policy, runtime, ret_message) < 0)
                 return OUTCOME_INVALID;
+        req->cmd = strdup("true");
+        if (!req->cmd)
+                return -ENOMEM;
+        /* bash takes no installPackages from requests: its packages are added past that check. */
+        if (exec_request_finish(req, &m->policy, ret_message) < 0)
+                return OUTCOME_INVALID;
+        if (rt == RUNTIME_BASH) {
+                char *host = NULL;
+                r = host_packages(&host);
+                if (r >= 0)
+                        r = exec_request_add_file(req, DEB_HOST_PACKAGES_PATH, host, strlen(host), ret_message);
+                if (r >= 0) {
+                        char *script = strdup(m->packages.deb_unpack);
+                        r = script ? exec_request_add_file(req, DEB_UNPACK_PATH, script, strlen(script), ret_message) : -ENOMEM;
+                }
+                if (r < 0)
+                        return r == -EINVAL ? OUTCOME_INVALID : r;
+        }
         for (char *const *p = packages; *p; p++, i++) {
                 r = exec_request_add_package(req, *p, i, ret_message);
                 if (r == -EINVAL) {
@@ -703,11 +788,6 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                 if (r < 0)
                         return r;
         }
-        req->cmd = strdup("true");
-        if (!req->cmd)
-                return -ENOMEM;
-        if (exec_request_finish(req, &m->policy, ret_message) < 0)
-                return OUTCOME_INVALID;
         /* The operator's build, under the images' limits rather than a request's. */
         req->limits.timeout_ms = m->config.packages_install_timeout_ms + 10000;
         req->limits.memory_bytes = m->config.images_build_memory;

@@ -23,7 +23,7 @@ typedef struct Image {
         uint64_t size_bytes;
         uint64_t n_files;
         char *layer;                /* <directory>/<name>/layer */
-        char *env;                  /* what a run on it needs ("PYTHONPATH=..."), or NULL */
+        char **env;                 /* what a run on it needs ("PYTHONPATH=..."), or NULL */
         Pool *pool;                 /* warm sandboxes with it, made on first use */
         struct Image *next;
 } Image;

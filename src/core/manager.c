@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "core/images.h"
@@ -37,6 +38,8 @@ Manager *manager_free(Manager *m) {
         sandbox_engine_free(m->engine);
         fetcher_free(m->fetcher);
         strv_free(m->packages.host_patterns);
+        free(m->packages.debian_suite);
+        free(m->packages.deb_unpack);
         free(m->packages.pypi_host);
         free(m->packages.npm_cli);
         regex_list_done(&m->fetch_policy.allowed_hosts);
@@ -306,22 +309,46 @@ static int push_host_pattern(char ***l, const char *host) {
 /* packages.*: the installers' only destinations, and npm's script (run with node). */
 static int manager_packages_init(Manager *m) {
         PackagesPolicy *p = &m->packages;
-        _cleanup_free_ char *npm_host = NULL;
+        _cleanup_free_ char *npm_host = NULL, *deb_host = NULL, *unpack = NULL;
+        struct utsname u;
         int r;
 
         *p = (PackagesPolicy) {
                 .pypi_index_url = m->config.packages_pypi_index_url,
                 .npm_registry = m->config.packages_npm_registry,
+                .debian_mirror = m->config.packages_debian_mirror,
                 .install_timeout_ms = m->config.packages_install_timeout_ms,
         };
+        /* Debian's names for the machine; the suite is the host's unless configured. */
+        p->debian_arch = uname(&u) >= 0 && streq(u.machine, "aarch64") ? "arm64" : "amd64";
+        if (m->config.packages_debian_suite)
+                p->debian_suite = strdup(m->config.packages_debian_suite);
+        else {
+                _cleanup_free_ char *os = NULL;
+                const char *v;
+                if (read_full_file("/etc/os-release", &os, 65536, NULL) >= 0 && (v = strstr(os, "VERSION_CODENAME=")))
+                        p->debian_suite = strndup(v + 17, strcspn(v + 17, "\n\" "));
+                if (!p->debian_suite || !*p->debian_suite) {
+                        free(p->debian_suite);
+                        p->debian_suite = strdup("bookworm");
+                }
+        }
+        if (!p->debian_suite)
+                return -ENOMEM;
+        if (own_program_path("isol8-deb-unpack", &unpack) >= 0)
+                (void) read_full_file(unpack, &p->deb_unpack, 1 << 20, NULL);
         /* Checked when the configuration was loaded. */
         if (!url_host_port(p->pypi_index_url, &p->pypi_host, NULL, &p->pypi_http) ||
             !url_host_port(p->npm_registry, &npm_host, NULL, NULL))
                 return -EINVAL;
         p->pypi_http = !p->pypi_http;
+        if (!url_host_port(p->debian_mirror, &deb_host, NULL, NULL))
+                return -EINVAL;
         r = push_host_pattern(&p->host_patterns, p->pypi_host);
         if (r >= 0)
                 r = push_host_pattern(&p->host_patterns, npm_host);
+        if (r >= 0)
+                r = push_host_pattern(&p->host_patterns, deb_host);
         for (char **h = m->config.packages_allowed_hosts; r >= 0 && h && *h; h++)
                 r = push_host_pattern(&p->host_patterns, *h);
         if (r < 0)

@@ -18,7 +18,7 @@ ExecRequest *exec_request_free(ExecRequest *r) {
         free(r->code);
         free(r->cmd);
         free(r->image);
-        free(r->image_env);
+        strv_free(r->image_env);
         strv_free(r->agent_flags);
         strv_free(r->env);
         strv_free(r->secrets);

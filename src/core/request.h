@@ -65,7 +65,8 @@ typedef struct ExecRequest {
         bool allow_insecure_code_url;
         char **agent_flags;    /* request.agentFlags, split at white space (runtime agent) */
         char *image;           /* options.image, or the image whose packages matched installPackages */
-        char *image_env;       /* what a run on that image needs (set when the run starts) */
+        char **image_env;      /* what a run on that image needs, KEY=VALUE (set when the run starts) */
+        bool image_env_set;
 } ExecRequest;
 
 ExecRequest *exec_request_free(ExecRequest *r);

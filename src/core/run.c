@@ -241,8 +241,10 @@ static int image_context(Run *s, ExecContext *ctx) {
         img = image_find(s->m, s->req->image);
         if (!img)
                 return OUTCOME_IMAGE_NOT_FOUND;
-        if (img->env && !s->req->image_env && !(s->req->image_env = strdup(img->env)))
-                return -ENOMEM;
+        for (char **v = img->env; v && *v && !s->req->image_env_set; v++)
+                if (strv_push(&s->req->image_env, strdup(*v)) < 0)
+                        return -ENOMEM;
+        s->req->image_env_set = true;
         r = image_pool(s->m, img, &ctx->pool);
         return r < 0 ? r : 0;
 }

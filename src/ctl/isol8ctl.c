@@ -57,7 +57,7 @@ static int help(const char *verb) {
                        "isol8ctl sessions kill ID           Destroy a session and what runs in it\n");
         else if (streq_ptr(verb, "images"))
                 printf("isol8ctl images list                List runtime images\n"
-                       "isol8ctl images build NAME --runtime python|node|bun|deno --packages A,B,...\n"
+                       "isol8ctl images build NAME --runtime python|node|bun|deno|bash --packages A,B,...\n"
                        "                                    Build an image (waits for the installers)\n"
                        "isol8ctl images remove NAME         Remove an image no run is using\n");
         else if (streq_ptr(verb, "status"))

@@ -22,7 +22,7 @@ from isol8test import Daemon  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from test_bus import BUS_CONFIG, NAME, ISOL8CTL  # noqa: E402
 
-HOSTS = "127.0.0.1 localhost\n127.0.0.2 pypi.test npm.test\n"
+HOSTS = "127.0.0.1 localhost\n127.0.0.2 pypi.test npm.test deb.test\n"
 
 
 class Images(unittest.TestCase):
@@ -36,6 +36,12 @@ class Images(unittest.TestCase):
         base = f"http://npm.test:{cls.npm.port}/"
         tarball = netservers.build_npm_tarball("isol8probe-js", "1.0.0", {"index.js": "module.exports = { answer: 42 };\n"})
         cls.npm.routes.update(netservers.npm_routes(base, "isol8probe-js", "1.0.0", tarball))
+        # A Debian mirror: isol8tool needs isol8lib (served) and bash (the host's: not fetched).
+        debs = {("isol8lib", "1.0", ""): netservers.build_deb("isol8lib", "1.0", {"/usr/bin/isol8helper": "#!/bin/sh\necho 42\n"}),
+                ("isol8tool", "2.0", "isol8lib (>= 1.0), bash, libc6 | musl"): netservers.build_deb(
+                    "isol8tool", "2.0", {"/usr/bin/isol8tool": "#!/bin/sh\necho tool says $(isol8helper)\n"},
+                    "isol8lib (>= 1.0), bash, libc6 | musl")}
+        cls.deb = netservers.HttpServer("127.0.0.2", routes=netservers.debian_routes("isol8test", debs))
         sock, conf = os.path.join(cls.tmp, "bus"), os.path.join(cls.tmp, "bus.conf")
         with open(conf, "w") as f:
             f.write(BUS_CONFIG.format(sock=sock))
@@ -44,8 +50,9 @@ class Images(unittest.TestCase):
         cls.address, cls.bus_pid = out[0], int(out[1])
         cls.images_dir = os.path.join(cls.tmp, "images")
         cls.config = config = {
-            "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [cls.pypi.port, cls.npm.port]},
+            "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [cls.pypi.port, cls.npm.port, cls.deb.port]},
             "packages": {"pypiIndexUrl": f"http://pypi.test:{cls.pypi.port}/simple/", "npmRegistry": base,
+                         "debianMirror": f"http://deb.test:{cls.deb.port}/debian", "debianSuite": "isol8test",
                          "installTimeoutMs": 60000},
             "images": {"directory": cls.images_dir, "maxSize": "64m"},
         }
@@ -67,6 +74,7 @@ class Images(unittest.TestCase):
         os.kill(cls.bus_pid, signal.SIGTERM)
         cls.pypi.close()
         cls.npm.close()
+        cls.deb.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
         assert rc == 0, cls.daemon.stderr_text()[-2000:]
         isol8test.assert_nothing_left(pid)
@@ -134,6 +142,21 @@ class Images(unittest.TestCase):
         self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
         self.assertEqual(len(self.npm.requests), before)
 
+    def test_bash_image_of_debian_packages(self):
+        r = self.build("tools", "bash", "isol8tool")
+        self.assertIn("Built tools", r.stdout)
+        self.assertEqual(self.listed()["tools"]["runtime"], "bash")
+        # Only what the host lacks came from the mirror (bash and libc6 are the host's).
+        fetched = sorted(os.path.basename(req[1]) for req in self.deb.requests if req[1].endswith(".deb"))
+        self.assertEqual(fetched, ["isol8lib_1.0_all.deb", "isol8tool_2.0_all.deb"])
+        res = self.daemon.execute({"cmd": "isol8tool; command -v isol8tool"}, {"image": "tools"})
+        self.assertEqual((res["exitCode"], res["stdout"]), (0, "tool says 42\n/opt/isol8/image/usr/bin/isol8tool"), res)
+        res = self.daemon.execute({"cmd": "command -v isol8tool || echo none"})
+        self.assertEqual(res["stdout"], "none", res)
+        r = self.ctl("images", "build", "tools2", "--runtime", "bash", "--packages", "isol8-nowhere")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("package isol8-nowhere is not in isol8test/main", r.stderr)
+
     def test_deno_image(self):
         # deno's cache of the npm package, read-only: the import needs neither network nor registry.
         self.build("deno-probe", "deno", "isol8probe-js")
@@ -179,7 +202,7 @@ class Images(unittest.TestCase):
         # upstream's "dependencies" (what its `isol8 setup` bakes in): an image per runtime,
         # built in the background at start-up, then used by runs asking for those packages.
         d = Daemon(config=dict(self.config, images={"directory": os.path.join(self.tmp, "images-deps")},
-                               dependencies={"python": ["isol8probe"], "bash": ["jq"]}),
+                               dependencies={"python": ["isol8probe"], "agent": ["x"]}),
                    files={"/etc/hosts": HOSTS}).start()
         try:
             meta = os.path.join(self.tmp, "images-deps", "python-custom", "image.json")
@@ -196,7 +219,7 @@ class Images(unittest.TestCase):
             self.assertEqual(len(self.pypi.requests), before)
         finally:
             self.assertEqual(d.stop(), 0)
-        self.assertIn("dependencies.bash: images are built for python, node, bun and deno; ignored", d.stderr_text())
+        self.assertIn("dependencies.agent: images are built for python, node, bun, deno and bash; ignored", d.stderr_text())
 
     def test_refusals(self):
         r = self.daemon.post("/execute", {"request": {"code": "pass", "runtime": "python"}, "options": {"image": "nope"}})
@@ -208,7 +231,7 @@ class Images(unittest.TestCase):
         r = self.daemon.post("/execute", {"request": {"code": "1", "runtime": "node"}, "options": {"image": "py-other"}})
         self.assertEqual((r.status, r.json()["error"]), (400, 'options.image: "py-other" is an image for python, not node'))
         for args, words in ((("Bad/Name", "--runtime", "python", "--packages", "a"), "image name"),
-                            (("ok", "--runtime", "bash", "--packages", "a"), "images are built for python, node, bun and deno"),
+                            (("ok", "--runtime", "agent", "--packages", "a"), "images are built for python, node, bun, deno and bash"),
                             (("ok", "--runtime", "python", "--packages", "--index-url=x"), "not a package name"),
                             (("py-other", "--runtime", "python", "--packages", "isol8probe"), "exists")):
             r = self.ctl("images", "build", *args)

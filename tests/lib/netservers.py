@@ -312,3 +312,51 @@ class FakeChatServer:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def build_deb(name, version, files, depends=""):
+    """A Debian binary package (bytes) made with dpkg-deb: files maps absolute paths to text
+    (programs under /usr/bin get mode 0755)."""
+    tmp = tempfile.mkdtemp(prefix="isol8-deb-")
+    try:
+        root = os.path.join(tmp, "root")
+        os.makedirs(os.path.join(root, "DEBIAN"))
+        control = f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: isol8 tests <t@example.invalid>\n"
+        if depends:
+            control += f"Depends: {depends}\n"
+        control += f"Description: {name} for the isol8 tests\n"
+        with open(os.path.join(root, "DEBIAN", "control"), "w") as f:
+            f.write(control)
+        for path, text in files.items():
+            dest = os.path.join(root, path.lstrip("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "w") as f:
+                f.write(text)
+            os.chmod(dest, 0o755 if "/bin/" in path else 0o644)
+        out = os.path.join(tmp, "p.deb")
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", root, out], check=True, capture_output=True)
+        with open(out, "rb") as f:
+            return f.read()
+    finally:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def debian_routes(suite, debs, arch="amd64", prefix="/debian"):
+    """Routes of an HttpServer that make it a Debian mirror of one suite (main, one architecture)
+    holding debs: {(name, version, depends): bytes}."""
+    import gzip
+    stanzas = []
+    routes = {}
+    for (name, version, depends), data in debs.items():
+        filename = f"pool/main/{name[0]}/{name}/{name}_{version}_all.deb"
+        routes[f"{prefix}/{filename}"] = ("application/vnd.debian.binary-package", data)
+        st = f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+        if depends:
+            st += f"Depends: {depends}\n"
+        st += f"Filename: {filename}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n"
+        stanzas.append(st)
+    index = "\n".join(stanzas).encode()
+    base = f"{prefix}/dists/{suite}/main/binary-{arch}/Packages"
+    routes[base + ".gz"] = ("application/gzip", gzip.compress(index))
+    return routes
