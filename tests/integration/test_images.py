@@ -168,6 +168,18 @@ class Images(unittest.TestCase):
         self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
         self.assertEqual(len(self.npm.requests), before)
 
+    def test_images_outlive_their_server(self):
+        # Shutdown keeps images: another server on the same directory lists and uses them.
+        self.build("py-kept", "python", "isol8probe")
+        d = Daemon(config=self.config, files={"/etc/hosts": HOSTS}).start()
+        try:
+            res = d.execute({"code": "import isol8probe\nprint(isol8probe.ANSWER)", "runtime": "python"}, {"image": "py-kept"})
+            self.assertEqual((res["exitCode"], res["stdout"]), (0, "42"), res)
+        finally:
+            self.assertEqual(d.stop(), 0)
+        self.assertIn("py-kept", self.listed())
+        self.assertEqual(self.ctl("images", "remove", "py-kept").returncode, 0)
+
     def test_session_on_an_image(self):
         self.build("py-sess", "python", "isol8probe")
         code = "import isol8probe\nprint(isol8probe.ANSWER)"
