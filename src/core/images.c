@@ -792,6 +792,7 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
         req->limits.timeout_ms = m->config.packages_install_timeout_ms + 10000;
         req->limits.memory_bytes = m->config.images_build_memory;
         req->limits.sandbox_bytes = m->config.images_max_size;
+        req->limits.tmp_bytes = m->config.images_max_size;      /* deno's cache and npm's are in /tmp */
         req->limits.network = NETWORK_NONE;
 
         b = calloc(1, sizeof(ImageBuild));
