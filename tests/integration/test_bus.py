@@ -5,7 +5,6 @@ isol8ctl, error names, access control for an unprivileged caller, signals, intro
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -23,47 +22,22 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
 ISOL8CTL = os.path.join(os.path.dirname(isol8test.ISOL8), "isol8ctl")
 NAME, PATH, IFACE = "org.isol8.Daemon1", "/org/isol8/Daemon1", "org.isol8.Daemon1.Manager"
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-  </policy>
-</busconfig>
-"""
-
 
 class Bus(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="isol8-bus-")
         os.chmod(cls.tmp, 0o755)
-        sock = os.path.join(cls.tmp, "bus")
-        conf = os.path.join(cls.tmp, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(sock=sock))
-        out = subprocess.run(["dbus-daemon", f"--config-file={conf}", "--fork", "--print-address=1", "--print-pid=1"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        cls.address, cls.bus_pid = out[0], int(out[1])
-        os.chmod(sock, 0o777)
+        cls.bus = isol8test.PrivateBus(cls.tmp)
+        cls.address = cls.bus.address
         cls.daemon = Daemon(args=["--bus", cls.address, "--auth-db", os.path.join(cls.tmp, "keys.db")]).start()
-        # wait for the name
-        for _ in range(100):
-            if cls.busctl("status", NAME).returncode == 0:
-                break
-            time.sleep(0.05)
+        cls.bus.wait_for_name(NAME)
 
     @classmethod
     def tearDownClass(cls):
         pid = cls.daemon.pid()
         rc = cls.daemon.stop()
-        os.kill(cls.bus_pid, signal.SIGTERM)
+        cls.bus.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
         assert rc == 0, cls.daemon.stderr_text()[-2000:]
         isol8test.assert_nothing_left(pid)

@@ -7,7 +7,6 @@ an image holds (nothing is installed then), read-only in the sandbox, removed, a
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import netservers  # noqa: E402
 from isol8test import Daemon  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_bus import BUS_CONFIG, NAME, ISOL8CTL  # noqa: E402
+ISOL8CTL = os.path.join(os.path.dirname(isol8test.ISOL8), "isol8ctl")
 
 HOSTS = "127.0.0.1 localhost\n127.0.0.2 pypi.test npm.test deb.test\n"
 
@@ -30,24 +29,15 @@ class Images(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="isol8-images-")
         os.chmod(cls.tmp, 0o755)
-        wheel = netservers.build_wheel("isol8probe", "1.0", "ANSWER = 42\n")
-        cls.pypi = netservers.HttpServer("127.0.0.2", routes=netservers.pypi_routes("isol8probe", "1.0", wheel))
-        cls.npm = netservers.HttpServer("127.0.0.2")
-        base = f"http://npm.test:{cls.npm.port}/"
-        tarball = netservers.build_npm_tarball("isol8probe-js", "1.0.0", {"index.js": "module.exports = { answer: 42 };\n"})
-        cls.npm.routes.update(netservers.npm_routes(base, "isol8probe-js", "1.0.0", tarball))
+        cls.pypi, cls.npm, base = netservers.probe_indexes()
         # A Debian mirror: isol8tool needs isol8lib (served) and bash (the host's: not fetched).
         debs = {("isol8lib", "1.0", ""): netservers.build_deb("isol8lib", "1.0", {"/usr/bin/isol8helper": "#!/bin/sh\necho 42\n"}),
                 ("isol8tool", "2.0", "isol8lib (>= 1.0), bash, libc6 | musl"): netservers.build_deb(
                     "isol8tool", "2.0", {"/usr/bin/isol8tool": "#!/bin/sh\necho tool says $(isol8helper)\n"},
                     "isol8lib (>= 1.0), bash, libc6 | musl")}
         cls.deb = netservers.HttpServer("127.0.0.2", routes=netservers.debian_routes("isol8test", debs))
-        sock, conf = os.path.join(cls.tmp, "bus"), os.path.join(cls.tmp, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(sock=sock))
-        out = subprocess.run(["dbus-daemon", f"--config-file={conf}", "--fork", "--print-address=1", "--print-pid=1"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        cls.address, cls.bus_pid = out[0], int(out[1])
+        cls.bus = isol8test.PrivateBus(cls.tmp)
+        cls.address = cls.bus.address
         cls.images_dir = os.path.join(cls.tmp, "images")
         cls.config = config = {
             "network": {"allowedAddresses": ["127.0.0.2/32"], "allowedPorts": [cls.pypi.port, cls.npm.port, cls.deb.port]},
@@ -62,16 +52,13 @@ class Images(unittest.TestCase):
                                 args=["--bus", cls.address, "--auth-db", os.path.join(cls.tmp, "keys.db")]).start()
         finally:
             os.umask(old_umask)
-        for _ in range(100):
-            if subprocess.run(["busctl", f"--address={cls.address}", "status", NAME], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.05)
+        cls.bus.wait_for_name()
 
     @classmethod
     def tearDownClass(cls):
         pid = cls.daemon.pid()
         rc = cls.daemon.stop()
-        os.kill(cls.bus_pid, signal.SIGTERM)
+        cls.bus.stop()
         cls.pypi.close()
         cls.npm.close()
         cls.deb.close()

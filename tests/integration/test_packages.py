@@ -22,12 +22,7 @@ class Packages(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        wheel = netservers.build_wheel("isol8probe", "1.0", "ANSWER = 42\n")
-        cls.pypi = netservers.HttpServer("127.0.0.2", routes=netservers.pypi_routes("isol8probe", "1.0", wheel))
-        cls.npm = netservers.HttpServer("127.0.0.2")
-        base = f"http://npm.test:{cls.npm.port}/"
-        tarball = netservers.build_npm_tarball("isol8probe-js", "1.0.0", {"index.js": "module.exports = { answer: 42 };\n"})
-        cls.npm.routes.update(netservers.npm_routes(base, "isol8probe-js", "1.0.0", tarball))
+        cls.pypi, cls.npm, base = netservers.probe_indexes()
         cls.other = netservers.HttpServer("127.0.0.2")
         # An index page that sends pip to another host for the file: the install may not follow.
         elsewhere = netservers.pypi_routes("isol8elsewhere", "1.0", netservers.build_wheel("isol8elsewhere", "1.0", ""))

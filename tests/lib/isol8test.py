@@ -402,3 +402,42 @@ def restart_after_sigkill(test, pid, check):
         pid2 = d2.pid()
         test.assertEqual(d2.stop(), 0)
         assert_nothing_left(pid2)
+
+
+PRIVATE_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"""
+
+
+class PrivateBus:
+    """A dbus-daemon of its own in directory (a socket anyone may use), for a daemon started with
+    ["--bus", bus.address]; wait_for_name() once that daemon is up."""
+
+    def __init__(self, directory):
+        sock, conf = os.path.join(directory, "bus"), os.path.join(directory, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(PRIVATE_BUS_CONFIG.format(sock=sock))
+        out = subprocess.run(["dbus-daemon", f"--config-file={conf}", "--fork", "--print-address=1", "--print-pid=1"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        self.address, self.pid = out[0], int(out[1])
+        os.chmod(sock, 0o777)
+
+    def wait_for_name(self, name="org.isol8.Daemon1"):
+        for _ in range(100):
+            if subprocess.run(["busctl", f"--address={self.address}", "status", name], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.05)
+
+    def stop(self):
+        os.kill(self.pid, signal.SIGTERM)

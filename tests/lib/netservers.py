@@ -360,3 +360,15 @@ def debian_routes(suite, debs, arch="amd64", prefix="/debian"):
     base = f"{prefix}/dists/{suite}/main/binary-{arch}/Packages"
     routes[base + ".gz"] = ("application/gzip", gzip.compress(index))
     return routes
+
+
+def probe_indexes(addr="127.0.0.2", npm_host="npm.test"):
+    """A PyPI "simple" index with the wheel isol8probe 1.0 (ANSWER = 42) and an npm registry with
+    isol8probe-js 1.0.0 ({answer: 42}) on addr: (pypi, npm, the registry's base URL by npm_host)."""
+    wheel = build_wheel("isol8probe", "1.0", "ANSWER = 42\n")
+    pypi = HttpServer(addr, routes=pypi_routes("isol8probe", "1.0", wheel))
+    npm = HttpServer(addr)
+    base = f"http://{npm_host}:{npm.port}/"
+    tarball = build_npm_tarball("isol8probe-js", "1.0.0", {"index.js": "module.exports = { answer: 42 };\n"})
+    npm.routes.update(npm_routes(base, "isol8probe-js", "1.0.0", tarball))
+    return pypi, npm, base
