@@ -63,6 +63,18 @@ static void set_events(Db *db, uint32_t ev) {
                 (void) sd_event_source_set_io_events(pg->io, ev);
 }
 
+/* Notifications arrive with any input, idle or not. */
+static void dispatch_notifies(Db *db) {
+        Pg *pg = db->backend;
+        PGnotify *n;
+
+        while (pg->conn && (n = PQnotifies(pg->conn))) {
+                if (db->on_notify)
+                        db->on_notify(db, n->relname, n->extra, db->notify_userdata);
+                PQfreemem(n);
+        }
+}
+
 static void finish_query(Db *db) {
         Pg *pg = db->backend;
         DbResult res = pg->res;
@@ -85,6 +97,7 @@ static void collect(Db *db) {
                 schedule_reconnect(db);
                 return;
         }
+        dispatch_notifies(db);
         while (!PQisBusy(pg->conn)) {
                 r = PQgetResult(pg->conn);
                 if (!r) {
@@ -166,11 +179,13 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         }
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 if (!pg->in_query) {
-                        /* Idle: a notice, or the server closing on us. */
+                        /* Idle: a notification or notice, or the server closing on us. */
                         if (!PQconsumeInput(pg->conn) || PQstatus(pg->conn) == CONNECTION_BAD) {
                                 pg_drop(db, -EHOSTDOWN);
                                 schedule_reconnect(db);
+                                return 0;
                         }
+                        dispatch_notifies(db);
                         return 0;
                 }
                 collect(db);

@@ -97,6 +97,11 @@ Db *db_free(Db *db) {
         return NULL;
 }
 
+void db_set_notify_handler(Db *db, DbNotifyFn fn, void *userdata) {
+        db->on_notify = fn;
+        db->notify_userdata = userdata;
+}
+
 DbKind db_kind(Db *db) {
         return db->kind;
 }

@@ -69,6 +69,12 @@ int db_query(Db *db, const char *sql, const DbParam *params, unsigned n_params, 
 /* Runs a parameterless query before everything queued (schema set-up after a connect). */
 int db_query_first(Db *db, const char *sql, DbCallback cb, void *userdata);
 
+/* PostgreSQL's notifications: fn is called with each payload a NOTIFY on a channel the
+ * connection LISTENs to delivers (the owner issues LISTEN from on_ready). Other backends have
+ * none: the handler is simply never called. */
+typedef void (*DbNotifyFn)(Db *db, const char *channel, const char *payload, void *userdata);
+void db_set_notify_handler(Db *db, DbNotifyFn fn, void *userdata);
+
 /* Backend interface (internal to src/auth/). */
 typedef struct DbQuery DbQuery;
 struct DbQuery {
@@ -102,6 +108,8 @@ struct Db {
         uint64_t backoff_usec;
         void (*on_ready)(Db *db, void *userdata);
         void *userdata;
+        DbNotifyFn on_notify;
+        void *notify_userdata;
         void *backend;
 };
 

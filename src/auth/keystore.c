@@ -113,9 +113,31 @@ static void on_version(int error, const DbResult *res, void *userdata) {
         (void) db_query(ks->db, sql, NULL, 0, on_schema, ks);
 }
 
+#define KEYS_CHANNEL "isol8_keys"
+
+static void cache_evict_id(KeyStore *ks, const char *id);
+
+static void on_listening(int error, const DbResult *res, void *userdata) {
+        if (error < 0)
+                log_warning("auth: cannot LISTEN for key revocations; other servers' revocations reach this one's cache only when its entries expire");
+}
+
+/* Another server revoked a key (PostgreSQL NOTIFY): its cached lookups go at once. */
+static void on_key_notify(Db *db, const char *channel, const char *payload, void *userdata) {
+        KeyStore *ks = userdata;
+        if (streq(channel, KEYS_CHANNEL) && payload && *payload)
+                cache_evict_id(ks, payload);
+}
+
 static void on_db_ready(Db *db, void *userdata) {
         KeyStore *ks = userdata;
-        /* Queued ahead of any request, in order: the last one queued goes first. */
+        /* Queued ahead of any request, in order: the last one queued goes first. A fresh
+         * connection LISTENs again (after a reconnect the cache may have missed revocations:
+         * it is dropped). */
+        if (db_kind(db) == DB_POSTGRES) {
+                keystore_drop_cache(ks);
+                (void) db_query_first(db, "LISTEN " KEYS_CHANNEL, on_listening, ks);
+        }
         (void) db_query_first(db, "SELECT version FROM isol8_schema_migrations WHERE version = 1", on_version, ks);
         for (size_t i = ELEMENTSOF(schema_v1); i > 0; i--)
                 (void) db_query_first(db, schema_v1[i - 1], on_schema, ks);
@@ -171,6 +193,7 @@ int keystore_new(KeyStore **ret, sd_event *event, const char *conn, const KeySto
         r = db_open(&ks->db, event, conn, config->timeout_usec, on_db_ready, ks);
         if (r < 0)
                 return r;
+        db_set_notify_handler(ks->db, on_key_notify, ks);
         r = sd_event_add_time_relative(event, &ks->purge_timer, CLOCK_MONOTONIC, config->purge_interval_usec, USEC_PER_SEC,
                                        on_purge_timer, ks);
         if (r < 0)
@@ -468,8 +491,18 @@ int keystore_list(KeyStore *ks, const char *tenant, KeyListFn cb, void *userdata
         return 0;
 }
 
+static void on_notified(int error, const DbResult *res, void *userdata) {
+        if (error < 0)
+                log_warning("auth: could not tell the other servers of a revoked key; their caches forget it when their entries expire");
+}
+
 static void on_revoked(int error, const DbResult *res, void *userdata) {
         Op *op = userdata;
+        /* Every server LISTENing (PostgreSQL) drops the key from its cache at once. */
+        if (error >= 0 && res && res->affected > 0 && db_kind(op->ks->db) == DB_POSTGRES) {
+                DbParam p[] = { DB_TEXTP(op->key.id) };
+                (void) db_query(op->ks->db, "SELECT pg_notify('" KEYS_CHANNEL "', $1)", p, 1, on_notified, NULL);
+        }
         if (op->cb)
                 ((KeyRevokeFn) op->cb)(error < 0 ? (error == -EIO ? -EHOSTDOWN : error) : res->affected == 0 ? -ENOENT : 0, op->userdata);
         op_free(op);
@@ -481,8 +514,10 @@ int keystore_revoke(KeyStore *ks, const char *id, KeyRevokeFn cb, void *userdata
 
         if (!op)
                 return -ENOMEM;
-        /* Effective at once on this server; other servers drop it when their cache entry ends. */
+        /* Effective at once on this server; the others hear of it (PostgreSQL) or drop it when
+         * their cache entry ends (MySQL, SQLite). */
         cache_evict_id(ks, id);
+        snprintf(op->key.id, sizeof(op->key.id), "%s", id);
         if (db_query(ks->db, "UPDATE isol8_api_keys SET revoked = 1 WHERE id = $1", p, 1, on_revoked, op) < 0) {
                 op_free(op);
                 return -ENOMEM;

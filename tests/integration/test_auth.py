@@ -238,6 +238,31 @@ class ServerBacked(Contract):
 class PostgresKeys(ServerBacked, unittest.TestCase):
     backend = "postgres"
 
+    def test_revocation_reaches_every_server_at_once(self):
+        # LISTEN/NOTIFY: the other servers drop a revoked key from their caches when the
+        # revocation commits, however long their cache keeps entries (here a minute).
+        cached = dict(CONFIG, auth=dict(CONFIG["auth"], cacheTtlMs=60000))
+        others = [Daemon(config=cached, args=["--auth-db", self.url]).start() for _ in range(2)]
+        try:
+            k = self.create(name="revoke-everywhere")
+            for o in others:
+                self.assertEqual(o.get("/queue/status", key=k["key"]).status, 200)   # now cached there
+            t0 = time.monotonic()
+            self.assertEqual(self.daemon.request("DELETE", f"/auth/keys/{k['id']}").status, 200)
+            revoked_at = time.monotonic()
+            waits = []
+            for o in others:
+                while o.get("/queue/status", key=k["key"]).status != 403:
+                    self.assertLess(time.monotonic() - revoked_at, 2, "the revocation never reached the other server")
+                    time.sleep(0.002)
+                waits.append((time.monotonic() - revoked_at) * 1000)
+            print(f"# revocation answered in {(revoked_at - t0) * 1000:.1f} ms; refused by the other servers "
+                  f"{', '.join(f'{w:.1f}' for w in waits)} ms after")
+            self.assertLess(max(waits), 100, waits)
+        finally:
+            for o in others:
+                self.assertEqual(o.stop(), 0)
+
 
 @unittest.skipUnless(dbservers.mariadb_available(), "MariaDB is not installed")
 class MariaDBKeys(ServerBacked, unittest.TestCase):
