@@ -28,6 +28,7 @@ static const unsigned status_table[_OUTCOME_MAX] = {
         [OUTCOME_IMAGE_EXISTS]      = MHD_HTTP_CONFLICT,
         [OUTCOME_IMAGE_IN_USE]      = MHD_HTTP_CONFLICT,
         [OUTCOME_IMAGE_BUILD_FAILED] = MHD_HTTP_BAD_REQUEST,
+        [OUTCOME_DRAINING]          = MHD_HTTP_SERVICE_UNAVAILABLE,
 };
 
 unsigned api_outcome_status(Outcome o) {

@@ -395,6 +395,20 @@ static int method_build_image(sd_bus_message *m, void *userdata, sd_bus_error *e
         return bus_call_started(c, r, message, error);
 }
 
+/* Drain(): the server leaves once its running work is done (drainTimeoutMs, else 30 s, at most). */
+static int method_drain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        int r;
+
+        r = check_admin(b, m, error);
+        if (r < 0)
+                return r;
+        r = manager_drain(b->m, b->m->config.drain_timeout_ms ?: DRAIN_DEFAULT_MS, "dbus");
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "u", manager_n_runs(b->m));
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -435,6 +449,10 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", name, "s", runtime, "as", packages),
                                 SD_BUS_RESULT("t", bytes, "t", files),
                                 method_build_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Drain",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("u", running),
+                                method_drain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Cleanup",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("u", sessions, "u", sandboxes),

@@ -29,6 +29,7 @@ static const char *const name_table[_OUTCOME_MAX] = {
         [OUTCOME_IMAGE_EXISTS]      = BUS_ERROR_IMAGE,
         [OUTCOME_IMAGE_IN_USE]      = BUS_ERROR_IMAGE,
         [OUTCOME_IMAGE_BUILD_FAILED] = BUS_ERROR_IMAGE,
+        [OUTCOME_DRAINING]          = BUS_ERROR_UNAVAILABLE,
 };
 
 const char *bus_outcome_error_name(Outcome o) {

@@ -99,6 +99,7 @@ static const ConfigKey config_keys[] = {
         { "images.buildMemoryLimit",        CT_SIZE,   F(images_build_memory) },
         { "agent",                          CT_OBJECT, 0 },
         { "agent.image",                    CT_STRING, F(agent_image) },
+        { "drainTimeoutMs",                 CT_U64,    F(drain_timeout_ms) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },

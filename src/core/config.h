@@ -56,6 +56,7 @@ typedef struct Config {
         uint64_t images_max_size;           /* the most an image's layer may hold */
         uint64_t images_build_memory;       /* memory limit of an image's build */
         char *agent_image;                  /* runtime agent: the image holding pi when a run names none */
+        uint64_t drain_timeout_ms;          /* SIGTERM drains (running work finishes) this long; 0: cancels at once */
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

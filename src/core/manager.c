@@ -142,11 +142,50 @@ int manager_begin_stop(Manager *m) {
         return 0;
 }
 
+static int on_drained_check(sd_event_source *es, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->shutting_down)
+                return 0;
+        if (manager_n_runs(m) == 0 || now_usec(CLOCK_MONOTONIC) >= m->drain_deadline) {
+                if (manager_n_runs(m) > 0)
+                        log_warning("Drain: %u run(s) still under way after the bound; cancelling them.", manager_n_runs(m));
+                else
+                        log_info("Drain: all running work finished; stopping.");
+                m->drain_timer = sd_event_source_disable_unref(m->drain_timer);
+                return manager_begin_stop(m);
+        }
+        return sd_event_source_set_time_relative(es, 20 * USEC_PER_MSEC) < 0 ? 0 :
+               sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+}
+
+int manager_drain(Manager *m, uint64_t timeout_ms, const char *via) {
+        int r;
+
+        if (m->shutting_down || m->draining)
+                return 0;
+        m->draining = true;
+        log_info("Draining (asked over %s): no new work; %u run(s) under way may finish within %" PRIu64 " ms.", via ?: "?",
+                 manager_n_runs(m), timeout_ms);
+        (void) sd_notify(false, "STATUS=Draining");
+        m->drain_deadline = now_usec(CLOCK_MONOTONIC) + timeout_ms * USEC_PER_MSEC;
+        r = sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, 0, 1000, on_drained_check, m);
+        if (r < 0)
+                return manager_begin_stop(m);
+        (void) sd_event_source_set_description(m->drain_timer, "drain-wait");
+        return 0;
+}
+
 static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
         if (m->shutting_down)
                 return 0;
+        /* With drainTimeoutMs, SIGTERM lets running work finish first (a second one stops at once). */
+        if (si->ssi_signo == SIGTERM && m->config.drain_timeout_ms > 0 && !m->draining) {
+                log_info("Received SIGTERM, draining.");
+                return manager_drain(m, m->config.drain_timeout_ms, "SIGTERM");
+        }
         log_info("Received %s, stopping: no new connections, cancelling running executions.",
                  si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
         return manager_begin_stop(m);

@@ -31,6 +31,7 @@ static const struct {
         [OUTCOME_IMAGE_EXISTS]      = { "image-exists", "An image of that name exists or is being built" },
         [OUTCOME_IMAGE_IN_USE]      = { "image-in-use", "The image is in use" },
         [OUTCOME_IMAGE_BUILD_FAILED] = { "image-build-failed", "The image could not be built" },
+        [OUTCOME_DRAINING]          = { "draining", "Server is draining" },
 };
 
 const char *outcome_message(Outcome o) {

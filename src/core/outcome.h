@@ -31,6 +31,7 @@ typedef enum Outcome {
         OUTCOME_IMAGE_EXISTS,           /* building a name that is taken (or being built) */
         OUTCOME_IMAGE_IN_USE,           /* removing an image runs are using */
         OUTCOME_IMAGE_BUILD_FAILED,     /* the installer failed; the message has its output */
+        OUTCOME_DRAINING,               /* the server is leaving: running work finishes, nothing new starts */
         _OUTCOME_MAX,
 } Outcome;
 

@@ -416,6 +416,10 @@ int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequ
                 exec_request_free(req);
                 return OUTCOME_SHUTTING_DOWN;
         }
+        if (m->draining) {
+                exec_request_free(req);
+                return OUTCOME_DRAINING;
+        }
         s = calloc(1, sizeof(Run));
         if (!s) {
                 exec_request_free(req);

@@ -62,6 +62,8 @@ static int help(const char *verb) {
                        "isol8ctl images remove NAME         Remove an image no run is using\n");
         else if (streq_ptr(verb, "status"))
                 printf("isol8ctl status                     Version, executions, queue and sessions\n");
+        else if (streq_ptr(verb, "drain"))
+                printf("isol8ctl drain                      Stop taking work, let running work finish, then stop\n");
         else if (streq_ptr(verb, "cleanup"))
                 printf("isol8ctl cleanup                    Destroy every session and idle sandbox\n");
         else
@@ -72,7 +74,8 @@ static int help(const char *verb) {
                        "  keys list|create|revoke    Manage DB-backed API keys\n"
                        "  sessions list|show|kill    Manage persistent sessions\n"
                        "  images list|build|remove   Manage runtime images\n"
-                       "  cleanup                    Destroy every session and idle sandbox\n\n"
+                       "  cleanup                    Destroy every session and idle sandbox\n"
+                       "  drain                      Stop taking work; stop once running work is done\n\n"
                        "Options:\n"
                        "  --system                   Talk to the daemon on the system bus (default)\n"
                        "  --user                     ... on the user bus\n"
@@ -606,6 +609,24 @@ static int verb_cleanup(sd_bus *bus, int argc, char **argv) {
         return cmd_cleanup(bus);
 }
 
+static int verb_drain(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint32_t running;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, MANAGER, "Drain", &error, &reply, NULL);
+        if (r < 0)
+                return bus_failure(&error, r);
+        if (sd_bus_message_read(reply, "u", &running) < 0)
+                return EXIT_FAILURE_;
+        if (arg_json)
+                printf("{\"ok\": true, \"running\": %u}\n", running);
+        else
+                printf("Draining: %u run(s) under way will finish, then the server stops.\n", running);
+        return EXIT_OK;
+}
+
 typedef struct Verb {
         const char *name;
         int (*run)(sd_bus *bus, int argc, char **argv);
@@ -617,6 +638,7 @@ static const Verb verbs[] = {
         { "sessions", cmd_sessions },
         { "images",   cmd_images },
         { "cleanup",  verb_cleanup },
+        { "drain",    verb_drain },
 };
 
 static const Verb *find_verb(const char *name) {
@@ -637,7 +659,7 @@ static int check_args(int argc, char **argv) {
                 return usage("invalid --ttl '%s' (a time span: 3600, 90s, 1h 30m, 7d, 1w; at most 10 years)", arg_ttl);
         if (!find_verb(verb))
                 return usage("unknown command '%s'", verb);
-        if (streq(verb, "status") || streq(verb, "cleanup"))
+        if (streq(verb, "status") || streq(verb, "cleanup") || streq(verb, "drain"))
                 return argc == 1 ? 0 : usage("%s takes no arguments", verb);
         if (streq(verb, "keys")) {
                 if (!sub || streq(sub, "list"))

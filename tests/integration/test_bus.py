@@ -169,7 +169,8 @@ class Bus(unittest.TestCase):
     def test_unprivileged_caller_refused(self):
         for method, sig, args in (("CreateKey", "sst", ["x", "t", "0"]), ("ListKeys", "s", [""]), ("RevokeKey", "s", ["x"]),
                                   ("DestroySession", "s", ["x"]), ("Cleanup", "", []), ("ListImages", "", []),
-                                  ("RemoveImage", "s", ["x"]), ("BuildImage", "ssas", ["x", "python", "1", "a"])):
+                                  ("RemoveImage", "s", ["x"]), ("BuildImage", "ssas", ["x", "python", "1", "a"]),
+                                  ("Drain", "", [])):
             r = self.call(method, sig, *args, user=65534)
             self.assertNotEqual(r.returncode, 0, method)
             self.assertIn("Access denied", r.stderr, method)
@@ -253,8 +254,35 @@ class Bus(unittest.TestCase):
         finally:
             os.kill(bus_pid, signal.SIGTERM)
 
+    def test_isol8ctl_drain(self):
+        # A server of its own (draining ends it): running work finishes, then it exits.
+        tmp = tempfile.mkdtemp(prefix="isol8-drain-")
+        os.chmod(tmp, 0o755)
+        bus = isol8test.PrivateBus(tmp)
+        try:
+            d = Daemon(args=["--bus", bus.address]).start()
+            bus.wait_for_name(NAME)
+            pid = d.pid()
+            import concurrent.futures
+            with concurrent.futures.ThreadPoolExecutor(1) as ex:
+                running = ex.submit(d.post, "/execute", {"request": {"cmd": "sleep 1; echo finished"}})
+                time.sleep(0.4)
+                r = subprocess.run([ISOL8CTL, f"--address={bus.address}", "drain"], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stdout, "Draining: 1 run(s) under way will finish, then the server stops.\n")
+                self.assertEqual(d.get("/health", key=None).status, 503)
+                self.assertEqual(running.result().json()["stdout"], "finished")
+            self.assertEqual(d.proc.wait(10), 0)
+            d.stop()
+            # (the class's own daemon still runs sandboxes: look only at this one's cgroups)
+            self.assertEqual(isol8test.own_cgroup_dirs(pid), [])
+        finally:
+            bus.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_isol8ctl_usage(self):
-        for args in (["--help"], ["keys", "--help"], ["sessions", "--help"], ["status", "--help"], ["cleanup", "--help"]):
+        for args in (["--help"], ["keys", "--help"], ["sessions", "--help"], ["status", "--help"], ["cleanup", "--help"],
+                     ["drain", "--help"], ["images", "--help"]):
             r = self.ctl(*args)
             self.assertEqual(r.returncode, 0, args)
             self.assertIn("isol8ctl", r.stdout)

@@ -7,6 +7,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import unittest
@@ -397,6 +398,48 @@ class ParallelLoad(DaemonTestCase):
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             results = list(ex.map(one, range(40)))
         self.assertEqual([r["stdout"] for r in results], [str(i * 2) for i in range(40)])
+
+
+class Drain(unittest.TestCase):
+    def test_sigterm_lets_running_work_finish(self):
+        # drainTimeoutMs: SIGTERM stops new work and says so to a load balancer, while what
+        # runs finishes and answers; then the server exits.
+        d = Daemon(config={"drainTimeoutMs": 10000}).start()
+        pid = d.pid()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            running = ex.submit(d.post, "/execute", {"request": {"cmd": "sleep 1.5; echo finished"}})
+            time.sleep(0.5)
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            r = d.get("/health", key=None)
+            self.assertEqual((r.status, r.json()["status"]), (503, "draining"))
+            r = d.post("/execute", {"request": {"cmd": "true"}})
+            self.assertEqual((r.status, r.json()), (503, {"error": "Server is draining"}))
+            r = running.result()
+            self.assertEqual((r.status, r.json()["stdout"], r.json()["exitCode"]), (200, "finished", 0), r)
+        t0 = time.time()
+        self.assertEqual(d.proc.wait(10), 0)
+        self.assertLess(time.time() - t0, 3)
+        d.stop()
+        isol8test.assert_nothing_left(pid)
+
+    def test_a_drain_is_bounded(self):
+        d = Daemon(config={"drainTimeoutMs": 1000}).start()
+        pid = d.pid()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            running = ex.submit(d.post, "/execute", {"request": {"cmd": "sleep 60"}})
+            time.sleep(0.5)
+            t0 = time.time()
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(d.proc.wait(15), 0)
+            self.assertLess(time.time() - t0, 6)
+            try:
+                self.assertIn(running.result().status, (200, 503))
+            except Exception:
+                pass  # the connection may be cut at exit
+        d.stop()
+        self.assertIn("still under way after the bound", d.stderr_text())
+        isol8test.assert_nothing_left(pid)
 
 
 class Shutdown(unittest.TestCase):
