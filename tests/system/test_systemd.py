@@ -242,6 +242,29 @@ class Systemd(unittest.TestCase):
             self.sh("systemctl stop isol8-test-pypi; rm -f /etc/isol8/config.json; systemctl reset-failed isol8.service; "
                     "systemctl restart isol8.service")
 
+    def test_14_stop_drains_running_work(self):
+        # With drainTimeoutMs, `systemctl stop` lets a run under way finish and answer, and
+        # /health says "draining" meanwhile (the unit's TimeoutStopSec=30s is the outer bound).
+        self.sh("printf '%s\\n' '" + json.dumps({"drainTimeoutMs": 15000}) + "' > /etc/isol8/config.json && "
+                "systemctl reset-failed isol8.service; systemctl restart isol8.service", check=True)
+        try:
+            time.sleep(0.5)
+            self.sh("(curl -s -m 30 localhost:3000/execute -H 'Authorization: Bearer " + KEY + "' "
+                    "-d '{\"request\":{\"cmd\":\"sleep 3; echo finished\"}}' > /run/drain-answer.json &) ; sleep 1; "
+                    "systemctl stop --no-block isol8.service; sleep 0.5; "
+                    "curl -s -o /dev/null -w '%{http_code}' localhost:3000/health > /run/drain-health.txt; true", check=True)
+            for _ in range(100):
+                if self.sh("systemctl is-active isol8.service").stdout.strip() in ("inactive", "failed"):
+                    break
+                time.sleep(0.1)
+            self.assertEqual(self.sh("systemctl is-active isol8.service").stdout.strip(), "inactive")
+            self.assertEqual(self.sh("cat /run/drain-health.txt").stdout, "503")
+            answer = json.loads(self.sh("cat /run/drain-answer.json").stdout)
+            self.assertEqual((answer.get("stdout"), answer.get("exitCode")), ("finished", 0), answer)
+            self.assertIn("Drain: all running work finished", self.sh("journalctl -u isol8.service --no-pager -n 50").stdout)
+        finally:
+            self.sh("rm -f /etc/isol8/config.json; systemctl reset-failed isol8.service; systemctl start isol8.socket")
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
