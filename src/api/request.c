@@ -372,21 +372,13 @@ static int parse_request(json_object *rq, const SpecPolicy *p, ExecRequest *req,
                 if (f && json_object_is_type(f, json_type_string))
                         r = exec_request_set_agent_flags(req, json_object_get_string(f), ret_error);
                 else if (f && json_object_is_type(f, json_type_array)) {
-                        _cleanup_free_ char *joined = NULL;
-                        Buffer b = {};
-                        for (size_t i = 0; i < json_object_array_length(f); i++) {
+                        r = 0;
+                        for (size_t i = 0; r >= 0 && i < json_object_array_length(f); i++) {
                                 const char *a = string_at(f, i);
-                                if (!a) {
-                                        buffer_done(&b);
+                                if (!a)
                                         return errorf(ret_error, "request.agentFlags[%zu] is not a string", i);
-                                }
-                                if (buffer_printf(&b, "%s%s", i ? " " : "", a) < 0) {
-                                        buffer_done(&b);
-                                        return -ENOMEM;
-                                }
+                                r = exec_request_add_agent_flag(req, a, ret_error);
                         }
-                        joined = buffer_steal_string(&b);
-                        r = exec_request_set_agent_flags(req, joined ?: "", ret_error);
                 } else if (f && !json_object_is_type(f, json_type_null))
                         return errorf(ret_error, "request.agentFlags has the wrong type");
                 else

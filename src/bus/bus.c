@@ -403,7 +403,7 @@ static int method_drain(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = check_admin(b, m, error);
         if (r < 0)
                 return r;
-        r = manager_drain(b->m, b->m->config.drain_timeout_ms ?: DRAIN_DEFAULT_MS, "dbus");
+        r = manager_drain(b->m, "dbus");
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "u", manager_n_runs(b->m));

@@ -43,9 +43,8 @@ typedef struct PackagesPolicy {
         char *pypi_host;            /* for pip's --trusted-host when the index is plain http */
         char *npm_cli;              /* npm's npm-cli.js (run with node), NULL when npm is not there */
         const char *debian_mirror;  /* bash images (the isol8-deb-unpack installer) */
-        char *debian_suite;
+        char *debian_suite;         /* set by the first bash image's build (core/images.c) */
         const char *debian_arch;
-        char *deb_unpack;           /* that installer's text, NULL when it is not installed */
         bool pypi_http;
         uint64_t install_timeout_ms;
 } PackagesPolicy;

@@ -659,6 +659,32 @@ static int host_packages(char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* For a bash image: the installer's text (-ENOENT when it is not installed) and, once, the
+ * suite (packages.debianSuite, else the host's VERSION_CODENAME, else bookworm). */
+static int debian_prepare(Manager *m, char **ret_script) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!m->packages.debian_suite) {
+                _cleanup_free_ char *os = NULL;
+                const char *v;
+                if (m->config.packages_debian_suite)
+                        m->packages.debian_suite = strdup(m->config.packages_debian_suite);
+                else if (read_full_file("/etc/os-release", &os, 65536, NULL) >= 0 && (v = strstr(os, "VERSION_CODENAME=")) &&
+                         v[17] && !strchr("\n\" ", v[17]))
+                        m->packages.debian_suite = strndup(v + 17, strcspn(v + 17, "\n\" "));
+                else
+                        m->packages.debian_suite = strdup("bookworm");
+                if (!m->packages.debian_suite)
+                        return -ENOMEM;
+        }
+        r = own_program_path("isol8-deb-unpack", &path);
+        if (r < 0)
+                return r;
+        r = read_full_file(path, ret_script, 1 << 20, NULL);
+        return r == -ENOENT || r == -EACCES ? -ENOENT : r;
+}
+
 static void on_build_sandbox(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
         /* Between the run and the copy: nothing to do (a death shows as a failed copy). */
 }
@@ -729,6 +755,7 @@ void images_prebuild(Manager *m) {
 int manager_image_build(Manager *m, const char *name, const char *runtime, char *const *packages, const char *via,
                         ImageBuildFn cb, void *userdata, ImageBuild **ret, char **ret_message) {
         _cleanup_(exec_request_freep) ExecRequest *req = NULL;
+        _cleanup_free_ char *deb_unpack = NULL;
         ImageBuild *b;
         Sandbox *sb = NULL;
         size_t i = 0;
@@ -751,8 +778,13 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                 if (streq(o->name, name))
                         return OUTCOME_IMAGE_EXISTS;
 
-        if (rt == RUNTIME_BASH && !m->packages.deb_unpack)
-                return errorf(ret_message, "runtime: bash images need isol8-deb-unpack, which is not installed"), OUTCOME_INVALID;
+        if (rt == RUNTIME_BASH) {
+                r = debian_prepare(m, &deb_unpack);
+                if (r == -ENOENT)
+                        return errorf(ret_message, "runtime: bash images need isol8-deb-unpack, which is not installed"), OUTCOME_INVALID;
+                if (r < 0)
+                        return r;
+        }
         r = exec_request_new(&m->policy, &req);
         if (r < 0)
                 return r;
@@ -770,8 +802,8 @@ int manager_image_build(Manager *m, const char *name, const char *runtime, char 
                 if (r >= 0)
                         r = exec_request_add_file(req, DEB_HOST_PACKAGES_PATH, host, strlen(host), ret_message);
                 if (r >= 0) {
-                        char *script = strdup(m->packages.deb_unpack);
-                        r = script ? exec_request_add_file(req, DEB_UNPACK_PATH, script, strlen(script), ret_message) : -ENOMEM;
+                        size_t n = strlen(deb_unpack);
+                        r = exec_request_add_file(req, DEB_UNPACK_PATH, TAKE_PTR(deb_unpack), n, ret_message);
                 }
                 if (r < 0)
                         return r == -EINVAL ? OUTCOME_INVALID : r;

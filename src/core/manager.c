@@ -39,7 +39,6 @@ Manager *manager_free(Manager *m) {
         fetcher_free(m->fetcher);
         strv_free(m->packages.host_patterns);
         free(m->packages.debian_suite);
-        free(m->packages.deb_unpack);
         free(m->packages.pypi_host);
         free(m->packages.npm_cli);
         regex_list_done(&m->fetch_policy.allowed_hosts);
@@ -159,7 +158,8 @@ static int on_drained_check(sd_event_source *es, uint64_t usec, void *userdata) 
                sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
 }
 
-int manager_drain(Manager *m, uint64_t timeout_ms, const char *via) {
+int manager_drain(Manager *m, const char *via) {
+        uint64_t timeout_ms = m->config.drain_timeout_ms ?: 30000;
         int r;
 
         if (m->shutting_down || m->draining)
@@ -184,7 +184,7 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, voi
         /* With drainTimeoutMs, SIGTERM lets running work finish first (a second one stops at once). */
         if (si->ssi_signo == SIGTERM && m->config.drain_timeout_ms > 0 && !m->draining) {
                 log_info("Received SIGTERM, draining.");
-                return manager_drain(m, m->config.drain_timeout_ms, "SIGTERM");
+                return manager_drain(m, "SIGTERM");
         }
         log_info("Received %s, stopping: no new connections, cancelling running executions.",
                  si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -348,7 +348,7 @@ static int push_host_pattern(char ***l, const char *host) {
 /* packages.*: the installers' only destinations, and npm's script (run with node). */
 static int manager_packages_init(Manager *m) {
         PackagesPolicy *p = &m->packages;
-        _cleanup_free_ char *npm_host = NULL, *deb_host = NULL, *unpack = NULL;
+        _cleanup_free_ char *npm_host = NULL, *deb_host = NULL;
         struct utsname u;
         int r;
 
@@ -358,24 +358,9 @@ static int manager_packages_init(Manager *m) {
                 .debian_mirror = m->config.packages_debian_mirror,
                 .install_timeout_ms = m->config.packages_install_timeout_ms,
         };
-        /* Debian's names for the machine; the suite is the host's unless configured. */
+        /* Debian's name for the machine (the suite and the installer are looked up by the first
+         * bash image's build, not at every start). */
         p->debian_arch = uname(&u) >= 0 && streq(u.machine, "aarch64") ? "arm64" : "amd64";
-        if (m->config.packages_debian_suite)
-                p->debian_suite = strdup(m->config.packages_debian_suite);
-        else {
-                _cleanup_free_ char *os = NULL;
-                const char *v;
-                if (read_full_file("/etc/os-release", &os, 65536, NULL) >= 0 && (v = strstr(os, "VERSION_CODENAME=")))
-                        p->debian_suite = strndup(v + 17, strcspn(v + 17, "\n\" "));
-                if (!p->debian_suite || !*p->debian_suite) {
-                        free(p->debian_suite);
-                        p->debian_suite = strdup("bookworm");
-                }
-        }
-        if (!p->debian_suite)
-                return -ENOMEM;
-        if (own_program_path("isol8-deb-unpack", &unpack) >= 0)
-                (void) read_full_file(unpack, &p->deb_unpack, 1 << 20, NULL);
         /* Checked when the configuration was loaded. */
         if (!url_host_port(p->pypi_index_url, &p->pypi_host, NULL, &p->pypi_http) ||
             !url_host_port(p->npm_registry, &npm_host, NULL, NULL))

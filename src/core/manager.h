@@ -121,10 +121,9 @@ int manager_startup(Manager *m);
 /* Stops taking work, cancels runs, exits the loop once drained (SIGTERM does this). */
 int manager_begin_stop(Manager *m);
 /* Drains: no new runs or sessions (OUTCOME_DRAINING), /health says "draining", running work
- * finishes; then, or after timeout_ms, the server stops as manager_begin_stop() does. */
-int manager_drain(Manager *m, uint64_t timeout_ms, const char *via);
-/* The bound of a drain that was asked for (D-Bus): drainTimeoutMs, else 30 s. */
-#define DRAIN_DEFAULT_MS 30000
+ * finishes; then, or after drainTimeoutMs (30 s when that is 0), the server stops as
+ * manager_begin_stop() does. */
+int manager_drain(Manager *m, const char *via);
 unsigned manager_n_runs(Manager *m);
 
 /* Authentication of a presented bearer token. Returns 0 with *ret_who filled when it is decided

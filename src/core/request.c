@@ -342,23 +342,28 @@ int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, c
         return strv_push(&req->packages, strdup(spec)) < 0 ? -ENOMEM : 0;
 }
 
-int exec_request_set_agent_flags(ExecRequest *req, const char *flags, char **ret_error) {
-        _cleanup_strv_free_ char **l = NULL;
-        _cleanup_free_ char *copy = NULL;
+int exec_request_add_agent_flag(ExecRequest *req, const char *flag, char **ret_error) {
+        size_t total = strlen(flag);
 
-        if (strlen(flags) > 4096)
+        for (char **f = req->agent_flags; f && *f; f++)
+                total += strlen(*f) + 1;
+        if (total > 4096)
                 return errorf(ret_error, "request.agentFlags: longer than 4096 bytes");
-        copy = strdup(flags);
+        if (strv_length(req->agent_flags) >= 64)
+                return errorf(ret_error, "request.agentFlags: more than 64 flags");
+        return strv_push(&req->agent_flags, strdup(flag)) < 0 ? -ENOMEM : 0;
+}
+
+int exec_request_set_agent_flags(ExecRequest *req, const char *flags, char **ret_error) {
+        _cleanup_free_ char *copy = strdup(flags);
+
         if (!copy)
                 return -ENOMEM;
         for (char *save = NULL, *t = strtok_r(copy, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save)) {
-                if (strv_length(l) >= 64)
-                        return errorf(ret_error, "request.agentFlags: more than 64 flags");
-                if (strv_push(&l, strdup(t)) < 0)
-                        return -ENOMEM;
+                int r = exec_request_add_agent_flag(req, t, ret_error);
+                if (r < 0)
+                        return r;
         }
-        strv_free(req->agent_flags);
-        req->agent_flags = TAKE_PTR(l);
         return 0;
 }
 

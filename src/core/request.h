@@ -107,7 +107,9 @@ int exec_request_set_code_url(ExecRequest *req, const SpecPolicy *policy, const 
  * not starting with '-', '.', '/' or '~' and without "://" (never an installer option, a URL or
  * a local path); at most REQUEST_PACKAGES_MAX. */
 int exec_request_add_package(ExecRequest *req, const char *spec, size_t index, char **ret_error);
-/* request.agentFlags: flags for pi, split at white space (at most 64, 4 KiB together). */
+/* request.agentFlags: flags for pi, one at a time or a string split at white space (at most 64,
+ * 4 KiB together). */
+int exec_request_add_agent_flag(ExecRequest *req, const char *flag, char **ret_error);
 int exec_request_set_agent_flags(ExecRequest *req, const char *flags, char **ret_error);
 #define AGENT_PROMPT_MAX (100 * 1024)
 /* options.image: a name of the form images have (whether it exists is the run's to find). */
