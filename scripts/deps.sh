@@ -16,11 +16,12 @@ RUN_PACKAGES=(
         python3 nodejs npm
 )
 # Tests and benchmarks only: database servers the tests start themselves, a private D-Bus and
-# journald, real clients, load tools, a reference sandbox, and a Debian booted with systemd in
-# systemd-nspawn (its root file system made by mmdebstrap) for tests/system.
+# journald, real clients, load balancers (the cluster test), load tools, a reference sandbox,
+# and a Debian booted with systemd in systemd-nspawn (its root file system made by mmdebstrap)
+# for tests/system.
 TEST_PACKAGES=(
         postgresql mariadb-server mariadb-client
-        dbus curl python3-websockets python3-pip
+        dbus curl python3-websockets python3-pip haproxy nginx-light
         wrk bubblewrap hyperfine
         systemd-container mmdebstrap clang
 )

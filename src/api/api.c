@@ -61,15 +61,43 @@ static void on_authenticated(Outcome outcome, const AuthInfo *who, void *userdat
                 http_request_auth_done(r, who);
 }
 
+const char *api_request_remote(HttpRequest *r) {
+        const char *client = http_request_auth(r)->forwarded ? http_request_header(r, "X-Isol8-Client") : NULL;
+        return client ?: http_request_remote(r);
+}
+
+/* A request another server of the cluster forwards for its client: its signature instead of a
+ * key. Never for the master's routes (nothing forwards them). */
+static int authenticate_forwarded(ApiContext *ctx, HttpRequest *r, const char *stamp, RouteAccess access) {
+        AuthInfo who;
+        int k;
+
+        k = manager_cluster_authenticate(ctx->m, stamp, http_request_header(r, "X-Isol8-Identity"),
+                                         http_request_header(r, "X-Isol8-Client"), http_request_method(r),
+                                         http_request_path(r), &who);
+        if (k == 0 && access == ROUTE_MASTER)
+                k = OUTCOME_KEY_UNKNOWN;
+        if (k != 0) {
+                auth_failure(ctx->m, r, "cluster-signature");
+                (void) http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "Invalid cluster signature");
+                return 1;
+        }
+        http_request_auth_done(r, &who);
+        return 0;
+}
+
 /* The order of API.md: the master key first, then the key store if there is one, else 403. */
 static int authenticate(HttpRequest *r, const char *header, RouteAccess access, void *userdata) {
         ApiContext *ctx = userdata;
-        const char *token;
+        const char *token, *stamp;
         AuthInfo who;
         AuthWait *w;
         size_t len;
         int k;
 
+        stamp = http_request_header(r, "X-Isol8-Cluster");
+        if (stamp)
+                return authenticate_forwarded(ctx, r, stamp, access);
         k = auth_parse_bearer(header, &token, &len);
         if (k == -ENOKEY) {
                 auth_failure(ctx->m, r, "missing");
@@ -126,6 +154,7 @@ ApiContext *api_free(ApiContext *ctx) {
                 return NULL;
         manager_remove_transport(ctx->m, ctx);
         http_server_free(ctx->http);
+        curl_loop_free(ctx->curl);
         free(ctx);
         return NULL;
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
+#include "core/curl.h"
 #include "core/manager.h"
 #include "core/run.h"
 #include "http/http.h"
@@ -16,6 +17,7 @@ typedef struct ApiContext {
         sd_event *event;
         HttpServer *http;
         uint64_t sse_keepalive_usec;
+        CurlLoop *curl;                 /* forwarding to the cluster's other servers, made at first use */
 } ApiContext;
 
 /* Serves the API on listen_fd (taken) and registers with the manager as a transport. */
@@ -40,6 +42,26 @@ int api_auth_keys_list(HttpRequest *r, void *userdata);
 int api_auth_keys_revoke(HttpRequest *r, void *userdata);
 int api_auth_login(HttpRequest *r, void *userdata);
 
+/* The client's address: the peer's, or for a request another server of the cluster forwarded,
+ * its client's (X-Isol8-Client, covered by the signature). */
+const char *api_request_remote(HttpRequest *r);
+
+/* Several servers as one (api/cluster.c). A request naming a session: served here (returns 0,
+ * the caller goes on at once), or taken care of (returns 1): forwarded to the server holding
+ * it, answered (lost: 410; another tenant's: as an unknown session; DELETE of a lost one: ok,
+ * the id is free again), or waiting for the session directory, after which here(r, ctx, data)
+ * goes on if the session is (or, with API_ROUTE_CLAIM, is to be made) here. data is taken
+ * (free_data) unless 0 is returned. */
+typedef void (*ApiHereFn)(HttpRequest *r, ApiContext *ctx, void *data);
+#define API_ROUTE_CLAIM  (1u << 0)
+#define API_ROUTE_DELETE (1u << 1)
+int api_session_route(HttpRequest *r, ApiContext *ctx, const char *session_id, unsigned flags, ApiHereFn here, void *data,
+                      void (*free_data)(void *));
+/* Forwards r as it came (method, path, query, body) to another server of the cluster and
+ * answers with what that server answers. */
+int api_forward(HttpRequest *r, ApiContext *ctx, const char *node, const char *base_url);
+
+void api_exec_request_free(void *req);
 /* Parses and validates an execution envelope; replies 400 itself (returns > 0) on bad input. */
 int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret);
 

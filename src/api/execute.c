@@ -70,28 +70,47 @@ int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret) {
         return k;
 }
 
-int api_execute(HttpRequest *r, void *userdata) {
+void api_exec_request_free(void *req) {
+        exec_request_free(req);
+}
+
+static int execute_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
         static const RunOps ops = { .done = buffered_done };
-        ApiContext *ctx = userdata;
         _cleanup_free_ char *error = NULL;
-        ExecRequest *req = NULL;
         BufferedCall *c;
         int k;
 
-        k = api_parse_exec_request(r, ctx, &req);
-        if (k != 0)
-                return k < 0 ? k : 0;
         c = calloc(1, sizeof(BufferedCall));
         if (!c) {
                 exec_request_free(req);
                 return -ENOMEM;
         }
         c->r = r;
-        k = run_start(ctx->m, http_request_auth(r), http_request_remote(r), req, false, &ops, c, &c->run, &error);
+        k = run_start(ctx->m, http_request_auth(r), api_request_remote(r), req, false, &ops, c, &c->run, &error);
         if (k != 0) {
                 free(c);
                 return api_reply_outcome(r, k, error);
         }
         http_request_suspend(r, buffered_request_gone, c);
         return 0;
+}
+
+static void execute_later(HttpRequest *r, ApiContext *ctx, void *req) {
+        int k = execute_here(r, ctx, req);
+        if (k < 0)
+                (void) api_reply_outcome(r, k, NULL);
+}
+
+int api_execute(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        ExecRequest *req = NULL;
+        int k;
+
+        k = api_parse_exec_request(r, ctx, &req);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        k = api_session_route(r, ctx, req->session_id, API_ROUTE_CLAIM, execute_later, req, api_exec_request_free);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        return execute_here(r, ctx, req);
 }

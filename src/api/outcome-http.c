@@ -29,6 +29,8 @@ static const unsigned status_table[_OUTCOME_MAX] = {
         [OUTCOME_IMAGE_IN_USE]      = MHD_HTTP_CONFLICT,
         [OUTCOME_IMAGE_BUILD_FAILED] = MHD_HTTP_BAD_REQUEST,
         [OUTCOME_DRAINING]          = MHD_HTTP_SERVICE_UNAVAILABLE,
+        [OUTCOME_SESSION_LOST]      = MHD_HTTP_GONE,
+        [OUTCOME_NODE_UNREACHABLE]  = MHD_HTTP_BAD_GATEWAY,
 };
 
 unsigned api_outcome_status(Outcome o) {

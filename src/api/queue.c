@@ -11,6 +11,37 @@ static json_object *json_ms(uint64_t usec) {
         return json_object_new_double_s((double) usec / 1000.0, buf);
 }
 
+/* Several servers as one: every node's load as the session directory last said it. */
+static json_object *cluster_json(Cluster *c) {
+        json_object *o = json_object_new_object(), *nodes = json_object_new_array();
+        const ClusterNode *n;
+        size_t k;
+
+        if (!o || !nodes) {
+                json_object_put(o);
+                json_object_put(nodes);
+                return NULL;
+        }
+        n = cluster_nodes(c, &k);
+        for (size_t i = 0; i < k; i++) {
+                json_object *no = json_object_new_object();
+                if (!no)
+                        break;
+                json_add(no, "nodeId", json_object_new_string(n[i].id));
+                json_add(no, "url", json_object_new_string(n[i].url));
+                json_add(no, "state", json_object_new_string(cluster_node_state_to_string(n[i].state)));
+                json_add(no, "current", json_object_new_int64(n[i].load.running));
+                json_add(no, "max", json_object_new_int64(n[i].load.max_concurrent));
+                json_add(no, "pending", json_object_new_int64(n[i].load.queued));
+                json_add(no, "sessions", json_object_new_int64(n[i].load.sessions));
+                json_add(no, "lastSeenMs", json_object_new_int64((int64_t) n[i].last_seen_ms));
+                json_object_array_add(nodes, no);
+        }
+        json_add(o, "nodeId", json_object_new_string(cluster_node_id(c)));
+        json_add(o, "nodes", nodes);
+        return o;
+}
+
 int api_queue_status(HttpRequest *r, void *userdata) {
         ApiContext *ctx = userdata;
         json_object *o = json_object_new_object(), *qo = json_object_new_object();
@@ -46,5 +77,7 @@ int api_queue_status(HttpRequest *r, void *userdata) {
                 json_add(po, "destroyed", json_object_new_int64((int64_t) st.pool.destroyed));
                 json_add(o, "pool", po);
         }
+        if (ctx->m->cluster)
+                json_add(o, "cluster", cluster_json(ctx->m->cluster));
         return http_reply_json(r, MHD_HTTP_OK, o);
 }

@@ -69,11 +69,24 @@ static int reply_ok(HttpRequest *r, const char *extra_key, json_object *extra) {
         return http_reply_json(r, MHD_HTTP_OK, o);
 }
 
-int api_session_delete(HttpRequest *r, void *userdata) {
-        ApiContext *ctx = userdata;
+static int session_delete(HttpRequest *r, ApiContext *ctx) {
         /* Idempotent: an unknown id (or another tenant's) answers the same and changes nothing. */
         (void) manager_session_destroy(ctx->m, http_request_auth(r), http_request_param(r));
         return reply_ok(r, NULL, NULL);
+}
+
+static void session_delete_later(HttpRequest *r, ApiContext *ctx, void *data) {
+        int k = session_delete(r, ctx);
+        if (k < 0)
+                (void) api_reply_outcome(r, k, NULL);
+}
+
+int api_session_delete(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        int k = api_session_route(r, ctx, http_request_param(r), API_ROUTE_DELETE, session_delete_later, NULL, NULL);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        return session_delete(r, ctx);
 }
 
 /* The file's outcomes in words a client can act on; failures are 500s, logged once. */
@@ -116,8 +129,10 @@ static void file_put_gone(HttpRequest *r, void *userdata) {
         f->r = NULL;
 }
 
-int api_file_put(HttpRequest *r, void *userdata) {
-        ApiContext *ctx = userdata;
+static void file_put_later(HttpRequest *r, ApiContext *ctx, void *data);
+
+/* routed: the session was looked for in the cluster already. */
+static int file_put(HttpRequest *r, ApiContext *ctx, bool routed) {
         _cleanup_json_ json_object *body = NULL;
         _cleanup_free_ void *data = NULL;
         const char *id = NULL, *p = NULL, *content = NULL;
@@ -136,6 +151,11 @@ int api_file_put(HttpRequest *r, void *userdata) {
         json_object_object_get_ex(body, "content", &cv);
         if (base64_decode(content, (size_t) json_object_get_string_len(cv), &data, &size) < 0)
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "content is not valid base64");
+        if (!routed) {
+                k = api_session_route(r, ctx, id, 0, file_put_later, NULL, NULL);
+                if (k != 0)
+                        return k < 0 ? k : 0;
+        }
         f = calloc(1, sizeof(FilePut));
         if (!f || !(f->path = strdup(p))) {
                 free(f);
@@ -152,8 +172,19 @@ int api_file_put(HttpRequest *r, void *userdata) {
         return 0;
 }
 
-int api_file_get(HttpRequest *r, void *userdata) {
-        ApiContext *ctx = userdata;
+static void file_put_later(HttpRequest *r, ApiContext *ctx, void *data) {
+        int k = file_put(r, ctx, true);
+        if (k < 0)
+                (void) api_reply_outcome(r, k, NULL);
+}
+
+int api_file_put(HttpRequest *r, void *userdata) {
+        return file_put(r, userdata, false);
+}
+
+static void file_get_later(HttpRequest *r, ApiContext *ctx, void *data);
+
+static int file_get(HttpRequest *r, ApiContext *ctx, bool routed) {
         const char *id = http_request_query(r, "sessionId"), *p = http_request_query(r, "path");
         _cleanup_free_ char *data = NULL, *b64 = NULL;
         json_object *o;
@@ -164,6 +195,11 @@ int api_file_get(HttpRequest *r, void *userdata) {
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing sessionId or path");
         if (!path_inside_sandbox(p))
                 return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid path: must stay inside /sandbox or /tmp");
+        if (!routed) {
+                k = api_session_route(r, ctx, id, 0, file_get_later, NULL, NULL);
+                if (k != 0)
+                        return k < 0 ? k : 0;
+        }
         /* base64 grows by a third: keep the answer within the body limit. */
         k = manager_file_read(ctx->m, http_request_auth(r), id, p, ctx->m->config.limits.body_bytes / 4 * 3, &data, &size);
         if (k != 0)
@@ -176,6 +212,16 @@ int api_file_get(HttpRequest *r, void *userdata) {
         }
         json_add(o, "content", json_object_new_string(b64));
         return http_reply_json(r, MHD_HTTP_OK, o);
+}
+
+static void file_get_later(HttpRequest *r, ApiContext *ctx, void *data) {
+        int k = file_get(r, ctx, true);
+        if (k < 0)
+                (void) api_reply_outcome(r, k, NULL);
+}
+
+int api_file_get(HttpRequest *r, void *userdata) {
+        return file_get(r, userdata, false);
 }
 
 static json_object *cleanup_counts(unsigned removed) {

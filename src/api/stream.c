@@ -13,53 +13,23 @@
 #include "shared/log.h"
 #include "shared/time-util.h"
 
-#define SSE_HIGH_WATER (1u << 20)
-#define SSE_LOW_WATER (256u << 10)
-
 typedef struct SseCall {
         ApiContext *ctx;
-        HttpRequest *r;                 /* NULL once MHD finished the request */
-        struct MHD_Connection *connection;
+        HttpStream *stream;
         Run *run;
-        Buffer out;
-        size_t off;
-        bool run_done;
-        bool response_gone;
-        bool suspended;
         sd_event_source *keepalive;
-        sd_event_source *hup;
-        int fd;
 } SseCall;
 
-static void sse_maybe_free(SseCall *c) {
-        if (!c->run_done || !c->response_gone)
-                return;
+static void sse_free(SseCall *c) {
         run_free(c->run);
         sd_event_source_disable_unref(c->keepalive);
-        sd_event_source_disable_unref(c->hup);
-        buffer_done(&c->out);
+        http_stream_release(c->stream);
         free(c);
-}
-
-static size_t pending(SseCall *c) {
-        return c->out.size - c->off;
-}
-
-static void wake(SseCall *c) {
-        if (!c->suspended || !c->connection || c->response_gone)
-                return;
-        c->suspended = false;
-        (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
-        MHD_resume_connection(c->connection);
-        http_server_kick(http_request_server(c->r));
 }
 
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
         SseCall *c = userdata;
-        if (!c->run_done) {
-                (void) buffer_append(&c->out, ": keep-alive\n\n", 14);
-                wake(c);
-        }
+        (void) http_stream_write(c->stream, ": keep-alive\n\n", 14);
         (void) sd_event_source_set_time_relative(s, c->ctx->sse_keepalive_usec);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -67,132 +37,87 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
 static void sse_event(void *userdata, const RunEvent *ev) {
         SseCall *c = userdata;
         _cleanup_json_ json_object *o = NULL;
+        _cleanup_free_ char *frame = NULL;
         const char *json;
         size_t len;
 
-        if (c->response_gone || !(o = api_event_object(ev)) || !(json = api_event_text(o, &len)))
-                return;
-        if (buffer_append(&c->out, "data: ", 6) < 0 || buffer_append(&c->out, json, len) < 0 ||
-            buffer_append(&c->out, "\n\n", 2) < 0)
+        if (!(o = api_event_object(ev)) || !(json = api_event_text(o, &len)) || asprintf(&frame, "data: %s\n\n", json) < 0)
                 return;
         (void) sd_event_source_set_time_relative(c->keepalive, c->ctx->sse_keepalive_usec);
-        if (pending(c) > SSE_HIGH_WATER)
+        if (http_stream_write(c->stream, frame, strlen(frame)) > 0)
                 run_pause(c->run, true);
-        wake(c);
 }
 
 static void sse_done(void *userdata, int error, Outcome outcome, const char *message, const ExecResult *res,
                      const ExecRequest *req) {
         SseCall *c = userdata;
-        c->run_done = true;
-        wake(c);
-        sse_maybe_free(c);
+        http_stream_end(c->stream, true);
+        sse_free(c);
 }
 
-static int on_hup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static void sse_drained(void *userdata) {
         SseCall *c = userdata;
-        /* The client hung up while we had nothing to say: end the run now, and let MHD see it. */
-        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        if (c->run)
-                run_cancel(c->run);
-        wake(c);
-        return 0;
+        run_pause(c->run, false);
 }
 
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
-        SseCall *c = cls;
-        size_t n = pending(c);
-
-        if (n > 0) {
-                n = MIN(n, max);
-                memcpy(buf, c->out.data + c->off, n);
-                c->off += n;
-                if (c->off == c->out.size) {
-                        c->off = 0;
-                        c->out.size = 0;
-                } else if (c->off > (1u << 20)) {
-                        memmove(c->out.data, c->out.data + c->off, c->out.size - c->off);
-                        c->out.size -= c->off;
-                        c->off = 0;
-                }
-                if (pending(c) < SSE_LOW_WATER)
-                        run_pause(c->run, false);
-                return (ssize_t) n;
-        }
-        if (c->run_done)
-                return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Nothing to send: step out of MHD's loop until there is. */
-        c->suspended = true;
-        MHD_suspend_connection(c->connection);
-        if (c->hup)
-                (void) sd_event_source_set_enabled(c->hup, SD_EVENT_ON);
-        return 0;
-}
-
-static void sse_response_free(void *cls) {
-        SseCall *c = cls;
-        c->response_gone = true;
-        c->connection = NULL;
-        if (c->run && !c->run_done)
-                run_cancel(c->run);
-        sse_maybe_free(c);
-}
-
-static void sse_request_gone(HttpRequest *r, void *userdata) {
+/* The client went away: the run ends now (its callback never comes after the cancel). */
+static void sse_gone(void *userdata) {
         SseCall *c = userdata;
-        c->r = NULL;
-        c->connection = NULL;
-        c->suspended = false;
-        if (c->hup)
-                (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
-        if (c->run && !c->run_done)
-                run_cancel(c->run);
+        run_cancel(c->run);
+        c->run = NULL;
+        sse_free(c);
 }
 
-int api_execute_stream(HttpRequest *r, void *userdata) {
+static int stream_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
         static const RunOps ops = { .event = sse_event, .done = sse_done };
-        ApiContext *ctx = userdata;
+        static const HttpStreamOps stream_ops = { .drained = sse_drained, .gone = sse_gone };
+        static const char *const headers[] = {
+                "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no", NULL,
+        };
         _cleanup_free_ char *error = NULL;
-        ExecRequest *req = NULL;
-        const union MHD_ConnectionInfo *ci;
-        struct MHD_Response *resp;
         SseCall *c;
         int k;
 
-        k = api_parse_exec_request(r, ctx, &req);
-        if (k != 0)
-                return k < 0 ? k : 0;
         c = calloc(1, sizeof(SseCall));
         if (!c) {
                 exec_request_free(req);
                 return -ENOMEM;
         }
         c->ctx = ctx;
-        c->r = r;
-        c->connection = http_request_connection(r);
-        c->fd = -EBADF;
-        k = run_start(ctx->m, http_request_auth(r), http_request_remote(r), req, false, &ops, c, &c->run, &error);
+        k = run_start(ctx->m, http_request_auth(r), api_request_remote(r), req, false, &ops, c, &c->run, &error);
         if (k != 0) {
                 free(c);
                 return api_reply_outcome(r, k, error);
         }
+        k = http_stream_start(r, MHD_HTTP_OK, headers, &stream_ops, c, &c->stream);
+        if (k < 0) {
+                run_cancel(c->run);
+                c->run = NULL;
+                sse_free(c);
+                return k;
+        }
         (void) sd_event_add_time_relative(ctx->event, &c->keepalive, CLOCK_MONOTONIC, ctx->sse_keepalive_usec, 10000,
                                           on_keepalive, c);
         (void) sd_event_source_set_description(c->keepalive, "sse-keepalive");
-        ci = MHD_get_connection_info(http_request_connection(r), MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci && sd_event_add_io(ctx->event, &c->hup, ci->connect_fd, EPOLLRDHUP, on_hup, c) >= 0) {
-                (void) sd_event_source_set_description(c->hup, "sse-hangup");
-                (void) sd_event_source_set_enabled(c->hup, SD_EVENT_OFF);
-        }
+        return 0;
+}
 
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, c, sse_response_free);
-        if (!resp) {
-                run_cancel(c->run);
-                c->response_gone = true;
-                return -ENOMEM;
-        }
-        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-        MHD_add_response_header(resp, "Cache-Control", "no-cache");
-        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-        return http_reply_stream(r, MHD_HTTP_OK, resp, sse_request_gone, c);
+static void stream_later(HttpRequest *r, ApiContext *ctx, void *req) {
+        int k = stream_here(r, ctx, req);
+        if (k < 0)
+                (void) api_reply_outcome(r, k, NULL);
+}
+
+int api_execute_stream(HttpRequest *r, void *userdata) {
+        ApiContext *ctx = userdata;
+        ExecRequest *req = NULL;
+        int k;
+
+        k = api_parse_exec_request(r, ctx, &req);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        k = api_session_route(r, ctx, req->session_id, API_ROUTE_CLAIM, stream_later, req, api_exec_request_free);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        return stream_here(r, ctx, req);
 }

@@ -2,6 +2,7 @@
 /* GET /execute/ws: a WebSocket (RFC 6455) over libmicrohttpd's upgrade. After the 101 the
  * socket is ours: frames are read and written from sd-event io sources. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "api/api.h"
 #include "api/render.h"
 #include "api/request.h"
+#include "api/ws-relay.h"
+#include "shared/crypto.h"
 #include "shared/websocket.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
@@ -53,6 +56,12 @@ typedef struct WsConn {
         bool released;
         AuthInfo who;               /* from the upgrade request */
         char remote[64];
+        /* A session another server of the cluster holds: looked up, then relayed there. */
+        bool locating;              /* input waits meanwhile */
+        ClusterCall *locate;
+        ExecRequest *pending_req;
+        Buffer execute_msg;         /* the "execute" message, passed on as it came */
+        WsRelay *relay;
 } WsConn;
 
 static void ws_release(WsConn *c);
@@ -179,6 +188,10 @@ static void ws_close(WsConn *c, uint16_t code, const char *reason) {
 
 static void ws_free(WsConn *c) {
         run_free(c->run);
+        ws_relay_free(c->relay);
+        cluster_call_cancel(c->locate);
+        exec_request_free(c->pending_req);
+        buffer_done(&c->execute_msg);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->close_timer);
         sd_event_source_disable_unref(c->stall_timer);
@@ -212,6 +225,9 @@ static void ws_release(WsConn *c) {
                 c->stall_timer = sd_event_source_disable_unref(c->stall_timer);
                 if (c->run && !c->run_done)
                         run_cancel(c->run);
+                /* The relay watches the socket: it goes before MHD closes it. */
+                c->relay = ws_relay_free(c->relay);
+                cluster_call_cancel(TAKE_PTR(c->locate));
                 MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
                 /* In external-loop mode MHD must run once more to finish the close. */
                 http_server_kick(c->server);
@@ -251,8 +267,153 @@ static int parse_signal(const char *s) {
         return -EINVAL;
 }
 
-static void handle_message(WsConn *c, const char *text, size_t len) {
+static void ws_start_run(WsConn *c, ExecRequest *req) {
         static const RunOps ops = { .event = ws_event, .done = ws_done };
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = run_start(c->ctx->m, &c->who, c->remote, req, c->interactive, &ops, c, &c->run, &error);
+        if (r != 0) {
+                if (r < 0)
+                        log_error_errno(r, "WebSocket execution could not start: %m");
+                ws_send_event(c, "error", r < 0 ? "Internal error" : error ?: outcome_message((Outcome) r));
+                ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
+                return;
+        }
+        if (c->interactive && (c->early_stdin.size > 0 || c->early_eof))
+                (void) run_stdin(c->run, c->early_stdin.data, c->early_stdin.size, c->early_eof);
+        buffer_done(&c->early_stdin);
+}
+
+static void handle_input(WsConn *c);
+
+/* The end of the exchange with an error event, as a refused run ends it. */
+static void ws_refuse(WsConn *c, const char *message) {
+        c->locating = false;
+        ws_send_event(c, "error", message);
+        ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
+}
+
+static void on_relay_end(void *userdata) {
+        WsConn *c = userdata;
+        c->peer_gone = true;
+        ws_release(c);
+}
+
+static void on_relay_ready(void *userdata, const char *error, bool lost) {
+        WsConn *c = userdata;
+
+        if (error) {
+                c->relay = ws_relay_free(c->relay);
+                ws_refuse(c, lost ? outcome_message(OUTCOME_SESSION_LOST) : error);
+                return;
+        }
+        /* From here on the socket is the relay's: bytes pass unchanged both ways. */
+        ws_flush(c);
+        c->io = sd_event_source_disable_unref(c->io);
+        c->stall_timer = sd_event_source_disable_unref(c->stall_timer);
+        if (ws_relay_attach(c->relay, c->fd, c->in.data, c->in.size, on_relay_end, c) < 0) {
+                c->peer_gone = true;
+                ws_release(c);
+                return;
+        }
+        c->in.size = 0;
+}
+
+/* The head of the upgrade to the server holding the session, signed for this client, and
+ * what the client sent before: its early input, then its "execute" message. */
+static int ws_relay_begin(WsConn *c, const char *url) {
+        Manager *m = c->ctx->m;
+        _cleanup_free_ char *head = NULL, *key = NULL;
+        _cleanup_(buffer_done) Buffer first = {};
+        ClusterSignature sig;
+        uint8_t nonce[16];
+        size_t hl;
+        int r;
+
+        r = manager_cluster_sign(m, "GET", "/execute/ws", &c->who, c->remote, &sig);
+        if (r < 0)
+                return r;
+        if (random_bytes(nonce, sizeof(nonce)) < 0 || !(key = base64_encode(nonce, sizeof(nonce))))
+                return -ENOMEM;
+        hl = strcspn(url + strlen("http://"), "/");
+        if (asprintf(&head,
+                     "GET /execute/ws HTTP/1.1\r\nHost: %.*s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\nX-Isol8-Cluster: %s %" PRId64 " %s\r\n"
+                     "X-Isol8-Identity: %s %s %s\r\nX-Isol8-Client: %s\r\n\r\n",
+                     (int) hl, url + strlen("http://"), key, cluster_node_id(m->cluster), sig.time_ms, sig.hex, sig.type,
+                     c->who.key_id[0] ? c->who.key_id : "-", c->who.tenant, c->remote) < 0)
+                return -ENOMEM;
+        if (c->early_stdin.size > 0 || c->early_eof) {
+                _cleanup_json_ json_object *o = json_object_new_object();
+                const char *s;
+                size_t n;
+                if (!o)
+                        return -ENOMEM;
+                json_add(o, "type", json_object_new_string("stdin"));
+                json_add(o, "data", json_object_new_string_len(c->early_stdin.data ?: "", (int) c->early_stdin.size));
+                json_add(o, "eof", json_object_new_boolean(c->early_eof));
+                s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &n);
+                if (ws_append_client_frame(&first, WS_OP_TEXT, s, n) < 0)
+                        return -ENOMEM;
+        }
+        if (ws_append_client_frame(&first, WS_OP_TEXT, c->execute_msg.data ?: "", c->execute_msg.size) < 0)
+                return -ENOMEM;
+        return ws_relay_connect(c->ctx->event, m->resolver, url, head, &first, on_relay_ready, c, &c->relay);
+}
+
+static void on_ws_located(int error, ClusterPlace place, const char *node, const char *url, void *userdata) {
+        WsConn *c = userdata;
+        ExecRequest *req = TAKE_PTR(c->pending_req);
+        int r;
+
+        c->locate = NULL;
+        if (place == CLUSTER_ELSEWHERE && c->who.forwarded) {
+                /* Never passed on twice (see api_session_route()). */
+                exec_request_free(req);
+                ws_refuse(c, outcome_message(OUTCOME_SESSION_LOST));
+                return;
+        }
+        if (error < 0 || place == CLUSTER_ELSEWHERE) {
+                exec_request_free(req);
+                r = error < 0 ? error : ws_relay_begin(c, url);
+                if (r < 0) {
+                        log_warning("cluster: cannot pass a WebSocket on to node %s: %s", node ?: "?", strerror(-r));
+                        ws_refuse(c, error < 0 ? "Session directory unavailable" : outcome_message(OUTCOME_NODE_UNREACHABLE));
+                }
+                return;
+        }
+        if (place == CLUSTER_LOST || place == CLUSTER_FOREIGN) {
+                exec_request_free(req);
+                ws_refuse(c, outcome_message(place == CLUSTER_LOST ? OUTCOME_SESSION_LOST : OUTCOME_SESSION_NOT_FOUND));
+                return;
+        }
+        c->locating = false;
+        ws_start_run(c, req);
+        if (!c->released)
+                handle_input(c);
+}
+
+/* A session held by another server of the cluster: look it up first (input waits). Returns
+ * true when req was taken for that. */
+static bool ws_route(WsConn *c, ExecRequest *req, const char *text, size_t len) {
+        Manager *m = c->ctx->m;
+        Session *s;
+
+        if (!m->cluster || !req->session_id || session_lookup(m->sessions, &c->who, req->session_id, &s) >= 0)
+                return false;
+        if (buffer_append(&c->execute_msg, text, len) < 0 ||
+            cluster_locate(m->cluster, req->session_id, c->who.type == AUTH_MASTER ? NULL : c->who.tenant, true,
+                           on_ws_located, c, &c->locate) < 0) {
+                buffer_done(&c->execute_msg);
+                return false;   /* served here, as on one server */
+        }
+        c->pending_req = req;
+        c->locating = true;
+        return true;
+}
+
+static void handle_message(WsConn *c, const char *text, size_t len) {
         _cleanup_json_ json_object *o = NULL;
         const char *type, *s;
         char buf[256];
@@ -294,19 +455,11 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
                         ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
                         return;
                 }
-                free(error);
-                error = NULL;
-                r = run_start(c->ctx->m, &c->who, c->remote, TAKE_PTR(req), c->interactive, &ops, c, &c->run, &error);
-                if (r != 0) {
-                        if (r < 0)
-                                log_error_errno(r, "WebSocket execution could not start: %m");
-                        ws_send_event(c, "error", r < 0 ? "Internal error" : error ?: outcome_message((Outcome) r));
-                        ws_close(c, WS_CLOSE_NORMAL, "Execution complete");
+                if (ws_route(c, req, text, len)) {
+                        req = NULL;   /* kept by the lookup */
                         return;
                 }
-                if (c->interactive && (c->early_stdin.size > 0 || c->early_eof))
-                        (void) run_stdin(c->run, c->early_stdin.data, c->early_stdin.size, c->early_eof);
-                buffer_done(&c->early_stdin);
+                ws_start_run(c, TAKE_PTR(req));
                 return;
         }
         if (streq(type, "stdin")) {
@@ -353,7 +506,7 @@ static void handle_message(WsConn *c, const char *text, size_t len) {
 static void handle_input(WsConn *c) {
         size_t off = 0;
 
-        while (!c->released && off < c->in.size) {
+        while (!c->released && !c->locating && off < c->in.size) {
                 WsFrame f;
                 ssize_t k = ws_parse_frame((uint8_t *) c->in.data + off, c->in.size - off, WS_MAX_MESSAGE, &f);
                 if (k == 0)
@@ -511,7 +664,7 @@ int api_execute_ws(HttpRequest *r, void *userdata) {
         c->ctx = ctx;
         c->server = http_request_server(r);
         c->who = *http_request_auth(r);
-        snprintf(c->remote, sizeof(c->remote), "%s", http_request_remote(r));
+        snprintf(c->remote, sizeof(c->remote), "%s", api_request_remote(r));
         c->fd = -EBADF;
         resp = MHD_create_response_for_upgrade(on_upgraded, c);
         if (!resp) {

@@ -19,6 +19,7 @@ typedef struct AuthInfo {
         AuthType type;
         char tenant[TENANT_MAX + 1];  /* TENANT_MASTER for the master key */
         char key_id[37];              /* DB key id, empty for the master key */
+        bool forwarded;               /* authenticated by another server of the cluster for its client */
 } AuthInfo;
 
 const char *auth_type_to_string(AuthType t);

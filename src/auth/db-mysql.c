@@ -130,7 +130,7 @@ static void finish_store(Db *db, MYSQL_RES *res) {
                         }
                 mysql_free_result(res);
         } else if (mysql_errno(my->mysql)) {
-                log_warning("auth: MySQL query failed: %s", mysql_error(my->mysql));
+                log_warning("database: MySQL query failed: %s", mysql_error(my->mysql));
                 err = -EIO;
         } else
                 out.affected = mysql_affected_rows(my->mysql);
@@ -181,7 +181,7 @@ static void my_continue(Db *db, int status) {
                         return;
                 }
                 if (!ret) {
-                        log_debug("auth: MySQL connection failed: %s", mysql_error(my->mysql));
+                        log_debug("database: MySQL connection failed: %s", mysql_error(my->mysql));
                         my_drop(db, -EHOSTDOWN);
                         schedule_reconnect(db);
                         return;
@@ -191,7 +191,7 @@ static void my_continue(Db *db, int status) {
                 (void) sd_event_source_set_enabled(db->timer, SD_EVENT_OFF);
                 db->up = true;
                 db->backoff_usec = 0;
-                log_info("auth: connected to %s", db_describe(db));
+                log_info("database: connected to %s", db_describe(db));
                 if (db->on_ready)
                         db->on_ready(db, db->userdata);
                 db_schedule_kick(db);

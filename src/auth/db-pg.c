@@ -24,6 +24,10 @@ typedef struct Pg {
         int res_error;
 } Pg;
 
+static void on_notice(void *arg, const char *message) {
+        log_debug("database: PostgreSQL: %.*s", (int) strcspn(message, "\n"), message);
+}
+
 static void pg_connect(Db *db);
 
 static void pg_drop(Db *db, int error) {
@@ -121,7 +125,7 @@ static void collect(Db *db) {
                         break;
                 }
                 default:
-                        log_warning("auth: PostgreSQL query failed: %s", PQresultErrorMessage(r));
+                        log_warning("database: PostgreSQL query failed: %s", PQresultErrorMessage(r));
                         pg->res_error = -EIO;
                         break;
                 }
@@ -142,17 +146,19 @@ static void poll_connect(Db *db) {
         case PGRES_POLLING_OK:
                 pg->connecting = false;
                 (void) PQsetnonblocking(pg->conn, 1);
+                /* "relation already exists, skipping" and the like: not for stderr. */
+                (void) PQsetNoticeProcessor(pg->conn, on_notice, NULL);
                 set_events(db, EPOLLIN);
                 (void) sd_event_source_set_enabled(db->timer, SD_EVENT_OFF);
                 db->up = true;
                 db->backoff_usec = 0;
-                log_info("auth: connected to %s", db_describe(db));
+                log_info("database: connected to %s", db_describe(db));
                 if (db->on_ready)
                         db->on_ready(db, db->userdata);
                 db_schedule_kick(db);
                 return;
         default:
-                log_debug("auth: PostgreSQL connection failed: %s", PQerrorMessage(pg->conn));
+                log_debug("database: PostgreSQL connection failed: %s", PQerrorMessage(pg->conn));
                 pg_drop(db, -EHOSTDOWN);
                 schedule_reconnect(db);
                 return;
@@ -290,7 +296,7 @@ static void pg_kick(Db *db) {
                         values[i] = q->params[i].text;
         }
         if (!PQsendQueryParams(pg->conn, q->sql, (int) q->n_params, NULL, values, NULL, NULL, 0)) {
-                log_warning("auth: PostgreSQL: %s", PQerrorMessage(pg->conn));
+                log_warning("database: PostgreSQL: %s", PQerrorMessage(pg->conn));
                 pg_drop(db, -EHOSTDOWN);
                 schedule_reconnect(db);
                 return;

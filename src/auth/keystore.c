@@ -76,10 +76,6 @@ void key_info_done(KeyInfo *k) {
         k->name = NULL;
 }
 
-static int64_t now_ms(void) {
-        return (int64_t) (now_usec(CLOCK_REALTIME) / USEC_PER_MSEC);
-}
-
 static int64_t cell_i64(const char *s, int64_t dflt) {
         return s ? strtoll(s, NULL, 10) : dflt;
 }
@@ -109,7 +105,7 @@ static void on_version(int error, const DbResult *res, void *userdata) {
         /* Record version 1 once; a second server racing to do the same only loses a duplicate. */
         if (error < 0 || !res || res->n_rows > 0)
                 return;
-        snprintf(sql, sizeof(sql), "INSERT INTO isol8_schema_migrations (version, applied_at) VALUES (1, %" PRId64 ")", now_ms());
+        snprintf(sql, sizeof(sql), "INSERT INTO isol8_schema_migrations (version, applied_at) VALUES (1, %" PRId64 ")", realtime_ms());
         (void) db_query(ks->db, sql, NULL, 0, on_schema, ks);
 }
 
@@ -150,7 +146,7 @@ static void on_purged(int error, const DbResult *res, void *userdata) {
 
 static int on_purge_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         KeyStore *ks = userdata;
-        DbParam p[] = { DB_INTP(now_ms()) };
+        DbParam p[] = { DB_INTP(realtime_ms()) };
         if (db_is_up(ks->db))
                 (void) db_query(ks->db, "DELETE FROM isol8_api_keys WHERE revoked <> 0 OR (expires_at IS NOT NULL AND expires_at < $1)",
                                 p, 1, on_purged, ks);
@@ -282,19 +278,19 @@ static void cache_evict_id(KeyStore *ks, const char *id) {
 static void touch(KeyStore *ks, const char *id) {
         for (size_t i = 0; i < ks->n_touches; i++)
                 if (streq(ks->touches[i].id, id)) {
-                        ks->touches[i].when_ms = now_ms();
+                        ks->touches[i].when_ms = realtime_ms();
                         return;
                 }
         if (ks->n_touches >= TOUCH_MAX)
                 return;
         snprintf(ks->touches[ks->n_touches].id, sizeof(ks->touches[0].id), "%s", id);
-        ks->touches[ks->n_touches++].when_ms = now_ms();
+        ks->touches[ks->n_touches++].when_ms = realtime_ms();
 }
 
 static int check_valid(const KeyInfo *k) {
         if (k->revoked)
                 return -EKEYREVOKED;
-        if (k->expires_ms >= 0 && k->expires_ms <= now_ms())
+        if (k->expires_ms >= 0 && k->expires_ms <= realtime_ms())
                 return -EKEYEXPIRED;
         return 0;
 }
@@ -429,7 +425,7 @@ int keystore_create(KeyStore *ks, const char *name, const char *tenant, uint64_t
         }
         snprintf(op->key.prefix, sizeof(op->key.prefix), "%.10s...", op->plain);
         snprintf(op->key.tenant, sizeof(op->key.tenant), "%s", tenant);
-        op->key.created_ms = now_ms();
+        op->key.created_ms = realtime_ms();
         op->key.expires_ms = ttl_ms > 0 ? op->key.created_ms + (int64_t) ttl_ms : -1;
         op->key.last_used_ms = -1;
 

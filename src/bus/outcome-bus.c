@@ -30,6 +30,8 @@ static const char *const name_table[_OUTCOME_MAX] = {
         [OUTCOME_IMAGE_IN_USE]      = BUS_ERROR_IMAGE,
         [OUTCOME_IMAGE_BUILD_FAILED] = BUS_ERROR_IMAGE,
         [OUTCOME_DRAINING]          = BUS_ERROR_UNAVAILABLE,
+        [OUTCOME_SESSION_LOST]      = BUS_ERROR_UNKNOWN_SESSION,
+        [OUTCOME_NODE_UNREACHABLE]  = BUS_ERROR_UNAVAILABLE,
 };
 
 const char *bus_outcome_error_name(Outcome o) {

@@ -100,6 +100,14 @@ static const ConfigKey config_keys[] = {
         { "agent",                          CT_OBJECT, 0 },
         { "agent.image",                    CT_STRING, F(agent_image) },
         { "drainTimeoutMs",                 CT_U64,    F(drain_timeout_ms) },
+        { "cluster",                        CT_OBJECT, 0 },
+        { "cluster.nodeId",                 CT_STRING, F(cluster_node_id) },
+        { "cluster.advertiseUrl",           CT_STRING, F(cluster_advertise_url) },
+        { "cluster.secret",                 CT_STRING, F(cluster_secret) },
+        { "cluster.connectionString",       CT_STRING, F(cluster_connection_string) },
+        { "cluster.heartbeatMs",            CT_U64,    F(cluster_heartbeat_ms) },
+        { "cluster.deadAfterMs",            CT_U64,    F(cluster_dead_after_ms) },
+        { "cluster.lostSessionTtlMs",       CT_U64,    F(cluster_lost_ttl_ms) },
         { "security",                       CT_OBJECT, 0 },
         { "security.seccomp",               CT_STRING, F(security_seccomp) },
         { "security.allowedNetworks",       CT_STRV,   F(security_allowed_networks) },
@@ -194,6 +202,9 @@ void config_init(Config *c) {
                 .images_max_size = UINT64_C(1) << 30,
                 .images_build_memory = UINT64_C(2) << 30,
                 .agent_image = xstrdup("agent"),
+                .cluster_heartbeat_ms = 1000,
+                .cluster_dead_after_ms = 5000,
+                .cluster_lost_ttl_ms = 3600000,
                 .remote_code_fetch_timeout_ms = 30000,
                 .security_seccomp = xstrdup("strict"),
                 .audit_enabled = true,
@@ -252,6 +263,12 @@ void config_done(Config *c) {
         free(c->audit_destination);
         free(c->audit_log_dir);
         free(c->auth_connection_string);
+        free(c->cluster_node_id);
+        free(c->cluster_advertise_url);
+        if (c->cluster_secret)
+                explicit_bzero(c->cluster_secret, strlen(c->cluster_secret));
+        free(c->cluster_secret);
+        free(c->cluster_connection_string);
         for (size_t i = 0; i < ELEMENTSOF(c->runtime_path); i++)
                 free(c->runtime_path[i]);
         for (size_t i = 0; i < ELEMENTSOF(c->dependencies); i++)
@@ -535,6 +552,18 @@ static int config_validate(Config *c, char **ret_error) {
                         return fail(ret_error, "packages.allowedHosts", "must hold host names");
         if (c->remote_code_fetch_timeout_ms == 0)
                 return fail(ret_error, "remoteCode.fetchTimeoutMs", "must be at least 1");
+        if (c->cluster_node_id) {
+                const char *url = c->cluster_advertise_url;
+                if (!*c->cluster_node_id || strlen(c->cluster_node_id) > 64 ||
+                    strspn(c->cluster_node_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(c->cluster_node_id))
+                        return fail(ret_error, "cluster.nodeId", "must be 1-64 characters of A-Z a-z 0-9 . _ -");
+                if (!url || strncmp(url, "http://", 7) != 0 || !url_host_port(url, NULL, NULL, NULL) || strlen(url) > 256)
+                        return fail(ret_error, "cluster.advertiseUrl", "must be this server's http:// URL as the other servers reach it");
+                if (!c->cluster_secret || strlen(c->cluster_secret) < 32)
+                        return fail(ret_error, "cluster.secret", "must be set, at least 32 characters, the same on every server");
+                if (c->cluster_heartbeat_ms < 100 || c->cluster_dead_after_ms < 2 * c->cluster_heartbeat_ms)
+                        return fail(ret_error, "cluster.deadAfterMs", "must be at least twice cluster.heartbeatMs (itself at least 100)");
+        }
         for (char **s = c->remote_code_allowed_schemes; s && *s; s++)
                 if (!streq(*s, "https") && !streq(*s, "http"))
                         return fail(ret_error, "remoteCode.allowedSchemes", "may hold only \"https\" and \"http\"");

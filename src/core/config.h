@@ -56,6 +56,13 @@ typedef struct Config {
         uint64_t images_max_size;           /* the most an image's layer may hold */
         uint64_t images_build_memory;       /* memory limit of an image's build */
         char *agent_image;                  /* runtime agent: the image holding pi when a run names none */
+        char *cluster_node_id;              /* several servers as one (core/cluster.h); NULL: one server */
+        char *cluster_advertise_url;        /* this server's URL as the others reach it */
+        char *cluster_secret;               /* authenticates forwarded requests between servers */
+        char *cluster_connection_string;    /* the session directory; NULL: auth.connectionString */
+        uint64_t cluster_heartbeat_ms;
+        uint64_t cluster_dead_after_ms;     /* a node silent this long is dead: its sessions are lost */
+        uint64_t cluster_lost_ttl_ms;       /* lost sessions answer 410 this long */
         uint64_t drain_timeout_ms;          /* SIGTERM drains (running work finishes) this long; 0: cancels at once */
         char *security_seccomp;
         char **security_allowed_networks;

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -10,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/curl.h"
 #include "core/fetch.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
@@ -18,70 +17,13 @@
 
 #define REDIRECTS_MAX 5
 
-/* ---- libcurl, loaded on demand ---- */
-
-static void *curl_dl;
-static CURLM *(*sym_curl_multi_init)(void);
-static CURLMcode (*sym_curl_multi_setopt)(CURLM *, CURLMoption, ...);
-static CURLMcode (*sym_curl_multi_add_handle)(CURLM *, CURL *);
-static CURLMcode (*sym_curl_multi_remove_handle)(CURLM *, CURL *);
-static CURLMcode (*sym_curl_multi_socket_action)(CURLM *, curl_socket_t, int, int *);
-static CURLMsg *(*sym_curl_multi_info_read)(CURLM *, int *);
-static CURLMcode (*sym_curl_multi_assign)(CURLM *, curl_socket_t, void *);
-static CURLMcode (*sym_curl_multi_cleanup)(CURLM *);
-static CURL *(*sym_curl_easy_init)(void);
-static CURLcode (*sym_curl_easy_setopt)(CURL *, CURLoption, ...);
-static CURLcode (*sym_curl_easy_getinfo)(CURL *, CURLINFO, ...);
-static void (*sym_curl_easy_cleanup)(CURL *);
-static const char *(*sym_curl_easy_strerror)(CURLcode);
-static struct curl_slist *(*sym_curl_slist_append)(struct curl_slist *, const char *);
-static void (*sym_curl_slist_free_all)(struct curl_slist *);
-static CURLU *(*sym_curl_url)(void);
-static CURLUcode (*sym_curl_url_set)(CURLU *, CURLUPart, const char *, unsigned int);
-static CURLUcode (*sym_curl_url_get)(const CURLU *, CURLUPart, char **, unsigned int);
-static void (*sym_curl_url_cleanup)(CURLU *);
-static void (*sym_curl_free)(void *);
-
-static int curl_dlopen(void) {
-        static const struct {
-                const char *name;
-                void **ptr;
-        } syms[] = {
-#define SYM(n) { #n, (void **) &sym_##n }
-                SYM(curl_multi_init), SYM(curl_multi_setopt), SYM(curl_multi_add_handle), SYM(curl_multi_remove_handle),
-                SYM(curl_multi_socket_action), SYM(curl_multi_info_read), SYM(curl_multi_assign), SYM(curl_multi_cleanup),
-                SYM(curl_easy_init), SYM(curl_easy_setopt), SYM(curl_easy_getinfo), SYM(curl_easy_cleanup),
-                SYM(curl_easy_strerror), SYM(curl_slist_append), SYM(curl_slist_free_all), SYM(curl_url),
-                SYM(curl_url_set), SYM(curl_url_get), SYM(curl_url_cleanup), SYM(curl_free),
-#undef SYM
-        };
-        void *dl;
-
-        if (curl_dl)
-                return 0;
-        dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_NODELETE);
-        if (!dl)
-                return log_error_errno(-EOPNOTSUPP, "remoteCode: cannot load libcurl.so.4 (%s).", dlerror());
-        for (size_t i = 0; i < ELEMENTSOF(syms); i++) {
-                *syms[i].ptr = dlsym(dl, syms[i].name);
-                if (!*syms[i].ptr) {
-                        log_error("remoteCode: libcurl.so.4 has no %s.", syms[i].name);
-                        dlclose(dl);
-                        return -EOPNOTSUPP;
-                }
-        }
-        curl_dl = dl;
-        return 0;
-}
-
 /* ---- one fetch ---- */
 
 struct Fetcher {
         sd_event *event;
         Resolver *resolver;
         const FetchPolicy *policy;
-        CURLM *multi;
-        sd_event_source *timer;
+        CurlLoop *loop;
         CodeFetch *fetches;
 };
 
@@ -118,7 +60,7 @@ static void fetch_free(CodeFetch *q) {
                 q->next->prev = q->prev;
         resolve_query_cancel(q->query);
         if (q->easy) {
-                sym_curl_multi_remove_handle(f->multi, q->easy);
+                curl_loop_remove(f->loop, q->easy);
                 sym_curl_easy_cleanup(q->easy);
         }
         if (q->resolve)
@@ -308,7 +250,7 @@ static void start_transfer(CodeFetch *q) {
         sym_curl_easy_setopt(e, CURLOPT_USERAGENT, "isol8");
         if (p->ca_file)
                 sym_curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
-        if (sym_curl_multi_add_handle(f->multi, e) != CURLM_OK)
+        if (curl_loop_add(f->loop, e) < 0)
                 fetch_done(q, -EIO, NULL);
 }
 
@@ -371,7 +313,7 @@ static void transfer_done(CodeFetch *q, CURLcode res) {
                         fetch_done(q, -ENOMEM, NULL);
                         return;
                 }
-                sym_curl_multi_remove_handle(f->multi, q->easy);
+                curl_loop_remove(f->loop, q->easy);
                 sym_curl_easy_cleanup(q->easy);
                 q->easy = NULL;
                 sym_curl_slist_free_all(q->resolve);
@@ -417,79 +359,18 @@ static void transfer_done(CodeFetch *q, CURLcode res) {
         fetch_done(q, 0, NULL);
 }
 
-static void check_done(Fetcher *f) {
-        CURLMsg *m;
-        int left;
-
-        while ((m = sym_curl_multi_info_read(f->multi, &left))) {
-                CodeFetch *q = NULL;
-                if (m->msg != CURLMSG_DONE)
-                        continue;
-                sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &q);
-                if (q)
-                        transfer_done(q, m->data.result);
-        }
-}
-
-static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Fetcher *f = userdata;
-        int running, what = 0;
-
-        if (revents & EPOLLIN)
-                what |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                what |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                what |= CURL_CSELECT_ERR;
-        sym_curl_multi_socket_action(f->multi, fd, what, &running);
-        check_done(f);
-        return 0;
-}
-
-static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-        Fetcher *f = userp;
-        sd_event_source *src = socketp;
-        uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-
-        if (what == CURL_POLL_REMOVE) {
-                sd_event_source_disable_unref(src);
-                sym_curl_multi_assign(f->multi, s, NULL);
-                return 0;
-        }
-        if (!src) {
-                if (sd_event_add_io(f->event, &src, s, events, on_socket_io, f) < 0)
-                        return -1;
-                (void) sd_event_source_set_description(src, "code-fetch");
-                sym_curl_multi_assign(f->multi, s, src);
-                return 0;
-        }
-        (void) sd_event_source_set_io_events(src, events);
-        return 0;
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Fetcher *f = userdata;
-        int running;
-        sym_curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done(f);
-        return 0;
-}
-
-static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
-        Fetcher *f = userp;
-        if (timeout_ms < 0)
-                return sd_event_source_set_enabled(f->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        if (sd_event_source_set_time_relative(f->timer, (uint64_t) timeout_ms * USEC_PER_MSEC) < 0 ||
-            sd_event_source_set_enabled(f->timer, SD_EVENT_ONESHOT) < 0)
-                return -1;
-        return 0;
+static void on_transfer_done(CURL *easy, CURLcode result, void *userdata) {
+        CodeFetch *q = NULL;
+        sym_curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &q);
+        if (q)
+                transfer_done(q, result);
 }
 
 int fetcher_new(sd_event *event, Resolver *resolver, const FetchPolicy *policy, Fetcher **ret) {
         _cleanup_(fetcher_freep) Fetcher *f = NULL;
         int r;
 
-        r = curl_dlopen();
+        r = curl_load("remoteCode");
         if (r < 0)
                 return r;
         f = calloc(1, sizeof(Fetcher));
@@ -498,18 +379,9 @@ int fetcher_new(sd_event *event, Resolver *resolver, const FetchPolicy *policy, 
         f->event = event;
         f->resolver = resolver;
         f->policy = policy;
-        f->multi = sym_curl_multi_init();
-        if (!f->multi)
-                return -ENOMEM;
-        r = sd_event_add_time_relative(event, &f->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, f);
+        r = curl_loop_new(event, "code-fetch", on_transfer_done, f, &f->loop);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(f->timer, "code-fetch-timer");
-        (void) sd_event_source_set_enabled(f->timer, SD_EVENT_OFF);
-        sym_curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-        sym_curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-        sym_curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-        sym_curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
         *ret = TAKE_PTR(f);
         return 0;
 }
@@ -519,9 +391,7 @@ Fetcher *fetcher_free(Fetcher *f) {
                 return NULL;
         while (f->fetches)
                 fetch_free(f->fetches);
-        if (f->multi)
-                sym_curl_multi_cleanup(f->multi);
-        sd_event_source_disable_unref(f->timer);
+        curl_loop_free(f->loop);
         free(f);
         return NULL;
 }

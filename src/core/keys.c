@@ -2,12 +2,15 @@
 /* API keys: authentication of presented tokens, and the master's key operations (create, list,
  * revoke) with their audit records, the same over HTTP and D-Bus. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/manager.h"
+#include "shared/crypto.h"
 #include "shared/log.h"
+#include "shared/time-util.h"
 
 struct ManagerCall {
         Manager *m;
@@ -95,6 +98,60 @@ static void on_lookup(int error, const KeyInfo *key, void *userdata) {
         cb(o, NULL, c->userdata);
 finish:
         free(c);
+}
+
+/* What a forwarded request's signature covers: who sent it when, the request line, and for
+ * whom (the client's identity and address), each field on its own line. */
+static int cluster_stamp(Manager *m, const char *node, int64_t time_ms, const char *method, const char *path,
+                         const char *type, const char *key_id, const char *tenant, const char *remote,
+                         char ret[SHA256_HEX_LEN + 1]) {
+        _cleanup_free_ char *text = NULL;
+
+        if (asprintf(&text, "isol8-cluster-v1\n%s\n%" PRId64 "\n%s\n%s\n%s\n%s\n%s\n%s", node, time_ms, method, path, type,
+                     key_id, tenant, remote) < 0)
+                return -ENOMEM;
+        return hmac_sha256_hex(m->config.cluster_secret, text, strlen(text), ret);
+}
+
+int manager_cluster_sign(Manager *m, const char *method, const char *path, const AuthInfo *who, const char *remote,
+                         ClusterSignature *ret) {
+        ret->time_ms = realtime_ms();
+        ret->type = auth_type_to_string(who->type);
+        return cluster_stamp(m, cluster_node_id(m->cluster), ret->time_ms, method, path, ret->type,
+                             who->key_id[0] ? who->key_id : "-", who->tenant, remote, ret->hex);
+}
+
+int manager_cluster_authenticate(Manager *m, const char *stamp, const char *identity, const char *remote, const char *method,
+                                 const char *path, AuthInfo *ret) {
+        char node[CLUSTER_NODE_ID_MAX + 1], sig[SHA256_HEX_LEN + 1], type[16], key_id[37], want[SHA256_HEX_LEN + 1];
+        const char *tenant;
+        long long t;
+        int n = 0;
+
+        if (!m->cluster || !stamp || !identity || !remote)
+                return OUTCOME_KEY_UNKNOWN;
+        /* "<node> <time_ms> <sig>" and "<type> <key id or -> <tenant>" */
+        if (sscanf(stamp, "%64s %lld %64s%n", node, &t, sig, &n) != 3 || stamp[n] != 0 ||
+            sscanf(identity, "%15s %36s %n", type, key_id, &n) != 2)
+                return OUTCOME_KEY_UNKNOWN;
+        tenant = identity + n;
+        if (!tenant_id_valid(tenant) && !streq(tenant, TENANT_MASTER))
+                return OUTCOME_KEY_UNKNOWN;
+        if (llabs((long long) realtime_ms() - t) > 60000)
+                return OUTCOME_KEY_EXPIRED;
+        if (cluster_stamp(m, node, t, method, path, type, key_id, tenant, remote, want) < 0 || !secret_equal(want, sig))
+                return OUTCOME_KEY_UNKNOWN;
+        *ret = (AuthInfo) { .forwarded = true };
+        if (streq(type, auth_type_to_string(AUTH_MASTER)) && streq(tenant, TENANT_MASTER))
+                ret->type = AUTH_MASTER;
+        else if (streq(type, auth_type_to_string(AUTH_APIKEY)) && !streq(tenant, TENANT_MASTER))
+                ret->type = AUTH_APIKEY;
+        else
+                return OUTCOME_KEY_UNKNOWN;
+        snprintf(ret->tenant, sizeof(ret->tenant), "%s", tenant);
+        if (!streq(key_id, "-"))
+                snprintf(ret->key_id, sizeof(ret->key_id), "%s", key_id);
+        return 0;
 }
 
 /* The order of API.md: the master key first, then the key store if there is one. */

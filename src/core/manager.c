@@ -29,6 +29,7 @@ Manager *manager_free(Manager *m) {
         while (m->runs)
                 run_free(m->runs);
         session_registry_free(m->sessions);
+        cluster_free(m->cluster);
         images_free(m);
         keystore_free(m->keys);
         failure_limit_free(m->auth_failures);
@@ -101,6 +102,40 @@ static void on_session_event(const char *id, const char *tenant, bool created, c
         for (unsigned i = 0; i < m->n_transports; i++)
                 if (m->transports[i].ops->session_event)
                         m->transports[i].ops->session_event(m->transports[i].userdata, tenant, id, created);
+        /* The directory: a session ended by the server's stop stays (lost) for the others to say so. */
+        if (m->cluster) {
+                if (created)
+                        cluster_session_created(m->cluster, id, tenant);
+                else if (!streq_ptr(reason, "shutdown"))
+                        cluster_session_removed(m->cluster, id);
+        }
+}
+
+static void cluster_load(void *userdata, ClusterLoad *ret) {
+        Manager *m = userdata;
+        *ret = (ClusterLoad) {
+                .running = exec_queue_running(m->queue),
+                .queued = exec_queue_pending(m->queue),
+                .sessions = session_count(m->sessions),
+                .max_concurrent = exec_queue_max(m->queue),
+                .draining = m->draining,
+        };
+}
+
+static int manager_open_cluster(Manager *m) {
+        ClusterConfig cc = {
+                .node_id = m->config.cluster_node_id,
+                .advertise_url = m->config.cluster_advertise_url,
+                .connection_string = m->config.cluster_connection_string ?: m->config.auth_connection_string,
+                .heartbeat_usec = m->config.cluster_heartbeat_ms * USEC_PER_MSEC,
+                .dead_after_usec = m->config.cluster_dead_after_ms * USEC_PER_MSEC,
+                .lost_ttl_usec = m->config.cluster_lost_ttl_ms * USEC_PER_MSEC,
+                .timeout_usec = m->config.auth_timeout_ms * USEC_PER_MSEC,
+        };
+        if (!cc.connection_string)
+                return log_error_errno(-EINVAL, "cluster.nodeId is set but no database is named for the session directory "
+                                       "(cluster.connectionString, or auth.connectionString / --auth-db).");
+        return cluster_new(&m->cluster, m->event, &cc, cluster_load, m);
 }
 
 unsigned manager_n_runs(Manager *m) {
@@ -113,7 +148,9 @@ unsigned manager_n_runs(Manager *m) {
 static int on_drain_check(sd_event_source *es, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
-        if ((manager_n_runs(m) == 0 && transports_sum(m, false) == 0) || now_usec(CLOCK_MONOTONIC) >= m->drain_deadline)
+        /* The directory is told this node is gone (bounded by the deadline) before the loop ends. */
+        if ((manager_n_runs(m) == 0 && transports_sum(m, false) == 0 && !(m->cluster && cluster_leave_pending(m->cluster))) ||
+            now_usec(CLOCK_MONOTONIC) >= m->drain_deadline)
                 return sd_event_exit(m->event, 0);
         return sd_event_source_set_time_relative(es, 20 * USEC_PER_MSEC) < 0 ? 0 :
                sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
@@ -128,6 +165,8 @@ int manager_begin_stop(Manager *m) {
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         if (m->keys)
                 keystore_flush(m->keys);
+        if (m->cluster)
+                cluster_leave(m->cluster);
         for (unsigned i = 0; i < m->n_transports; i++)
                 if (m->transports[i].ops->quiesce)
                         m->transports[i].ops->quiesce(m->transports[i].userdata);
@@ -165,6 +204,8 @@ int manager_drain(Manager *m, const char *via) {
         if (m->shutting_down || m->draining)
                 return 0;
         m->draining = true;
+        if (m->cluster)
+                cluster_set_draining(m->cluster);
         log_info("Draining (asked over %s): no new work; %u run(s) under way may finish within %" PRIu64 " ms.", via ?: "?",
                  manager_n_runs(m), timeout_ms);
         (void) sd_notify(false, "STATUS=Draining");
@@ -471,6 +512,11 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 r = manager_open_keystore(m);
                 if (r < 0)
                         return r;
+        }
+        if (m->serve && m->config.cluster_node_id) {
+                r = manager_open_cluster(m);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot open the cluster's session directory: %m");
         }
 
         /* Checked when the configuration was loaded: this compiles. */

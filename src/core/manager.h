@@ -9,6 +9,7 @@
 #include "audit/failure-limit.h"
 #include "auth/auth.h"
 #include "auth/keystore.h"
+#include "core/cluster.h"
 #include "core/config.h"
 #include "core/execution.h"
 #include "core/fetch.h"
@@ -70,6 +71,7 @@ typedef struct Manager {
         ExecQueue *queue;
         SessionRegistry *sessions;
         KeyStore *keys;                 /* NULL when DB-backed auth is off */
+        Cluster *cluster;               /* NULL for one server (no cluster.nodeId) */
         Audit *audit;                   /* NULL when auditing is off */
         FailureLimit *auth_failures;
         ExecContext exec;
@@ -133,6 +135,20 @@ unsigned manager_n_runs(Manager *m);
 typedef void (*ManagerAuthFn)(Outcome outcome, const AuthInfo *who, void *userdata);
 int manager_authenticate(Manager *m, const char *token, size_t len, AuthInfo *ret_who, ManagerAuthFn cb, void *userdata,
                          ManagerCall **ret_call);
+/* Requests one server forwards to another for its client (core/cluster.h): signed with
+ * cluster.secret (HMAC-SHA-256 over the sender, the time, the request line, the client's
+ * identity and address), valid for 60 s. The client's key is never passed on. */
+typedef struct ClusterSignature {
+        int64_t time_ms;
+        const char *type;
+        char hex[65];
+} ClusterSignature;
+int manager_cluster_sign(Manager *m, const char *method, const char *path, const AuthInfo *who, const char *remote,
+                         ClusterSignature *ret);
+/* stamp "<node> <time_ms> <signature>", identity "<type> <key id or -> <tenant>": 0 with *ret
+ * (marked forwarded), or an Outcome. */
+int manager_cluster_authenticate(Manager *m, const char *stamp, const char *identity, const char *remote, const char *method,
+                                 const char *path, AuthInfo *ret);
 /* A refused authentication, for the (rate-limited) audit trail. Never the presented key. */
 void manager_auth_failure(Manager *m, const char *remote, const char *reason, const char *method, const char *path);
 

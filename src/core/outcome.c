@@ -32,6 +32,8 @@ static const struct {
         [OUTCOME_IMAGE_IN_USE]      = { "image-in-use", "The image is in use" },
         [OUTCOME_IMAGE_BUILD_FAILED] = { "image-build-failed", "The image could not be built" },
         [OUTCOME_DRAINING]          = { "draining", "Server is draining" },
+        [OUTCOME_SESSION_LOST]      = { "session-lost", "Session was lost with its server" },
+        [OUTCOME_NODE_UNREACHABLE]  = { "node-unreachable", "The session's server did not answer" },
 };
 
 const char *outcome_message(Outcome o) {

@@ -32,6 +32,8 @@ typedef enum Outcome {
         OUTCOME_IMAGE_IN_USE,           /* removing an image runs are using */
         OUTCOME_IMAGE_BUILD_FAILED,     /* the installer failed; the message has its output */
         OUTCOME_DRAINING,               /* the server is leaving: running work finishes, nothing new starts */
+        OUTCOME_SESSION_LOST,           /* the session's server (another node of the cluster) is gone */
+        OUTCOME_NODE_UNREACHABLE,       /* the session's server is live but did not answer */
         _OUTCOME_MAX,
 } Outcome;
 

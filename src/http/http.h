@@ -51,6 +51,7 @@ void http_server_quiesce(HttpServer *s);
 unsigned http_server_n_requests(HttpServer *s);
 /* Open connections, upgraded ones included. */
 unsigned http_server_n_connections(HttpServer *s);
+sd_event *http_server_event(HttpServer *s);
 /* Runs MHD once more from the loop, after resuming a connection or changing its state. */
 void http_server_kick(HttpServer *s);
 
@@ -86,10 +87,34 @@ int http_reply_failure(HttpRequest *r, int error);
  * for a reply. If the request goes away first (client gone, server stopping), on_abort is
  * called once and the owner must forget r and cancel its work; after a reply it never is. */
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
+/* (Called again while waiting, it passes the wait to a new owner: on_abort is replaced.) */
 /* A streaming reply (SSE): like http_reply_response(), with on_abort called if the request
  * goes away while the stream is still being written. */
 int http_reply_stream(HttpRequest *r, unsigned status, struct MHD_Response *resp, HttpRequestAbortFn on_abort,
                       void *userdata);
+/* A streamed reply (SSE, a forwarded answer) over http_reply_stream(): the producer writes,
+ * the client takes at its pace. */
+typedef struct HttpStream HttpStream;
+typedef struct HttpStreamOps {
+        /* What was queued past the high water mark (http_stream_write() returned 1) has been
+         * taken: the producer may go on. */
+        void (*drained)(void *userdata);
+        /* The client went away before http_stream_end(): stop producing. At most once, never
+         * after http_stream_release(). */
+        void (*gone)(void *userdata);
+} HttpStreamOps;
+/* headers: name, value pairs, NULL-terminated (or NULL). */
+int http_stream_start(HttpRequest *r, unsigned status, const char *const *headers, const HttpStreamOps *ops, void *userdata,
+                      HttpStream **ret);
+/* Queues data: 0, or 1 when more than the high water mark waits (pause until drained()), or
+ * -EPIPE when nobody will read it. */
+int http_stream_write(HttpStream *s, const void *p, size_t n);
+size_t http_stream_pending(HttpStream *s);
+/* The body ends after what is queued: normally (ok), or with the connection broken. */
+void http_stream_end(HttpStream *s, bool ok);
+/* The producer lets go (after end, or after gone); the stream goes when MHD is done with it. */
+void http_stream_release(HttpStream *s);
+
 /* For an authenticator that answered HTTP_AUTH_PENDING: on_abort is called if the request goes
  * away before http_request_auth_done() or a reply. */
 void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata);
@@ -97,6 +122,8 @@ void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *
  * callback frees what it pointed at; then it replies or calls http_request_auth_done(). A
  * reply made by anyone else while the key is being looked up calls on_abort first. */
 void http_request_auth_settled(HttpRequest *r);
+/* The body as read (bounded by the route's limit), for passing on unparsed. */
+const void *http_request_body(HttpRequest *r, size_t *ret_size);
 /* The request's body no longer counts as unauthenticated (its key is known). */
 void http_request_forget_unauthenticated(HttpRequest *r);
 /* Ends an authentication successfully: the request goes on as who. */

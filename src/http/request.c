@@ -135,12 +135,15 @@ void http_request_await_auth(HttpRequest *r, HttpRequestAbortFn on_abort, void *
 }
 
 void http_request_suspend(HttpRequest *r, HttpRequestAbortFn on_abort, void *userdata) {
-        if (http_request_replied(r) || r->suspended)
+        if (http_request_replied(r))
+                return;
+        /* Waiting already: the work passed to someone else, who now answers for r. */
+        r->on_abort = on_abort;
+        r->abort_userdata = userdata;
+        if (r->suspended)
                 return;
         r->state = HTTP_REQUEST_HANDLING;
         r->suspended = true;
-        r->on_abort = on_abort;
-        r->abort_userdata = userdata;
         MHD_suspend_connection(r->connection);
 }
 
@@ -152,6 +155,11 @@ int http_reply_stream(HttpRequest *r, unsigned status, struct MHD_Response *resp
         r->on_abort = on_abort;
         r->abort_userdata = userdata;
         return 0;
+}
+
+const void *http_request_body(HttpRequest *r, size_t *ret_size) {
+        *ret_size = r->body.size;
+        return r->body.data ?: "";
 }
 
 const char *http_request_param(HttpRequest *r) {

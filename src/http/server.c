@@ -59,6 +59,10 @@ static int on_defer(sd_event_source *es, void *userdata) {
         return 0;
 }
 
+sd_event *http_server_event(HttpServer *s) {
+        return s->event;
+}
+
 void http_server_kick(HttpServer *s) {
         (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_ONESHOT);
 }

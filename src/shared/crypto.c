@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -37,6 +38,18 @@ void sha256_hex(const void *p, size_t n, char ret[SHA256_HEX_LEN + 1]) {
 
 void sha1_raw(const void *p, size_t n, uint8_t ret[20]) {
         SHA1(p, n, ret);
+}
+
+int hmac_sha256_hex(const char *key, const void *p, size_t n, char ret[SHA256_HEX_LEN + 1]) {
+        uint8_t md[SHA256_DIGEST_LENGTH];
+        unsigned len = 0;
+
+        if (!HMAC(EVP_sha256(), key, (int) strlen(key), p, n, md, &len) || len != sizeof(md))
+                return -EIO;
+        for (size_t i = 0; i < sizeof(md); i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        explicit_bzero(md, sizeof(md));
+        return 0;
 }
 
 bool secret_equal(const char *a, const char *b) {
