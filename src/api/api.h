@@ -48,8 +48,7 @@ const char *api_request_remote(HttpRequest *r);
 
 /* Several servers as one (api/cluster.c). A request naming a session: served here (returns 0,
  * the caller goes on at once), or taken care of (returns 1): forwarded to the server holding
- * it, answered (lost: 410; another tenant's: as an unknown session; DELETE of a lost one: ok,
- * the id is free again), or waiting for the session directory, after which here(r, ctx, data)
+ * it, answered (lost: 410; DELETE of a lost one: ok, the id is free again), or waiting for the session directory, after which here(r, ctx, data)
  * goes on if the session is (or, with API_ROUTE_CLAIM, is to be made) here. data is taken
  * (free_data) unless 0 is returned. */
 typedef void (*ApiHereFn)(HttpRequest *r, ApiContext *ctx, void *data);

@@ -43,7 +43,8 @@ static void reply_deleted(HttpRequest *r) {
         (void) http_reply_json(r, MHD_HTTP_OK, o);
 }
 
-static void on_located(int error, ClusterPlace place, const char *node, const char *url, void *userdata) {
+static void on_located(int error, ClusterPlace place, const char *node, const char *url, const char *tenant,
+                       void *userdata) {
         RouteWait *w = userdata;
         HttpRequest *r = w->r;
         ApiContext *ctx = w->ctx;
@@ -66,15 +67,10 @@ static void on_located(int error, ClusterPlace place, const char *node, const ch
                         (void) api_reply_outcome(r, k, NULL);
         } else if (place == CLUSTER_LOST) {
                 if (w->flags & API_ROUTE_DELETE) {
-                        cluster_forget(ctx->m->cluster, w->id);
+                        cluster_forget(ctx->m->cluster, w->id, tenant, node);
                         reply_deleted(r);
                 } else
                         (void) api_reply_outcome(r, OUTCOME_SESSION_LOST, NULL);
-        } else if (place == CLUSTER_FOREIGN) {
-                if (w->flags & API_ROUTE_DELETE)
-                        reply_deleted(r);
-                else
-                        (void) api_reply_outcome(r, OUTCOME_SESSION_NOT_FOUND, NULL);
         } else {
                 /* Here (held, claimed) or nowhere: the route goes on as on one server; r
                  * waits on, and here() answers it (or waits again with its own hook). */

@@ -15,7 +15,7 @@
 
 typedef struct SseCall {
         ApiContext *ctx;
-        HttpStream *stream;
+        HttpStream *stream;             /* NULL once the client is gone */
         Run *run;
         sd_event_source *keepalive;
 } SseCall;
@@ -29,7 +29,8 @@ static void sse_free(SseCall *c) {
 
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
         SseCall *c = userdata;
-        (void) http_stream_write(c->stream, ": keep-alive\n\n", 14);
+        if (c->stream)
+                (void) http_stream_write(c->stream, ": keep-alive\n\n", 14);
         (void) sd_event_source_set_time_relative(s, c->ctx->sse_keepalive_usec);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -41,7 +42,8 @@ static void sse_event(void *userdata, const RunEvent *ev) {
         const char *json;
         size_t len;
 
-        if (!(o = api_event_object(ev)) || !(json = api_event_text(o, &len)) || asprintf(&frame, "data: %s\n\n", json) < 0)
+        if (!c->stream || !(o = api_event_object(ev)) || !(json = api_event_text(o, &len)) ||
+            asprintf(&frame, "data: %s\n\n", json) < 0)
                 return;
         (void) sd_event_source_set_time_relative(c->keepalive, c->ctx->sse_keepalive_usec);
         if (http_stream_write(c->stream, frame, strlen(frame)) > 0)
@@ -51,7 +53,8 @@ static void sse_event(void *userdata, const RunEvent *ev) {
 static void sse_done(void *userdata, int error, Outcome outcome, const char *message, const ExecResult *res,
                      const ExecRequest *req) {
         SseCall *c = userdata;
-        http_stream_end(c->stream, true);
+        if (c->stream)
+                http_stream_end(c->stream, true);
         sse_free(c);
 }
 
@@ -60,12 +63,11 @@ static void sse_drained(void *userdata) {
         run_pause(c->run, false);
 }
 
-/* The client went away: the run ends now (its callback never comes after the cancel). */
+/* The client went away: the run ends now; its end (sse_done) frees the call. */
 static void sse_gone(void *userdata) {
         SseCall *c = userdata;
+        http_stream_release(TAKE_PTR(c->stream));
         run_cancel(c->run);
-        c->run = NULL;
-        sse_free(c);
 }
 
 static int stream_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
@@ -91,9 +93,7 @@ static int stream_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
         }
         k = http_stream_start(r, MHD_HTTP_OK, headers, &stream_ops, c, &c->stream);
         if (k < 0) {
-                run_cancel(c->run);
-                c->run = NULL;
-                sse_free(c);
+                run_cancel(c->run);   /* its end frees c */
                 return k;
         }
         (void) sd_event_add_time_relative(ctx->event, &c->keepalive, CLOCK_MONOTONIC, ctx->sse_keepalive_usec, 10000,

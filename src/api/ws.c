@@ -362,7 +362,8 @@ static int ws_relay_begin(WsConn *c, const char *url) {
         return ws_relay_connect(c->ctx->event, m->resolver, url, head, &first, on_relay_ready, c, &c->relay);
 }
 
-static void on_ws_located(int error, ClusterPlace place, const char *node, const char *url, void *userdata) {
+static void on_ws_located(int error, ClusterPlace place, const char *node, const char *url, const char *tenant,
+                          void *userdata) {
         WsConn *c = userdata;
         ExecRequest *req = TAKE_PTR(c->pending_req);
         int r;
@@ -383,9 +384,9 @@ static void on_ws_located(int error, ClusterPlace place, const char *node, const
                 }
                 return;
         }
-        if (place == CLUSTER_LOST || place == CLUSTER_FOREIGN) {
+        if (place == CLUSTER_LOST) {
                 exec_request_free(req);
-                ws_refuse(c, outcome_message(place == CLUSTER_LOST ? OUTCOME_SESSION_LOST : OUTCOME_SESSION_NOT_FOUND));
+                ws_refuse(c, outcome_message(OUTCOME_SESSION_LOST));
                 return;
         }
         c->locating = false;

@@ -19,17 +19,18 @@ static const char *const schema[] = {
         " node_id VARCHAR(64) PRIMARY KEY, url VARCHAR(512) NOT NULL, heartbeat_at BIGINT NOT NULL,"
         " state VARCHAR(16) NOT NULL, running INTEGER NOT NULL, queued INTEGER NOT NULL,"
         " sessions INTEGER NOT NULL, max_concurrent INTEGER NOT NULL)",
+        /* Session ids are per tenant (docs/http-api.md). */
         "CREATE TABLE IF NOT EXISTS isol8_sessions ("
-        " session_id VARCHAR(128) PRIMARY KEY, tenant_id VARCHAR(255) NOT NULL, node_id VARCHAR(64) NOT NULL,"
-        " state VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+        " tenant_id VARCHAR(255) NOT NULL, session_id VARCHAR(128) NOT NULL, node_id VARCHAR(64) NOT NULL,"
+        " state VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
+        " PRIMARY KEY (tenant_id, session_id))",
         "CREATE INDEX IF NOT EXISTS isol8_sessions_node ON isol8_sessions (node_id)",
 };
 
 struct ClusterCall {
         Cluster *cluster;
         char *id;
-        char *tenant;
-        bool any_tenant;
+        char *tenant;                   /* NULL: the master's lookup, any tenant's */
         bool claim;
         bool claimed_once;
         ClusterLocateFn cb;              /* NULL once cancelled */
@@ -304,9 +305,10 @@ static void call_free(ClusterCall *call) {
         free(call);
 }
 
-static void call_answer(ClusterCall *call, int error, ClusterPlace place, const char *node, const char *url) {
+static void call_answer(ClusterCall *call, int error, ClusterPlace place, const char *node, const char *url,
+                        const char *tenant) {
         if (call->cb)
-                call->cb(error, place, node, url, call->userdata);
+                call->cb(error, place, node, url, tenant, call->userdata);
         call_free(call);
 }
 
@@ -316,30 +318,30 @@ static void on_claimed(int error, const DbResult *res, void *userdata) {
         ClusterCall *call = userdata;
 
         if (error < 0) {
-                call_answer(call, error, CLUSTER_HERE, NULL, NULL);
+                call_answer(call, error, CLUSTER_HERE, NULL, NULL, NULL);
                 return;
         }
         if (res && res->affected > 0) {
-                call_answer(call, 0, CLUSTER_HERE, call->cluster->node_id, NULL);
+                call_answer(call, 0, CLUSTER_HERE, call->cluster->node_id, NULL, call->tenant);
                 return;
         }
         /* Someone else claimed it meanwhile: join theirs. */
         error = lookup(call);
         if (error < 0)
-                call_answer(call, error, CLUSTER_HERE, NULL, NULL);
+                call_answer(call, error, CLUSTER_HERE, NULL, NULL, NULL);
 }
 
 static int claim(ClusterCall *call) {
         Cluster *c = call->cluster;
         int64_t now = realtime_ms();
-        DbParam p[] = { DB_TEXTP(call->id), DB_TEXTP(call->tenant), DB_TEXTP(c->node_id), DB_INTP(now), DB_INTP(now) };
+        DbParam p[] = { DB_TEXTP(call->tenant), DB_TEXTP(call->id), DB_TEXTP(c->node_id), DB_INTP(now), DB_INTP(now) };
 
         call->claimed_once = true;
         return db_query(c->db,
-                        is_mysql(c) ? "INSERT IGNORE INTO isol8_sessions (session_id, tenant_id, node_id, state, created_at, updated_at)"
+                        is_mysql(c) ? "INSERT IGNORE INTO isol8_sessions (tenant_id, session_id, node_id, state, created_at, updated_at)"
                                       " VALUES ($1, $2, $3, 'live', $4, $5)"
-                                    : "INSERT INTO isol8_sessions (session_id, tenant_id, node_id, state, created_at, updated_at)"
-                                      " VALUES ($1, $2, $3, 'live', $4, $5) ON CONFLICT (session_id) DO NOTHING",
+                                    : "INSERT INTO isol8_sessions (tenant_id, session_id, node_id, state, created_at, updated_at)"
+                                      " VALUES ($1, $2, $3, 'live', $4, $5) ON CONFLICT (tenant_id, session_id) DO NOTHING",
                         p, ELEMENTSOF(p), on_claimed, call);
 }
 
@@ -349,17 +351,18 @@ static void on_looked_up(int error, const DbResult *res, void *userdata) {
         const char *node, *tenant, *state, *url, *hb;
 
         if (error < 0) {
-                call_answer(call, error, CLUSTER_HERE, NULL, NULL);
+                call_answer(call, error, CLUSTER_HERE, NULL, NULL, NULL);
                 return;
         }
-        if (!res || res->n_rows == 0 || res->n_cols < 6) {
+        /* The master reaches a session by id when exactly one tenant has that id. */
+        if (!res || res->n_rows != 1 || res->n_cols < 6) {
                 if (call->claim && !call->claimed_once) {
                         error = claim(call);
                         if (error < 0)
-                                call_answer(call, error, CLUSTER_HERE, NULL, NULL);
+                                call_answer(call, error, CLUSTER_HERE, NULL, NULL, NULL);
                         return;
                 }
-                call_answer(call, 0, call->claim ? CLUSTER_HERE : CLUSTER_NOWHERE, NULL, NULL);
+                call_answer(call, 0, call->claim ? CLUSTER_HERE : CLUSTER_NOWHERE, NULL, NULL, NULL);
                 return;
         }
         node = db_cell(res, 0, 0);
@@ -367,31 +370,24 @@ static void on_looked_up(int error, const DbResult *res, void *userdata) {
         state = db_cell(res, 0, 2);
         url = db_cell(res, 0, 3);
         hb = db_cell(res, 0, 4);
-        if (!call->any_tenant && !streq_ptr(tenant, call->tenant)) {
-                call_answer(call, 0, CLUSTER_FOREIGN, node, NULL);
-                return;
-        }
-        if (streq_ptr(state, "lost")) {
-                call_answer(call, 0, CLUSTER_LOST, node, NULL);
-                return;
-        }
-        if (streq_ptr(node, c->node_id)) {
-                call_answer(call, 0, CLUSTER_HERE, node, NULL);
-                return;
-        }
-        if (!url || !hb || node_state(c, db_cell(res, 0, 5), strtoull(hb, NULL, 10)) >= CLUSTER_NODE_GONE) {
-                call_answer(call, 0, CLUSTER_LOST, node, NULL);
-                return;
-        }
-        call_answer(call, 0, CLUSTER_ELSEWHERE, node, url);
+        if (streq_ptr(state, "lost"))
+                call_answer(call, 0, CLUSTER_LOST, node, NULL, tenant);
+        else if (streq_ptr(node, c->node_id))
+                call_answer(call, 0, CLUSTER_HERE, node, NULL, tenant);
+        else if (!url || !hb || node_state(c, db_cell(res, 0, 5), strtoull(hb, NULL, 10)) >= CLUSTER_NODE_GONE)
+                call_answer(call, 0, CLUSTER_LOST, node, NULL, tenant);
+        else
+                call_answer(call, 0, CLUSTER_ELSEWHERE, node, url, tenant);
 }
 
 static int lookup(ClusterCall *call) {
-        DbParam p[] = { DB_TEXTP(call->id) };
+        DbParam p[] = { DB_TEXTP(call->id), DB_TEXTP(call->tenant) };
         return db_query(call->cluster->db,
-                        "SELECT s.node_id, s.tenant_id, s.state, n.url, n.heartbeat_at, n.state FROM isol8_sessions s"
-                        " LEFT JOIN isol8_nodes n ON n.node_id = s.node_id WHERE s.session_id = $1",
-                        p, 1, on_looked_up, call);
+                        call->tenant ? "SELECT s.node_id, s.tenant_id, s.state, n.url, n.heartbeat_at, n.state FROM isol8_sessions s"
+                                       " LEFT JOIN isol8_nodes n ON n.node_id = s.node_id WHERE s.session_id = $1 AND s.tenant_id = $2"
+                                     : "SELECT s.node_id, s.tenant_id, s.state, n.url, n.heartbeat_at, n.state FROM isol8_sessions s"
+                                       " LEFT JOIN isol8_nodes n ON n.node_id = s.node_id WHERE s.session_id = $1 LIMIT 2",
+                        p, call->tenant ? 2 : 1, on_looked_up, call);
 }
 
 int cluster_locate(Cluster *c, const char *id, const char *tenant, bool claim_it, ClusterLocateFn cb, void *userdata,
@@ -405,7 +401,6 @@ int cluster_locate(Cluster *c, const char *id, const char *tenant, bool claim_it
         call->cluster = c;
         call->id = strdup(id);
         call->tenant = tenant ? strdup(tenant) : NULL;
-        call->any_tenant = !tenant;
         call->claim = claim_it && tenant;
         call->cb = cb;
         call->userdata = userdata;
@@ -430,28 +425,30 @@ void cluster_call_cancel(ClusterCall *call) {
 
 void cluster_session_created(Cluster *c, const char *id, const char *tenant) {
         int64_t now = realtime_ms();
-        DbParam p[] = { DB_TEXTP(id), DB_TEXTP(tenant), DB_TEXTP(c->node_id), DB_INTP(now), DB_INTP(now) };
+        DbParam p[] = { DB_TEXTP(tenant), DB_TEXTP(id), DB_TEXTP(c->node_id), DB_INTP(now), DB_INTP(now) };
 
         /* Usually claimed already; a session made here is this node's whatever the row said. */
         (void) db_query(c->db,
-                        is_mysql(c) ? "INSERT INTO isol8_sessions (session_id, tenant_id, node_id, state, created_at, updated_at)"
-                                      " VALUES ($1, $2, $3, 'live', $4, $5) ON DUPLICATE KEY UPDATE tenant_id = VALUES(tenant_id),"
+                        is_mysql(c) ? "INSERT INTO isol8_sessions (tenant_id, session_id, node_id, state, created_at, updated_at)"
+                                      " VALUES ($1, $2, $3, 'live', $4, $5) ON DUPLICATE KEY UPDATE"
                                       " node_id = VALUES(node_id), state = 'live', updated_at = VALUES(updated_at)"
-                                    : "INSERT INTO isol8_sessions (session_id, tenant_id, node_id, state, created_at, updated_at)"
-                                      " VALUES ($1, $2, $3, 'live', $4, $5) ON CONFLICT (session_id) DO UPDATE SET"
-                                      " tenant_id = excluded.tenant_id, node_id = excluded.node_id, state = 'live',"
-                                      " updated_at = excluded.updated_at",
+                                    : "INSERT INTO isol8_sessions (tenant_id, session_id, node_id, state, created_at, updated_at)"
+                                      " VALUES ($1, $2, $3, 'live', $4, $5) ON CONFLICT (tenant_id, session_id) DO UPDATE SET"
+                                      " node_id = excluded.node_id, state = 'live', updated_at = excluded.updated_at",
                         p, ELEMENTSOF(p), on_ignored, c);
 }
 
-void cluster_session_removed(Cluster *c, const char *id) {
-        DbParam p[] = { DB_TEXTP(id), DB_TEXTP(c->node_id) };
-        (void) db_query(c->db, "DELETE FROM isol8_sessions WHERE session_id = $1 AND node_id = $2", p, 2, on_ignored, c);
+void cluster_session_removed(Cluster *c, const char *id, const char *tenant) {
+        DbParam p[] = { DB_TEXTP(tenant), DB_TEXTP(id), DB_TEXTP(c->node_id) };
+        (void) db_query(c->db, "DELETE FROM isol8_sessions WHERE tenant_id = $1 AND session_id = $2 AND node_id = $3", p, 3,
+                        on_ignored, c);
 }
 
-void cluster_forget(Cluster *c, const char *id) {
-        DbParam p[] = { DB_TEXTP(id) };
-        (void) db_query(c->db, "DELETE FROM isol8_sessions WHERE session_id = $1 AND state = 'lost'", p, 1, on_ignored, c);
+void cluster_forget(Cluster *c, const char *id, const char *tenant, const char *node) {
+        /* The row found lost (of that node): a session made meanwhile elsewhere stays. */
+        DbParam p[] = { DB_TEXTP(tenant), DB_TEXTP(id), DB_TEXTP(node) };
+        (void) db_query(c->db, "DELETE FROM isol8_sessions WHERE tenant_id = $1 AND session_id = $2 AND node_id = $3", p, 3,
+                        on_ignored, c);
 }
 
 void cluster_set_draining(Cluster *c) {

@@ -72,24 +72,25 @@ typedef enum ClusterPlace {
         CLUSTER_NOWHERE,                 /* no such session (without a claim) */
         CLUSTER_ELSEWHERE,               /* a live node holds it: url */
         CLUSTER_LOST,                    /* its node is gone */
-        CLUSTER_FOREIGN,                 /* another tenant's */
 } ClusterPlace;
-/* error < 0: the directory could not be asked (-EHOSTDOWN, -ETIMEDOUT, -EIO). url is valid
- * during the call only. */
-typedef void (*ClusterLocateFn)(int error, ClusterPlace place, const char *node_id, const char *url, void *userdata);
+/* error < 0: the directory could not be asked (-EHOSTDOWN, -ETIMEDOUT, -EIO). node, url and
+ * tenant (the session's) are valid during the call only. */
+typedef void (*ClusterLocateFn)(int error, ClusterPlace place, const char *node_id, const char *url, const char *tenant,
+                                void *userdata);
 
-/* Looks session id up for tenant (NULL: the master, who sees every tenant's). With claim, an
- * id nobody holds is claimed for this node (CLUSTER_HERE). cb comes once, later, unless
- * *ret is cancelled first. */
+/* Looks session id of tenant up (session ids are per tenant; NULL: the master, who reaches a
+ * session by id when exactly one tenant has that id). With claim, an id the tenant does not
+ * have is claimed for this node (CLUSTER_HERE). cb comes once, later, unless *ret is
+ * cancelled first. */
 int cluster_locate(Cluster *c, const char *id, const char *tenant, bool claim, ClusterLocateFn cb, void *userdata,
                    ClusterCall **ret);
 void cluster_call_cancel(ClusterCall *call);
 
 /* This node made a session (a claim's row is kept), or ended one for good. */
 void cluster_session_created(Cluster *c, const char *id, const char *tenant);
-void cluster_session_removed(Cluster *c, const char *id);
-/* A client deleted a lost session: its row goes, the id is free again. */
-void cluster_forget(Cluster *c, const char *id);
+void cluster_session_removed(Cluster *c, const char *id, const char *tenant);
+/* A client deleted a lost session (found on node): its row goes, the id is free again. */
+void cluster_forget(Cluster *c, const char *id, const char *tenant, const char *node);
 /* The node is leaving: a heartbeat at once says draining. */
 void cluster_set_draining(Cluster *c);
 /* The node stops: its row says gone and its sessions lost, written before the loop ends if

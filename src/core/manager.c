@@ -107,7 +107,7 @@ static void on_session_event(const char *id, const char *tenant, bool created, c
                 if (created)
                         cluster_session_created(m->cluster, id, tenant);
                 else if (!streq_ptr(reason, "shutdown"))
-                        cluster_session_removed(m->cluster, id);
+                        cluster_session_removed(m->cluster, id, tenant);
         }
 }
 

@@ -30,6 +30,7 @@ struct HttpStream {
         bool gone_told;
         bool response_gone;             /* MHD is done with the response */
         bool released;                  /* the producer let go */
+        bool calling;                   /* in one of the producer's callbacks: not freed meanwhile */
 };
 
 static size_t pending(HttpStream *s) {
@@ -37,7 +38,7 @@ static size_t pending(HttpStream *s) {
 }
 
 static void maybe_free(HttpStream *s) {
-        if (!s->released || !s->response_gone)
+        if (!s->released || !s->response_gone || s->calling)
                 return;
         sd_event_source_disable_unref(s->hup);
         buffer_done(&s->out);
@@ -45,11 +46,19 @@ static void maybe_free(HttpStream *s) {
 }
 
 static void tell_gone(HttpStream *s) {
-        if (s->gone_told || s->released || s->ended)
-                return;
+        bool tell = !s->gone_told && !s->released && !s->ended;
+
+        /* Nobody reads any more: the body ends, broken, when MHD looks next (and closes). */
+        if (!s->ended) {
+                s->ended = true;
+                s->ok = false;
+        }
         s->gone_told = true;
-        if (s->ops->gone)
+        if (tell && s->ops->gone) {
+                s->calling = true;
                 s->ops->gone(s->userdata);
+                s->calling = false;
+        }
 }
 
 static void wake(HttpStream *s) {
@@ -67,6 +76,7 @@ static int on_hup(sd_event_source *es, int fd, uint32_t revents, void *userdata)
         (void) sd_event_source_set_enabled(es, SD_EVENT_OFF);
         tell_gone(s);
         wake(s);
+        maybe_free(s);
         return 0;
 }
 
@@ -88,8 +98,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 }
                 if (s->above && pending(s) < STREAM_LOW_WATER) {
                         s->above = false;
-                        if (!s->released && !s->gone_told && s->ops->drained)
+                        if (!s->released && !s->gone_told && s->ops->drained) {
+                                s->calling = true;
                                 s->ops->drained(s->userdata);
+                                s->calling = false;
+                        }
                 }
                 return (ssize_t) n;
         }
@@ -117,6 +130,7 @@ static void stream_request_gone(HttpRequest *r, void *userdata) {
         s->suspended = false;
         (void) sd_event_source_set_enabled(s->hup, SD_EVENT_OFF);
         tell_gone(s);
+        maybe_free(s);
 }
 
 int http_stream_start(HttpRequest *r, unsigned status, const char *const *headers, const HttpStreamOps *ops, void *userdata,

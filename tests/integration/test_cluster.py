@@ -152,11 +152,23 @@ class ClusterBase:
 
     @classmethod
     def tearDownClass(cls):
+        # Everything is stopped whatever fails; then a server that did not stop cleanly fails.
+        errors = []
         cls.balancer.stop()
         for d in cls.daemons:
             if d.proc and d.proc.poll() is None:
-                d.stop()
+                t0 = time.monotonic()
+                try:
+                    rc = d.stop()
+                    if rc != 0:
+                        errors.append(f"a server exited {rc}: {d.stderr_text()[-1500:]}")
+                except AssertionError as e:
+                    errors.append(str(e) + d.stderr_text()[-1500:])
+                if time.monotonic() - t0 > 5:
+                    errors.append(f"a server took {time.monotonic() - t0:.1f} s to stop")
         cls.db.destroy()
+        if errors:
+            raise AssertionError("; ".join(errors))
 
     def run_in(self, target, session, code, key=None, expect=200):
         r = target.post("/execute", {"request": {"code": code, "runtime": "bash"}, "sessionId": session},
@@ -217,12 +229,17 @@ class ClusterBase:
         out = self.run_in(self.lb, s, "echo 5 >> /sandbox/count; cat /sandbox/count | tr '\\n' ' '; cat /sandbox/mark")
         self.assertEqual(out["stdout"], f"1 2 3 5 {mark}", out)
         self.assertEqual(self.holders(s), [owner])
-        # Another tenant cannot reach it from any server.
+        # Session ids are per tenant: another tenant's files with the same id are never this one's,
+        # whichever server it asks.
         other = self.daemons[0].post("/auth/keys", {"name": "other", "tenantId": "tenant-b"}).json()["key"]
         for d in self.daemons:
-            r = d.post("/execute", {"request": {"code": "cat /sandbox/mark", "runtime": "bash"}, "sessionId": s}, key=other)
-            self.assertEqual(r.status, 404, r)
             self.assertEqual(d.get(f"/file?sessionId={s}&path=/sandbox/mark", key=other).status, 404)
+        for d in self.daemons:
+            out = self.run_in(d, s, "cat /sandbox/mark 2>/dev/null || echo not-here; echo x >> /sandbox/b", key=other)
+            self.assertEqual(out["stdout"], "not-here", out)
+        out = self.run_in(self.lb, s, "wc -l < /sandbox/b", key=other)
+        self.assertEqual(out["stdout"], "3", out)   # tenant-b's own session, one sandbox too
+        self.assertEqual(self.run_in(self.lb, s, "cat /sandbox/mark")["stdout"], mark)
 
     def test_2_delete_ends_it_everywhere(self):
         s = "sess-" + uuid.uuid4().hex[:8]
