@@ -101,6 +101,30 @@ static int prop_version(sd_bus *bus, const char *path, const char *iface, const 
         return sd_bus_message_append(reply, "s", ISOL8_VERSION);
 }
 
+/* Several servers as one: every node as the session directory last said it (empty for one server). */
+static int prop_cluster(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        const ClusterNode *n = NULL;
+        size_t k = 0;
+        int r;
+
+        if (b->m->cluster)
+                n = cluster_nodes(b->m->cluster, &k);
+        r = sd_bus_message_open_container(reply, 'a', "(sssuuuut)");
+        for (size_t i = 0; r >= 0 && i < k; i++)
+                r = sd_bus_message_append(reply, "(sssuuuut)", n[i].id, n[i].url, cluster_node_state_to_string(n[i].state),
+                                          n[i].load.running, n[i].load.queued, n[i].load.sessions, n[i].load.max_concurrent,
+                                          n[i].last_seen_ms);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int prop_node_id(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        BusService *b = userdata;
+        return sd_bus_message_append(reply, "s", b->m->cluster ? cluster_node_id(b->m->cluster) : "");
+}
+
 static int prop_total(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
                       void *userdata, sd_bus_error *error) {
         BusService *b = userdata;
@@ -417,6 +441,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("MaxConcurrent", "u", prop_u, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("SessionCount", "u", prop_u, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("TotalExecutions", "t", prop_total, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NodeId", "s", prop_node_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Cluster", "a(sssuuuut)", prop_cluster, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("CreateKey",
                                 SD_BUS_ARGS("s", name, "s", tenant, "t", ttl_ms),
                                 SD_BUS_RESULT("s", id, "s", key, "s", prefix, "t", expires_usec),

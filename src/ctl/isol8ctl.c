@@ -199,12 +199,44 @@ static void free_rows(char ***rows, size_t n, size_t cols) {
         free(rows);
 }
 
+/* The Cluster property as JSON (the shape of /queue/status's "cluster.nodes"); NULL when the
+ * server has none (one server, or an older one). */
+static json_object *cluster_view(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *id, *url, *state;
+        uint32_t running, queued, sessions, max;
+        uint64_t seen;
+        json_object *a;
+        int r;
+
+        if (sd_bus_get_property(bus, BUS_NAME, BUS_PATH, MANAGER, "Cluster", &error, &reply, "a(sssuuuut)") < 0 ||
+            sd_bus_message_enter_container(reply, 'a', "(sssuuuut)") < 0 || !(a = json_object_new_array()))
+                return NULL;
+        while ((r = sd_bus_message_read(reply, "(sssuuuut)", &id, &url, &state, &running, &queued, &sessions, &max, &seen)) > 0) {
+                json_object *e = json_object_new_object();
+                if (!e)
+                        break;
+                json_add(e, "nodeId", json_object_new_string(id));
+                json_add(e, "url", json_object_new_string(url));
+                json_add(e, "state", json_object_new_string(state));
+                json_add(e, "current", json_object_new_int64(running));
+                json_add(e, "max", json_object_new_int64(max));
+                json_add(e, "pending", json_object_new_int64(queued));
+                json_add(e, "sessions", json_object_new_int64(sessions));
+                json_add(e, "lastSeenMs", json_object_new_int64((int64_t) seen));
+                json_object_array_add(a, e);
+        }
+        return a;
+}
+
 static int cmd_status(sd_bus *bus) {
         static const char *const names[] = { "Version", "ActiveExecutions", "QueuedExecutions", "MaxConcurrent", "SessionCount",
                                              "TotalExecutions" };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_json_ json_object *o = json_object_new_object();
         char *version = NULL;
+        json_object *cluster;
         uint32_t u[4];
         uint64_t total;
         int r;
@@ -224,6 +256,7 @@ static int cmd_status(sd_bus *bus) {
                 free(version);
                 return bus_failure(&error, r);
         }
+        cluster = cluster_view(bus);
         if (arg_json) {
                 json_add(o, "version", json_object_new_string(version));
                 json_add(o, "activeExecutions", json_object_new_int64(u[0]));
@@ -231,10 +264,30 @@ static int cmd_status(sd_bus *bus) {
                 json_add(o, "maxConcurrent", json_object_new_int64(u[2]));
                 json_add(o, "sessionCount", json_object_new_int64(u[3]));
                 json_add(o, "totalExecutions", json_object_new_int64((int64_t) total));
+                if (cluster && json_object_array_length(cluster) > 0)
+                        json_add(o, "cluster", json_object_get(cluster));
                 print_json(o);
-        } else
+        } else {
                 printf("          Version: %s\n Executions running: %u of %u\n  Waiting in queue: %u\n          Sessions: %u\n"
                        "  Executions total: %" PRIu64 "\n", version, u[0], u[2], u[1], u[3], total);
+                if (cluster && json_object_array_length(cluster) > 0) {
+                        printf("\n%-20s %-9s %9s %7s %8s  %s\n", "NODE", "STATE", "RUNNING", "QUEUED", "SESSIONS", "URL");
+                        for (size_t i = 0; i < json_object_array_length(cluster); i++) {
+                                json_object *e = json_object_array_get_idx(cluster, i), *v;
+                                const char *f[3] = {};
+                                int64_t x[4] = {};
+                                static const char *const sk[] = { "nodeId", "state", "url" };
+                                static const char *const nk[] = { "current", "max", "pending", "sessions" };
+                                for (int j = 0; j < 3; j++)
+                                        f[j] = json_object_object_get_ex(e, sk[j], &v) ? json_object_get_string(v) : "";
+                                for (int j = 0; j < 4; j++)
+                                        x[j] = json_object_object_get_ex(e, nk[j], &v) ? json_object_get_int64(v) : 0;
+                                printf("%-20s %-9s %5" PRId64 "/%-3" PRId64 " %7" PRId64 " %8" PRId64 "  %s\n", f[0], f[1], x[0], x[1],
+                                       x[2], x[3], f[2]);
+                        }
+                }
+        }
+        json_object_put(cluster);
         free(version);
         return EXIT_OK;
 }

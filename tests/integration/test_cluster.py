@@ -123,6 +123,8 @@ class ClusterBase:
     @classmethod
     def setUpClass(cls):
         cls.db = cls.db_class().init().start()
+        cls.tmp = tempfile.mkdtemp(prefix="isol8-cluster-")
+        cls.bus = isol8test.PrivateBus(cls.tmp)   # node-2's, for isol8ctl
         cls.ports = [isol8test.free_port() for _ in range(3)]
         cls.daemons = [cls.make_daemon(i) for i in range(3)]
         cls.balancer = cls.balancer_class(cls.ports)
@@ -148,7 +150,8 @@ class ClusterBase:
             "drainTimeoutMs": 20000,
             "auth": {"cacheTtlMs": cls.cache_ttl_ms},
         }
-        return Daemon(config=cfg, port=cls.ports[i], args=["--auth-db", cls.db.url()]).start()
+        bus = ["--bus", cls.bus.address] if i == 1 else []
+        return Daemon(config=cfg, port=cls.ports[i], args=["--auth-db", cls.db.url()] + bus).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -167,6 +170,8 @@ class ClusterBase:
                 if time.monotonic() - t0 > 5:
                     errors.append(f"a server took {time.monotonic() - t0:.1f} s to stop")
         cls.db.destroy()
+        cls.bus.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
         if errors:
             raise AssertionError("; ".join(errors))
 
@@ -342,6 +347,27 @@ class ClusterBase:
             time.sleep(0.1)
         self.assertEqual(view.get("node-3"), "gone", view)
         self.assertEqual(self.lb.execute({"code": "echo still", "runtime": "bash"}, key=self.key)["stdout"], "still")
+
+
+    def test_6_isol8ctl_status_shows_the_cluster(self):
+        ctl = os.path.join(os.path.dirname(isol8test.ISOL8), "isol8ctl")
+        self.bus.wait_for_name()
+        s = "sess-" + uuid.uuid4().hex[:8]
+        self.run_in(self.daemons[1], s, "true")   # node-2 holds a session
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            r = subprocess.run([ctl, f"--address={self.bus.address}", "--json", "status"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            nodes = {n["nodeId"]: n for n in json.loads(r.stdout)["cluster"]}
+            if nodes["node-2"]["sessions"] >= 1:
+                break
+            time.sleep(0.2)
+        self.assertEqual({k: v["state"] for k, v in nodes.items()}, {"node-1": "live", "node-2": "live", "node-3": "gone"})
+        self.assertEqual(nodes["node-2"]["url"], f"http://127.0.0.1:{self.ports[1]}")
+        self.assertGreaterEqual(nodes["node-2"]["sessions"], 1)
+        r = subprocess.run([ctl, f"--address={self.bus.address}", "status"], capture_output=True, text=True)
+        self.assertRegex(r.stdout, r"(?m)^NODE +STATE +RUNNING +QUEUED +SESSIONS +URL$")
+        self.assertRegex(r.stdout, r"(?m)^node-3 +gone ")
 
 
 @unittest.skipUnless(dbservers.postgres_available() and shutil.which("haproxy"), "PostgreSQL or HAProxy missing")
