@@ -138,6 +138,12 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
         CurlLoop *l = userp;
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(l->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        /* "At once" (a new transfer, a lifted pause) is the next loop iteration, not a timer's
+         * slack later. */
+        if (timeout_ms == 0) {
+                (void) sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
+                return sd_event_source_set_enabled(l->kick, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
+        }
         if (sd_event_source_set_time_relative(l->timer, (uint64_t) timeout_ms * USEC_PER_MSEC) < 0 ||
             sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;

@@ -26,11 +26,22 @@ struct HttpServer {
         int listen_fd;           /* owned only after quiescing */
         bool quiesced;
         unsigned n_requests;
+        unsigned zero_timeouts;         /* "run again at once" answers in a row without io */
 };
 
 static void http_server_rearm(HttpServer *s) {
         MHD_UNSIGNED_LONG_LONG ms;
 
+        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES && ms == 0 && s->zero_timeouts < 8) {
+                /* MHD has work now (a resumed connection, the end of a streamed reply): the next
+                 * loop iteration, not a timer's millisecond of slack. Bounded, so that a
+                 * connection that cannot progress does not spin the loop. */
+                s->zero_timeouts++;
+                (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
+                (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_ONESHOT);
+                return;
+        }
+        s->zero_timeouts = 0;
         if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
                 /* Relative, as MHD means it; an absolute time here makes the loop spin. */
                 (void) sd_event_source_set_time_relative(s->timer_source, ms * 1000);
@@ -45,7 +56,9 @@ static void http_server_run(HttpServer *s) {
 }
 
 static int on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        http_server_run(userdata);
+        HttpServer *s = userdata;
+        s->zero_timeouts = 0;
+        http_server_run(s);
         return 0;
 }
 
