@@ -80,6 +80,38 @@ int main(void) {
         CHECK(load(&c, "[1,2]", &err) == -EINVAL);
         free(err);
 
+        /* Several servers as one: off by default; on, every key it needs is checked at load. */
+        config_done(&c);
+        config_init(&c);
+        CHECK(!c.cluster_node_id && c.cluster_heartbeat_ms == 1000 && c.cluster_dead_after_ms == 5000 &&
+              c.cluster_lost_ttl_ms == 3600000);
+        {
+                static const char *const bad[][2] = {
+                        { "{\"cluster\": {\"nodeId\": \"a b\", \"advertiseUrl\": \"http://10.0.0.1:3000\", \"secret\": \"0123456789abcdef0123456789abcdef\"}}", "cluster.nodeId" },
+                        { "{\"cluster\": {\"nodeId\": \"\", \"advertiseUrl\": \"http://10.0.0.1:3000\", \"secret\": \"0123456789abcdef0123456789abcdef\"}}", "cluster.nodeId" },
+                        { "{\"cluster\": {\"nodeId\": \"n1\", \"secret\": \"0123456789abcdef0123456789abcdef\"}}", "cluster.advertiseUrl" },
+                        { "{\"cluster\": {\"nodeId\": \"n1\", \"advertiseUrl\": \"https://10.0.0.1\", \"secret\": \"0123456789abcdef0123456789abcdef\"}}", "cluster.advertiseUrl" },
+                        { "{\"cluster\": {\"nodeId\": \"n1\", \"advertiseUrl\": \"http://u:p@10.0.0.1\", \"secret\": \"0123456789abcdef0123456789abcdef\"}}", "cluster.advertiseUrl" },
+                        { "{\"cluster\": {\"nodeId\": \"n1\", \"advertiseUrl\": \"http://10.0.0.1:3000\", \"secret\": \"short\"}}", "cluster.secret" },
+                        { "{\"cluster\": {\"nodeId\": \"n1\", \"advertiseUrl\": \"http://10.0.0.1:3000\"}}", "cluster.secret" },
+                        { "{\"cluster\": {\"nodeId\": \"n1\", \"advertiseUrl\": \"http://10.0.0.1:3000\", \"secret\": \"0123456789abcdef0123456789abcdef\", \"heartbeatMs\": 1000, \"deadAfterMs\": 1500}}", "cluster.deadAfterMs" },
+                        { "{\"cluster\": {\"nodeId\": 5}}", "cluster.nodeId" },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                        Config b;
+                        config_init(&b);
+                        CHECK(load(&b, bad[i][0], &err) == -EINVAL && err_names(err, bad[i][1]));
+                        free(err);
+                        config_done(&b);
+                }
+        }
+        CHECK(load(&c, "{\"cluster\": {\"nodeId\": \"isol8-1.eu_west\", \"advertiseUrl\": \"http://10.0.0.11:3000\","
+                       " \"secret\": \"0123456789abcdef0123456789abcdef\", \"heartbeatMs\": 500, \"deadAfterMs\": 2000,"
+                       " \"lostSessionTtlMs\": 60000, \"connectionString\": \"postgres://db/isol8\"}}", &err) == 0);
+        CHECK(c.cluster_node_id && strcmp(c.cluster_node_id, "isol8-1.eu_west") == 0);
+        CHECK(strcmp(c.cluster_advertise_url, "http://10.0.0.11:3000") == 0 && strcmp(c.cluster_connection_string, "postgres://db/isol8") == 0);
+        CHECK(c.cluster_heartbeat_ms == 500 && c.cluster_dead_after_ms == 2000 && c.cluster_lost_ttl_ms == 60000);
+
         config_done(&c);
         return tap_done();
 }
