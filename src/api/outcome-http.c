@@ -30,7 +30,7 @@ static const unsigned status_table[_OUTCOME_MAX] = {
         [OUTCOME_IMAGE_BUILD_FAILED] = MHD_HTTP_BAD_REQUEST,
         [OUTCOME_DRAINING]          = MHD_HTTP_SERVICE_UNAVAILABLE,
         [OUTCOME_SESSION_LOST]      = MHD_HTTP_GONE,
-        [OUTCOME_NODE_UNREACHABLE]  = MHD_HTTP_BAD_GATEWAY,
+        [OUTCOME_NODE_UNREACHABLE]  = MHD_HTTP_SERVICE_UNAVAILABLE,
 };
 
 unsigned api_outcome_status(Outcome o) {
