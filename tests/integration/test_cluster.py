@@ -382,6 +382,38 @@ class ClusterBase:
         self.assertRegex(r.stdout, r"(?m)^node-3 +gone ")
 
 
+    def test_7_database_outage(self):
+        # The master key needs no database: what is left to see is the directory.
+        master = isol8test.MASTER
+        a, b = "sess-" + uuid.uuid4().hex[:8], "sess-" + uuid.uuid4().hex[:8]
+        self.run_in(self.daemons[0], a, "echo a > /sandbox/a", key=master)
+        self.run_in(self.daemons[1], b, "echo b > /sandbox/b", key=master)
+        self.db.stop()
+        try:
+            # A session held here goes on; so do runs without a session.
+            self.assertEqual(self.run_in(self.daemons[0], a, "cat /sandbox/a", key=master)["stdout"], "a")
+            self.assertEqual(self.daemons[0].execute({"code": "echo plain", "runtime": "bash"})["stdout"], "plain")
+            # One held elsewhere needs the directory: a clear 503 within auth.timeoutMs, not a hang.
+            t0 = time.monotonic()
+            r = self.daemons[0].post("/execute", {"request": {"code": "cat /sandbox/b", "runtime": "bash"}, "sessionId": b})
+            self.assertEqual((r.status, r.json()), (503, {"error": "Session directory unavailable"}), r)
+            self.assertLess(time.monotonic() - t0, 4.5)
+        finally:
+            self.db.start()
+        # The database is back: the servers reconnect and forward again, nothing was lost.
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            r = self.daemons[0].post("/execute", {"request": {"code": "cat /sandbox/b", "runtime": "bash"}, "sessionId": b})
+            if r.status == 200:
+                break
+            time.sleep(0.2)
+        self.assertEqual((r.status, r.json().get("stdout")), (200, "b"), r)
+        self.assertEqual(self.holders(b), [1])
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                self.assertEqual(d.get("/health", key=None).status, 200)
+
+
 @unittest.skipUnless(dbservers.postgres_available() and shutil.which("haproxy"), "PostgreSQL or HAProxy missing")
 class PostgresHAProxy(ClusterBase, unittest.TestCase):
     db_class = dbservers.Postgres
