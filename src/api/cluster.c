@@ -110,8 +110,8 @@ int api_session_route(HttpRequest *r, ApiContext *ctx, const char *session_id, u
         w->here = here;
         w->data = data;
         w->free_data = free_data;
-        k = cluster_locate(m->cluster, session_id, who->type == AUTH_MASTER ? NULL : who->tenant, flags & API_ROUTE_CLAIM,
-                           on_located, w, &w->call);
+        k = cluster_locate(m->cluster, session_id, who->tenant, who->type == AUTH_MASTER, flags & API_ROUTE_CLAIM, on_located, w,
+                           &w->call);
         if (k < 0) {
                 route_wait_free(w);
                 return k;

@@ -404,8 +404,8 @@ static bool ws_route(WsConn *c, ExecRequest *req, const char *text, size_t len) 
         if (!m->cluster || !req->session_id || session_lookup(m->sessions, &c->who, req->session_id, &s) >= 0)
                 return false;
         if (buffer_append(&c->execute_msg, text, len) < 0 ||
-            cluster_locate(m->cluster, req->session_id, c->who.type == AUTH_MASTER ? NULL : c->who.tenant, true,
-                           on_ws_located, c, &c->locate) < 0) {
+            cluster_locate(m->cluster, req->session_id, c->who.tenant, c->who.type == AUTH_MASTER, true, on_ws_located, c,
+                           &c->locate) < 0) {
                 buffer_done(&c->execute_msg);
                 return false;   /* served here, as on one server */
         }

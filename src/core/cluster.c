@@ -30,7 +30,8 @@ static const char *const schema[] = {
 struct ClusterCall {
         Cluster *cluster;
         char *id;
-        char *tenant;                   /* NULL: the master's lookup, any tenant's */
+        char *tenant;                   /* the caller's (what a claim is made for) */
+        bool any_tenant;                /* the master's lookup: any tenant's session by id */
         bool claim;
         bool claimed_once;
         ClusterLocateFn cb;              /* NULL once cancelled */
@@ -383,15 +384,15 @@ static void on_looked_up(int error, const DbResult *res, void *userdata) {
 static int lookup(ClusterCall *call) {
         DbParam p[] = { DB_TEXTP(call->id), DB_TEXTP(call->tenant) };
         return db_query(call->cluster->db,
-                        call->tenant ? "SELECT s.node_id, s.tenant_id, s.state, n.url, n.heartbeat_at, n.state FROM isol8_sessions s"
+                        !call->any_tenant ? "SELECT s.node_id, s.tenant_id, s.state, n.url, n.heartbeat_at, n.state FROM isol8_sessions s"
                                        " LEFT JOIN isol8_nodes n ON n.node_id = s.node_id WHERE s.session_id = $1 AND s.tenant_id = $2"
                                      : "SELECT s.node_id, s.tenant_id, s.state, n.url, n.heartbeat_at, n.state FROM isol8_sessions s"
                                        " LEFT JOIN isol8_nodes n ON n.node_id = s.node_id WHERE s.session_id = $1 LIMIT 2",
-                        p, call->tenant ? 2 : 1, on_looked_up, call);
+                        p, call->any_tenant ? 1 : 2, on_looked_up, call);
 }
 
-int cluster_locate(Cluster *c, const char *id, const char *tenant, bool claim_it, ClusterLocateFn cb, void *userdata,
-                   ClusterCall **ret) {
+int cluster_locate(Cluster *c, const char *id, const char *tenant, bool any_tenant, bool claim_it, ClusterLocateFn cb,
+                   void *userdata, ClusterCall **ret) {
         ClusterCall *call;
         int r;
 
@@ -400,11 +401,12 @@ int cluster_locate(Cluster *c, const char *id, const char *tenant, bool claim_it
                 return -ENOMEM;
         call->cluster = c;
         call->id = strdup(id);
-        call->tenant = tenant ? strdup(tenant) : NULL;
-        call->claim = claim_it && tenant;
+        call->tenant = strdup(tenant);
+        call->any_tenant = any_tenant;
+        call->claim = claim_it;
         call->cb = cb;
         call->userdata = userdata;
-        if (!call->id || (tenant && !call->tenant)) {
+        if (!call->id || !call->tenant) {
                 call_free(call);
                 return -ENOMEM;
         }

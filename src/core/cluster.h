@@ -78,12 +78,12 @@ typedef enum ClusterPlace {
 typedef void (*ClusterLocateFn)(int error, ClusterPlace place, const char *node_id, const char *url, const char *tenant,
                                 void *userdata);
 
-/* Looks session id of tenant up (session ids are per tenant; NULL: the master, who reaches a
- * session by id when exactly one tenant has that id). With claim, an id the tenant does not
- * have is claimed for this node (CLUSTER_HERE). cb comes once, later, unless *ret is
- * cancelled first. */
-int cluster_locate(Cluster *c, const char *id, const char *tenant, bool claim, ClusterLocateFn cb, void *userdata,
-                   ClusterCall **ret);
+/* Looks session id of tenant up (session ids are per tenant; any_tenant: the master's lookup,
+ * which reaches a session by id when exactly one tenant has that id). With claim, an id
+ * nobody it may see has is claimed for tenant on this node (CLUSTER_HERE). cb comes once,
+ * later, unless *ret is cancelled first. */
+int cluster_locate(Cluster *c, const char *id, const char *tenant, bool any_tenant, bool claim, ClusterLocateFn cb,
+                   void *userdata, ClusterCall **ret);
 void cluster_call_cancel(ClusterCall *call);
 
 /* This node made a session (a claim's row is kept), or ended one for good. */
