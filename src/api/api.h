@@ -54,13 +54,18 @@ const char *api_request_remote(HttpRequest *r);
 typedef void (*ApiHereFn)(HttpRequest *r, ApiContext *ctx, void *data);
 #define API_ROUTE_CLAIM  (1u << 0)
 #define API_ROUTE_DELETE (1u << 1)
+#define API_ROUTE_PROBE  (1u << 2)   /* only say whether it is served here now (0) or not (1); nothing starts */
 int api_session_route(HttpRequest *r, ApiContext *ctx, const char *session_id, unsigned flags, ApiHereFn here, void *data,
                       void (*free_data)(void *));
 /* Forwards r as it came (method, path, query, body) to another server of the cluster and
  * answers with what that server answers. */
 int api_forward(HttpRequest *r, ApiContext *ctx, const char *node, const char *base_url);
 
-void api_exec_request_free(void *req);
+/* /execute and /execute/stream: parses the envelope, finds where its session is served, and
+ * start()s it here (at once, or once the directory answered) or forwards it. start takes req
+ * and answers r (or returns < 0 for a 500). */
+typedef int (*ApiExecStartFn)(HttpRequest *r, ApiContext *ctx, ExecRequest *req);
+int api_execute_routed(HttpRequest *r, ApiContext *ctx, ApiExecStartFn start);
 /* Parses and validates an execution envelope; replies 400 itself (returns > 0) on bad input. */
 int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret);
 

@@ -96,6 +96,8 @@ int api_session_route(HttpRequest *r, ApiContext *ctx, const char *session_id, u
          * for a session this one does not hold asks too: it may have been lost here.) */
         if (!m->cluster || !session_id || session_lookup(m->sessions, who, session_id, &s) >= 0)
                 return 0;
+        if (flags & API_ROUTE_PROBE)
+                return 1;
         w = calloc(1, sizeof(RouteWait));
         if (!w || !(w->id = strdup(session_id))) {
                 free(w);

@@ -70,10 +70,6 @@ int api_parse_exec_request(HttpRequest *r, ApiContext *ctx, ExecRequest **ret) {
         return k;
 }
 
-void api_exec_request_free(void *req) {
-        exec_request_free(req);
-}
-
 static int execute_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
         static const RunOps ops = { .done = buffered_done };
         _cleanup_free_ char *error = NULL;
@@ -95,22 +91,48 @@ static int execute_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
         return 0;
 }
 
-static void execute_later(HttpRequest *r, ApiContext *ctx, void *req) {
-        int k = execute_here(r, ctx, req);
+/* A parsed run waiting for the session directory, and how it starts once it is known to be here. */
+typedef struct ExecRoute {
+        ExecRequest *req;
+        ApiExecStartFn start;
+} ExecRoute;
+
+static void exec_route_free(void *data) {
+        ExecRoute *e = data;
+        exec_request_free(e->req);
+        free(e);
+}
+
+static void exec_route_here(HttpRequest *r, ApiContext *ctx, void *data) {
+        ExecRoute *e = data;
+        int k = e->start(r, ctx, TAKE_PTR(e->req));
+        exec_route_free(e);
         if (k < 0)
                 (void) api_reply_outcome(r, k, NULL);
 }
 
-int api_execute(HttpRequest *r, void *userdata) {
-        ApiContext *ctx = userdata;
+int api_execute_routed(HttpRequest *r, ApiContext *ctx, ApiExecStartFn start) {
         ExecRequest *req = NULL;
+        ExecRoute *e;
         int k;
 
         k = api_parse_exec_request(r, ctx, &req);
         if (k != 0)
                 return k < 0 ? k : 0;
-        k = api_session_route(r, ctx, req->session_id, API_ROUTE_CLAIM, execute_later, req, api_exec_request_free);
-        if (k != 0)
-                return k < 0 ? k : 0;
-        return execute_here(r, ctx, req);
+        /* A session held here (or one server) goes on at once, with no allocation. */
+        if (api_session_route(r, ctx, req->session_id, API_ROUTE_CLAIM | API_ROUTE_PROBE, NULL, NULL, NULL) == 0)
+                return start(r, ctx, req);
+        e = calloc(1, sizeof(ExecRoute));
+        if (!e) {
+                exec_request_free(req);
+                return -ENOMEM;
+        }
+        e->req = req;
+        e->start = start;
+        k = api_session_route(r, ctx, req->session_id, API_ROUTE_CLAIM, exec_route_here, e, exec_route_free);
+        return k < 0 ? k : 0;
+}
+
+int api_execute(HttpRequest *r, void *userdata) {
+        return api_execute_routed(r, userdata, execute_here);
 }

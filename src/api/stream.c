@@ -102,22 +102,6 @@ static int stream_here(HttpRequest *r, ApiContext *ctx, ExecRequest *req) {
         return 0;
 }
 
-static void stream_later(HttpRequest *r, ApiContext *ctx, void *req) {
-        int k = stream_here(r, ctx, req);
-        if (k < 0)
-                (void) api_reply_outcome(r, k, NULL);
-}
-
 int api_execute_stream(HttpRequest *r, void *userdata) {
-        ApiContext *ctx = userdata;
-        ExecRequest *req = NULL;
-        int k;
-
-        k = api_parse_exec_request(r, ctx, &req);
-        if (k != 0)
-                return k < 0 ? k : 0;
-        k = api_session_route(r, ctx, req->session_id, API_ROUTE_CLAIM, stream_later, req, api_exec_request_free);
-        if (k != 0)
-                return k < 0 ? k : 0;
-        return stream_here(r, ctx, req);
+        return api_execute_routed(r, userdata, stream_here);
 }

@@ -52,10 +52,10 @@ def bare(argv, n=SEQ, env=None):
     return times
 
 
-def sequential(port, request, n=SEQ):
-    """p50/p99 of n runs over one keep-alive connection, after 20 warm-up runs."""
+def sequential(port, request, n=SEQ, session=None):
+    """The times of n runs over one keep-alive connection (in a session if given), after 20 warm-up runs."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    body = json.dumps({"request": request})
+    body = json.dumps({"request": request, **({"sessionId": session} if session else {})})
     hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
     times = []
     for i in range(n + 20):

@@ -11,7 +11,6 @@ node-1, over one keep-alive connection, sent straight to node-1 (local) and to n
 without a session, against three servers and against one (HAProxy with one server). Prints a
 Markdown table."""
 
-import http.client
 import json
 import os
 import statistics
@@ -21,31 +20,16 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../integration"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
-from bench import pct, post_script, print_table, wrk_stats  # noqa: E402
+from bench import pct, post_script, print_table, sequential, wrk_stats  # noqa: E402
 import dbservers  # noqa: E402
 import test_cluster  # noqa: E402
-from isol8test import MASTER  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 N = int(os.environ.get("BENCH_SEQ", "300"))
 
 
 def session_runs(port, session, n):
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    body = json.dumps({"request": {"code": "true", "runtime": "bash"}, "sessionId": session})
-    hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
-    times = []
-    for i in range(n + 20):
-        t0 = time.perf_counter()
-        conn.request("POST", "/execute", body=body, headers=hdr)
-        r = conn.getresponse()
-        data = r.read()
-        if r.status != 200:
-            raise SystemExit(f"bad answer: {r.status} {data[:200]}")
-        if i >= 20:
-            times.append((time.perf_counter() - t0) * 1000)
-    conn.close()
-    return times
+    return sequential(port, {"code": "true", "runtime": "bash"}, n, session=session)
 
 
 class Cluster(test_cluster.ClusterBase):
