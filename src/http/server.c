@@ -31,8 +31,9 @@ struct HttpServer {
 
 static void http_server_rearm(HttpServer *s) {
         MHD_UNSIGNED_LONG_LONG ms;
+        bool timeout = MHD_get_timeout(s->mhd, &ms) == MHD_YES;
 
-        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES && ms == 0 && s->zero_timeouts < 8) {
+        if (timeout && ms == 0 && s->zero_timeouts < 8) {
                 /* MHD has work now (a resumed connection, the end of a streamed reply): the next
                  * loop iteration, not a timer's millisecond of slack. Bounded, so that a
                  * connection that cannot progress does not spin the loop. */
@@ -42,7 +43,7 @@ static void http_server_rearm(HttpServer *s) {
                 return;
         }
         s->zero_timeouts = 0;
-        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
+        if (timeout) {
                 /* Relative, as MHD means it; an absolute time here makes the loop spin. */
                 (void) sd_event_source_set_time_relative(s->timer_source, ms * 1000);
                 (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
