@@ -17,6 +17,9 @@
 #define RELAY_HIGH_WATER (1u << 20)
 #define RELAY_HEAD_MAX 8192u
 #define RELAY_CONNECT_USEC (2 * USEC_PER_SEC)
+/* A side that takes nothing of what waits for it for this long ends the relay (as a local
+ * WebSocket's peer that does not read is dropped, api/ws.c). */
+#define RELAY_STALL_USEC (10 * USEC_PER_SEC)
 
 /* One direction's backlog: bytes read from one side, not yet written to the other. */
 typedef struct Side {
@@ -36,7 +39,7 @@ struct WsRelay {
         bool upgraded;
         bool ended;
         ResolveQuery *query;
-        sd_event_source *timer;
+        sd_event_source *timer;         /* the upgrade's bound, then the stall watch */
         sd_event_source *defer;
         WsRelayReadyFn ready;
         WsRelayEndFn end;
@@ -109,6 +112,27 @@ static int side_pump(Side *from, Side *to) {
         return 0;
 }
 
+static int on_stall(sd_event_source *es, uint64_t usec, void *userdata) {
+        WsRelay *r = userdata;
+        log_debug("ws relay: a side took nothing for %us; ending it", (unsigned) (RELAY_STALL_USEC / USEC_PER_SEC));
+        relay_end(r);
+        return 0;
+}
+
+/* Armed while bytes wait for a side; each time that side takes some, it starts over. */
+static void stall_watch(WsRelay *r, bool progress) {
+        if (backlog(&r->server) == 0 && backlog(&r->client) == 0) {
+                r->timer = sd_event_source_disable_unref(r->timer);
+                return;
+        }
+        if (!r->timer) {
+                if (sd_event_add_time_relative(r->event, &r->timer, CLOCK_MONOTONIC, RELAY_STALL_USEC, 100 * USEC_PER_MSEC,
+                                               on_stall, r) >= 0)
+                        (void) sd_event_source_set_description(r->timer, "ws-relay-stall");
+        } else if (progress)
+                (void) sd_event_source_set_time_relative(r->timer, RELAY_STALL_USEC);
+}
+
 static void relay_update(WsRelay *r) {
         Side *sides[2] = { &r->server, &r->client };
 
@@ -129,6 +153,7 @@ static void relay_update(WsRelay *r) {
 static int on_relay_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         WsRelay *r = userdata;
         Side *s = fd == r->server.fd ? &r->server : &r->client, *other = s == &r->server ? &r->client : &r->server;
+        size_t waiting = backlog(s);
         int k;
 
         if (revents & EPOLLOUT && side_flush(s) < 0) {
@@ -149,6 +174,7 @@ static int on_relay_io(sd_event_source *es, int fd, uint32_t revents, void *user
                 relay_end(r);
                 return 0;
         }
+        stall_watch(r, backlog(s) < waiting);
         relay_update(r);
         return 0;
 }
@@ -310,6 +336,7 @@ int ws_relay_attach(WsRelay *r, int client_fd, const void *pending, size_t n, Ws
         (void) sd_event_source_set_description(r->server.io, "ws-relay-server");
         (void) side_flush(&r->server);
         (void) side_flush(&r->client);
+        stall_watch(r, false);
         relay_update(r);
         return 0;
 }
