@@ -416,6 +416,55 @@ class ClusterBase:
                 self.assertEqual(d.get("/health", key=None).status, 200)
 
 
+    def test_8_relayed_websocket_peer_that_does_not_read(self):
+        # A WebSocket relayed to another server whose client reads nothing while the program
+        # writes a lot: the relaying server holds a bounded backlog, the run is cancelled, and
+        # the relay ends (the client sees its connection closed), within the stall bounds.
+        import socket
+        import struct
+        s = "sess-" + uuid.uuid4().hex[:8]
+        # A session's limits are its first run's: room for more output than the kernel's buffers.
+        r = self.daemons[0].post("/execute", {"request": {"code": "true", "runtime": "bash"}, "sessionId": s,
+                                              "options": {"maxOutputSize": 16000000}})
+        self.assertEqual(r.status, 200, r)
+        front = self.daemons[1]
+        with open(f"/proc/{front.pid()}/status") as f:
+            before = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(("127.0.0.1", front.port))
+        c.sendall((f"GET /execute/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   f"Authorization: Bearer {isol8test.MASTER}\r\n\r\n").encode())
+        payload = json.dumps({"type": "execute", "sessionId": s,
+                              "request": {"code": "yes | head -c 12000000; sleep 100", "runtime": "bash", "timeoutMs": 120000}}).encode()
+        mask = os.urandom(4)
+        c.sendall(bytes([0x81, 0xFE]) + struct.pack(">H", len(payload)) + mask +
+                  bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        time.sleep(5)
+        with open(f"/proc/{front.pid()}/status") as f:
+            during = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+        self.assertLess(during - before, 16 * 1024, "the relaying server's memory followed the output")
+        # The relay drops a client that took nothing of its backlog for 10 s, and with it the
+        # connection to the holder, which cancels the run: well before the run's own end.
+        deadline = time.time() + 40
+        while time.time() < deadline and self.daemons[0].get("/queue/status").json()["current"] != 0:
+            time.sleep(0.5)
+        self.assertEqual(self.daemons[0].get("/queue/status").json()["current"], 0)
+        c.settimeout(20)
+        got, t_end = 0, time.time() + 30
+        while time.time() < t_end:
+            data = c.recv(65536)
+            if not data:
+                break
+            got += len(data)
+        else:
+            self.fail("the relay never closed the client's connection")
+        c.close()
+        self.assertLess(got, 12000000, "the client got everything: it was not a peer that does not read")
+        self.assertEqual(self.run_in(self.lb, s, "echo alive", key=isol8test.MASTER)["stdout"], "alive")
+
+
 @unittest.skipUnless(dbservers.postgres_available() and shutil.which("haproxy"), "PostgreSQL or HAProxy missing")
 class PostgresHAProxy(ClusterBase, unittest.TestCase):
     db_class = dbservers.Postgres
