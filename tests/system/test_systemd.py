@@ -265,6 +265,47 @@ class Systemd(unittest.TestCase):
         finally:
             self.sh("rm -f /etc/isol8/config.json; systemctl reset-failed isol8.service; systemctl start isol8.socket")
 
+    def test_15_cluster_under_the_unit(self):
+        # Two servers as one (docs/scale-out.md): the installed unit as node "unit" and a second
+        # server beside it as node "beside" (a transient unit), sharing a session directory in
+        # the unit's state directory (SQLite: servers on one machine). A session made by the
+        # unit is served through the other; the unit's isol8ctl shows both; when the unit stops,
+        # its session answers 410 at the other, not a fresh sandbox.
+        secret = "system-test-cluster-secret-0123456789abcdef"
+        auth = {"enabled": True, "connectionString": "/var/lib/isol8/cluster.db"}
+        unit = {"auth": auth, "cluster": {"nodeId": "unit", "advertiseUrl": "http://127.0.0.1:3000", "secret": secret}}
+        beside = {"auth": auth, "cluster": {"nodeId": "beside", "advertiseUrl": "http://127.0.0.1:3001", "secret": secret}}
+        self.sh("printf '%s\\n' '" + json.dumps(unit) + "' > /etc/isol8/config.json && "
+                "(umask 077; printf '%s\\n' '" + json.dumps(beside) + "' > /run/beside.json)", check=True)
+        try:
+            self.sh("systemctl reset-failed isol8.service; systemctl restart isol8.service", check=True)
+            self.sh("systemd-run --unit=isol8-beside -p Delegate=yes \"$(command -v isol8)\" serve --host 127.0.0.1 "
+                    f"--port 3001 --key {KEY} --config /run/beside.json", check=True)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                st = self.curl("/queue/status")
+                nodes = {n["nodeId"]: n["state"] for n in st.get("cluster", {}).get("nodes", [])} if isinstance(st, dict) else {}
+                if nodes == {"unit": "live", "beside": "live"}:
+                    break
+                time.sleep(0.3)
+            self.assertEqual(nodes, {"unit": "live", "beside": "live"})
+            out = self.curl("/execute", {"request": {"code": "echo made-by-the-unit > /sandbox/m; cat /sandbox/m", "runtime": "bash"},
+                                         "sessionId": "shared"})
+            self.assertEqual(out.get("stdout"), "made-by-the-unit", out)
+            r = self.sh(f"curl -s -m 20 localhost:3001/execute -H 'Authorization: Bearer {KEY}' "
+                        "-d '{\"request\":{\"code\":\"cat /sandbox/m\",\"runtime\":\"bash\"},\"sessionId\":\"shared\"}'")
+            self.assertEqual(json.loads(r.stdout).get("stdout"), "made-by-the-unit", r.stdout)
+            status = json.loads(self.sh("isol8ctl --json status", check=True).stdout)
+            self.assertEqual({n["nodeId"]: n["state"] for n in status["cluster"]}, {"unit": "live", "beside": "live"})
+            self.assertIn("cluster: node unit at http://127.0.0.1:3000", self.sh("journalctl -u isol8.service --no-pager -o cat").stdout)
+            self.sh("systemctl stop isol8.socket isol8.service", check=True)
+            r = self.sh(f"curl -s -m 20 -w ' %{{http_code}}' localhost:3001/execute -H 'Authorization: Bearer {KEY}' "
+                        "-d '{\"request\":{\"code\":\"ls /sandbox\",\"runtime\":\"bash\"},\"sessionId\":\"shared\"}'")
+            self.assertEqual(r.stdout, '{"error":"Session was lost with its server"} 410')
+        finally:
+            self.sh("systemctl stop isol8-beside; rm -f /etc/isol8/config.json /run/beside.json /var/lib/isol8/cluster.db*; "
+                    "systemctl reset-failed isol8.service isol8-beside; systemctl start isol8.socket")
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
