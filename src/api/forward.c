@@ -137,7 +137,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-static void api_forward_done(CURL *easy, CURLcode result, void *userdata) {
+static void forward_done(CURL *easy, CURLcode result, void *userdata) {
         Forward *f = NULL;
         HttpRequest *r;
 
@@ -222,7 +222,7 @@ int api_forward(HttpRequest *r, ApiContext *ctx, const char *node, const char *b
         Manager *m = ctx->m;
         const AuthInfo *who = http_request_auth(r);
         const char *method = http_request_method(r), *path = http_request_path(r), *remote = api_request_remote(r);
-        _cleanup_free_ char *url = NULL, *stamp = NULL, *identity = NULL;
+        _cleanup_free_ char *url = NULL;
         ClusterSignature sig;
         const void *body;
         size_t body_size;
@@ -232,16 +232,14 @@ int api_forward(HttpRequest *r, ApiContext *ctx, const char *node, const char *b
         if (!ctx->curl) {
                 k = curl_load("cluster");
                 if (k >= 0)
-                        k = curl_loop_new(ctx->event, "cluster-forward", api_forward_done, ctx, &ctx->curl);
+                        k = curl_loop_new(ctx->event, "cluster-forward", forward_done, ctx, &ctx->curl);
                 if (k < 0)
                         return k;
         }
         k = manager_cluster_sign(m, method, path, who, remote, &sig);
         if (k < 0)
                 return k;
-        if (asprintf(&url, "%s%s", base_url, path) < 0 ||
-            asprintf(&stamp, "%s %" PRId64 " %s", cluster_node_id(m->cluster), sig.time_ms, sig.hex) < 0 ||
-            asprintf(&identity, "%s %s %s", sig.type, who->key_id[0] ? who->key_id : "-", who->tenant) < 0)
+        if (asprintf(&url, "%s%s", base_url, path) < 0)
                 return -ENOMEM;
         f = calloc(1, sizeof(Forward));
         if (!f)
@@ -256,9 +254,9 @@ int api_forward(HttpRequest *r, ApiContext *ctx, const char *node, const char *b
         }
         k = append_query(f, r, &url);
         if (k >= 0)
-                k = header_add(f, "X-Isol8-Cluster", stamp);
+                k = header_add(f, "X-Isol8-Cluster", sig.stamp);
         if (k >= 0)
-                k = header_add(f, "X-Isol8-Identity", identity);
+                k = header_add(f, "X-Isol8-Identity", sig.identity);
         if (k >= 0)
                 k = header_add(f, "X-Isol8-Client", remote);
         if (k >= 0 && http_request_header(r, "Content-Type"))

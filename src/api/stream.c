@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* POST /execute/stream: Server-Sent Events over a libmicrohttpd callback response. The
- * connection is suspended whenever there is nothing to send, so no thread waits and nothing
- * spins; while it is suspended a watch on its socket notices a client that goes away. */
+/* POST /execute/stream: Server-Sent Events, a run's events written to an HttpStream
+ * (http/stream.c), which hands them to the client at its pace. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

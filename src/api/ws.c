@@ -339,10 +339,9 @@ static int ws_relay_begin(WsConn *c, const char *url) {
         hl = strcspn(url + strlen("http://"), "/");
         if (asprintf(&head,
                      "GET /execute/ws HTTP/1.1\r\nHost: %.*s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\nX-Isol8-Cluster: %s %" PRId64 " %s\r\n"
-                     "X-Isol8-Identity: %s %s %s\r\nX-Isol8-Client: %s\r\n\r\n",
-                     (int) hl, url + strlen("http://"), key, cluster_node_id(m->cluster), sig.time_ms, sig.hex, sig.type,
-                     c->who.key_id[0] ? c->who.key_id : "-", c->who.tenant, c->remote) < 0)
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\nX-Isol8-Cluster: %s\r\n"
+                     "X-Isol8-Identity: %s\r\nX-Isol8-Client: %s\r\n\r\n",
+                     (int) hl, url + strlen("http://"), key, sig.stamp, sig.identity, c->remote) < 0)
                 return -ENOMEM;
         if (c->early_stdin.size > 0 || c->early_eof) {
                 _cleanup_json_ json_object *o = json_object_new_object();

@@ -169,7 +169,6 @@ static void on_nodes(int error, const DbResult *res, void *userdata) {
                         .queued = cell_uint(res, i, 5),
                         .sessions = cell_uint(res, i, 6),
                         .max_concurrent = cell_uint(res, i, 7),
-                        .draining = n->state == CLUSTER_NODE_DRAINING,
                 };
                 c->n_nodes++;
         }
@@ -289,13 +288,6 @@ const char *cluster_node_id(Cluster *c) {
 const ClusterNode *cluster_nodes(Cluster *c, size_t *ret_n) {
         *ret_n = c->n_nodes;
         return c->nodes;
-}
-
-const char *cluster_node_url(Cluster *c, const char *node_id) {
-        for (size_t i = 0; i < c->n_nodes; i++)
-                if (streq(c->nodes[i].id, node_id))
-                        return c->nodes[i].state <= CLUSTER_NODE_DRAINING ? c->nodes[i].url : NULL;
-        return NULL;
 }
 
 /* ---- sessions ---- */

@@ -41,7 +41,6 @@ typedef struct ClusterLoad {
         unsigned queued;
         unsigned sessions;
         unsigned max_concurrent;
-        bool draining;
 } ClusterLoad;
 typedef void (*ClusterLoadFn)(void *userdata, ClusterLoad *ret);
 
@@ -100,5 +99,3 @@ bool cluster_leave_pending(Cluster *c);
 
 /* The last view of every node (this one included), refreshed with each heartbeat. */
 const ClusterNode *cluster_nodes(Cluster *c, size_t *ret_n);
-/* A node's URL if it is live or draining (forwarding goes on while it drains). */
-const char *cluster_node_url(Cluster *c, const char *node_id);

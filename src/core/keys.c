@@ -115,10 +115,19 @@ static int cluster_stamp(Manager *m, const char *node, int64_t time_ms, const ch
 
 int manager_cluster_sign(Manager *m, const char *method, const char *path, const AuthInfo *who, const char *remote,
                          ClusterSignature *ret) {
-        ret->time_ms = realtime_ms();
-        ret->type = auth_type_to_string(who->type);
-        return cluster_stamp(m, cluster_node_id(m->cluster), ret->time_ms, method, path, ret->type,
-                             who->key_id[0] ? who->key_id : "-", who->tenant, remote, ret->hex);
+        const char *node = cluster_node_id(m->cluster), *type = auth_type_to_string(who->type);
+        const char *key_id = who->key_id[0] ? who->key_id : "-";
+        int64_t t = realtime_ms();
+        char sig[SHA256_HEX_LEN + 1];
+        int r;
+
+        r = cluster_stamp(m, node, t, method, path, type, key_id, who->tenant, remote, sig);
+        if (r < 0)
+                return r;
+        /* The two header values manager_cluster_authenticate() reads back. */
+        snprintf(ret->stamp, sizeof(ret->stamp), "%s %" PRId64 " %s", node, t, sig);
+        snprintf(ret->identity, sizeof(ret->identity), "%s %s %s", type, key_id, who->tenant);
+        return 0;
 }
 
 int manager_cluster_authenticate(Manager *m, const char *stamp, const char *identity, const char *remote, const char *method,

@@ -118,7 +118,6 @@ static void cluster_load(void *userdata, ClusterLoad *ret) {
                 .queued = exec_queue_pending(m->queue),
                 .sessions = session_count(m->sessions),
                 .max_concurrent = exec_queue_max(m->queue),
-                .draining = m->draining,
         };
 }
 

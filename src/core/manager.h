@@ -139,10 +139,10 @@ int manager_authenticate(Manager *m, const char *token, size_t len, AuthInfo *re
  * cluster.secret (HMAC-SHA-256 over the sender, the time, the request line, the client's
  * identity and address), valid for 60 s. The client's key is never passed on. */
 typedef struct ClusterSignature {
-        int64_t time_ms;
-        const char *type;
-        char hex[65];
+        char stamp[CLUSTER_NODE_ID_MAX + 21 + 1 + 64 + 1];          /* X-Isol8-Cluster: "<node> <time_ms> <sig>" */
+        char identity[16 + 1 + 36 + 1 + TENANT_MAX + 1];            /* X-Isol8-Identity: "<type> <key id or -> <tenant>" */
 } ClusterSignature;
+/* Signs a request for who, filling the header values. */
 int manager_cluster_sign(Manager *m, const char *method, const char *path, const AuthInfo *who, const char *remote,
                          ClusterSignature *ret);
 /* stamp "<node> <time_ms> <signature>", identity "<type> <key id or -> <tenant>": 0 with *ret

@@ -230,6 +230,37 @@ static json_object *cluster_view(sd_bus *bus) {
         return a;
 }
 
+/* The nodes as a table (the same table as every list here). */
+static void print_cluster(json_object *nodes) {
+        static const char *const header[] = { "NODE", "STATE", "RUNNING", "QUEUED", "SESSIONS", "URL" };
+        size_t n = json_object_array_length(nodes);
+        char ***rows = calloc(n, sizeof(char **));
+
+        for (size_t i = 0; rows && i < n; i++) {
+                json_object *e = json_object_array_get_idx(nodes, i), *v;
+                char running[48], queued[24], sessions[24];
+#define STR(k) (json_object_object_get_ex(e, k, &v) ? json_object_get_string(v) : "")
+#define NUM(k) (json_object_object_get_ex(e, k, &v) ? json_object_get_int64(v) : 0)
+                snprintf(running, sizeof(running), "%" PRId64 "/%" PRId64, NUM("current"), NUM("max"));
+                snprintf(queued, sizeof(queued), "%" PRId64, NUM("pending"));
+                snprintf(sessions, sizeof(sessions), "%" PRId64, NUM("sessions"));
+                rows[i] = calloc(ELEMENTSOF(header), sizeof(char *));
+                if (!rows[i] || !(rows[i][0] = strdup(STR("nodeId"))) || !(rows[i][1] = strdup(STR("state"))) ||
+                    !(rows[i][2] = strdup(running)) || !(rows[i][3] = strdup(queued)) || !(rows[i][4] = strdup(sessions)) ||
+                    !(rows[i][5] = strdup(STR("url")))) {
+                        free_rows(rows, rows[i] ? i + 1 : i, ELEMENTSOF(header));
+                        return;
+                }
+#undef STR
+#undef NUM
+        }
+        if (!rows)
+                return;
+        printf("\n");
+        print_table(header, ELEMENTSOF(header), rows, n);
+        free_rows(rows, n, ELEMENTSOF(header));
+}
+
 static int cmd_status(sd_bus *bus) {
         static const char *const names[] = { "Version", "ActiveExecutions", "QueuedExecutions", "MaxConcurrent", "SessionCount",
                                              "TotalExecutions" };
@@ -270,22 +301,8 @@ static int cmd_status(sd_bus *bus) {
         } else {
                 printf("          Version: %s\n Executions running: %u of %u\n  Waiting in queue: %u\n          Sessions: %u\n"
                        "  Executions total: %" PRIu64 "\n", version, u[0], u[2], u[1], u[3], total);
-                if (cluster && json_object_array_length(cluster) > 0) {
-                        printf("\n%-20s %-9s %9s %7s %8s  %s\n", "NODE", "STATE", "RUNNING", "QUEUED", "SESSIONS", "URL");
-                        for (size_t i = 0; i < json_object_array_length(cluster); i++) {
-                                json_object *e = json_object_array_get_idx(cluster, i), *v;
-                                const char *f[3] = {};
-                                int64_t x[4] = {};
-                                static const char *const sk[] = { "nodeId", "state", "url" };
-                                static const char *const nk[] = { "current", "max", "pending", "sessions" };
-                                for (int j = 0; j < 3; j++)
-                                        f[j] = json_object_object_get_ex(e, sk[j], &v) ? json_object_get_string(v) : "";
-                                for (int j = 0; j < 4; j++)
-                                        x[j] = json_object_object_get_ex(e, nk[j], &v) ? json_object_get_int64(v) : 0;
-                                printf("%-20s %-9s %5" PRId64 "/%-3" PRId64 " %7" PRId64 " %8" PRId64 "  %s\n", f[0], f[1], x[0], x[1],
-                                       x[2], x[3], f[2]);
-                        }
-                }
+                if (cluster && json_object_array_length(cluster) > 0)
+                        print_cluster(cluster);
         }
         json_object_put(cluster);
         free(version);

@@ -380,7 +380,7 @@ class ClusterBase:
         self.assertEqual(nodes["node-2"]["url"], f"http://127.0.0.1:{self.ports[1]}")
         self.assertGreaterEqual(nodes["node-2"]["sessions"], 1)
         r = subprocess.run([ctl, f"--address={self.bus.address}", "status"], capture_output=True, text=True)
-        self.assertRegex(r.stdout, r"(?m)^NODE +STATE +RUNNING +QUEUED +SESSIONS +URL$")
+        self.assertRegex(r.stdout, r"(?m)^NODE +STATE +RUNNING +QUEUED +SESSIONS +URL *$")
         self.assertRegex(r.stdout, r"(?m)^node-3 +gone ")
 
 
