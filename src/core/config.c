@@ -100,6 +100,7 @@ static const ConfigKey config_keys[] = {
         { "agent",                          CT_OBJECT, 0 },
         { "agent.image",                    CT_STRING, F(agent_image) },
         { "drainTimeoutMs",                 CT_U64,    F(drain_timeout_ms) },
+        { "cpuLeadMs",                      CT_U64,    F(cpu_lead_ms) },
         { "cluster",                        CT_OBJECT, 0 },
         { "cluster.nodeId",                 CT_STRING, F(cluster_node_id) },
         { "cluster.advertiseUrl",           CT_STRING, F(cluster_advertise_url) },
@@ -203,6 +204,7 @@ void config_init(Config *c) {
                 .images_build_memory = UINT64_C(2) << 30,
                 .agent_image = xstrdup("agent"),
                 .cluster_heartbeat_ms = 1000,
+                .cpu_lead_ms = 100,
                 .cluster_dead_after_ms = 5000,
                 .cluster_lost_ttl_ms = 3600000,
                 .remote_code_fetch_timeout_ms = 30000,
@@ -552,6 +554,8 @@ static int config_validate(Config *c, char **ret_error) {
                         return fail(ret_error, "packages.allowedHosts", "must hold host names");
         if (c->remote_code_fetch_timeout_ms == 0)
                 return fail(ret_error, "remoteCode.fetchTimeoutMs", "must be at least 1");
+        if (c->cpu_lead_ms > 60000)
+                return fail(ret_error, "cpuLeadMs", "must be at most 60000 (0 turns the oldest-run-first order off)");
         if (c->cluster_node_id) {
                 const char *url = c->cluster_advertise_url;
                 if (!*c->cluster_node_id || strlen(c->cluster_node_id) > 64 ||

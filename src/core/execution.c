@@ -37,6 +37,7 @@ struct Execution {
         ExecPhase phase;
 
         Sandbox *sb;
+        CpuOrderEntry cpu_entry;
         bool sb_from_pool;
         bool sb_dedicated;
         PoolRequest *pool_req;
@@ -104,6 +105,8 @@ static void release_sandbox(Execution *e) {
         Sandbox *sb = TAKE_PTR(e->sb);
         if (!sb)
                 return;
+        if (e->ctx.cpu_order)
+                cpu_order_remove(e->ctx.cpu_order, &e->cpu_entry);
         sandbox_set_handler(sb, NULL, NULL);
         if (e->sb_from_pool)
                 pool_release(e->ctx.pool, sb);
@@ -827,6 +830,8 @@ static void sandbox_acquired(Execution *e) {
                 return;
         }
         cgroup_reset_counters(sandbox_cgroup(e->sb));
+        if (e->ctx.cpu_order)
+                cpu_order_add(e->ctx.cpu_order, &e->cpu_entry, sandbox_cgroup(e->sb));
         /* Event counters only move while a program runs: the last run's final figures are
          * this run's baseline, so nothing needs reading here. */
         cgroup_event_baseline(sandbox_cgroup(e->sb), &e->base_oom, &e->base_pids);

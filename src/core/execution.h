@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "core/cpu-order.h"
 #include "core/outcome.h"
 #include "core/egress.h"
 #include "core/pool.h"
@@ -118,6 +119,7 @@ typedef struct ExecContext {
         const EgressPolicy *egress; /* network "filtered": the server's rules */
         const PackagesPolicy *packages;
         Resolver *resolver;
+        CpuOrder *cpu_order;        /* NULL: runs share the CPU as the kernel sees fit */
 } ExecContext;
 
 /* Starts an execution. With sb == NULL a sandbox comes from the pool (or a dedicated one for

@@ -35,6 +35,7 @@ Manager *manager_free(Manager *m) {
         failure_limit_free(m->auth_failures);
         audit_free(m->audit);
         pool_free(m->pool);
+        cpu_order_free(m->cpu_order);
         exec_queue_free(m->queue);
         sandbox_engine_free(m->engine);
         fetcher_free(m->fetcher);
@@ -478,6 +479,11 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
         r = pool_new(&m->pool, &m->provider, &pc);
         if (r < 0)
                 return r;
+        if (m->serve && m->config.cpu_lead_ms > 0) {
+                r = cpu_order_new(m->event, m->config.cpu_lead_ms * USEC_PER_MSEC, &m->cpu_order);
+                if (r < 0)
+                        return r;
+        }
         r = images_load(m);
         if (r < 0)
                 return r;
@@ -561,6 +567,7 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 .event = m->event,
                 .engine = m->engine,
                 .pool = m->pool,
+                .cpu_order = m->cpu_order,
                 .runtimes = &m->runtimes,
                 .devnull_fd = m->devnull_fd,
                 .max_file_bytes = m->config.limits.body_bytes,

@@ -68,6 +68,7 @@ typedef struct Manager {
         SandboxEngine *engine;
         SandboxProvider provider;      /* the engine, as the pool and the sessions see it */
         Pool *pool;
+        CpuOrder *cpu_order;        /* the oldest run first (core/cpu-order.c) */
         ExecQueue *queue;
         SessionRegistry *sessions;
         KeyStore *keys;                 /* NULL when DB-backed auth is off */

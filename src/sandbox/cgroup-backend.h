@@ -21,6 +21,7 @@ typedef struct CgroupBackend {
         int (*write_limits)(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
         void (*read_stats)(Cgroup *cg, CgroupStats *ret);
         void (*reset_counters)(Cgroup *cg);
+        int (*write_cpu_weight)(Cgroup *cg, unsigned weight);
         /* Freezes (and waits, bounded, for it to settle) or thaws a group. */
         void (*freeze)(char *const *path, bool freeze);
 } CgroupBackend;
@@ -58,6 +59,8 @@ struct Cgroup {
         uint64_t pids;
         uint64_t last_oom_kills;
         uint64_t last_pids_max_events;
+        unsigned cpu_weight;      /* what cpu.weight (cpu.shares) holds; 0: the default, never written */
+        bool no_cpu_weight;       /* the file is not there (no cpu controller): not tried again */
 };
 
 /* Files of cgroupfs. */

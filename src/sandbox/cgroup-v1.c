@@ -102,7 +102,7 @@ static int v1_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pid
 }
 
 /* Counter files, kept open (cgroup-backend.h). */
-enum { C_CPU, C_MEMORY, C_MEMORY_PEAK, C_OOM, C_PIDS_EVENTS };
+enum { C_CPU, C_MEMORY, C_MEMORY_PEAK, C_OOM, C_PIDS_EVENTS, C_CPU_WEIGHT };
 
 static void v1_read_stats(Cgroup *cg, CgroupStats *s) {
         uint64_t ns = 0;
@@ -118,6 +118,14 @@ static void v1_read_stats(Cgroup *cg, CgroupStats *s) {
 static void v1_reset_counters(Cgroup *cg) {
         (void) cgroup_counter_write(cg, C_MEMORY_PEAK, cg->path[V1_MEMORY], "memory.max_usage_in_bytes", "0");
         (void) cgroup_counter_write(cg, C_CPU, cg->path[V1_CPUACCT], "cpuacct.usage", "0");
+}
+
+/* cpu.shares: 1024 is v2's weight 100. */
+static int v1_write_cpu_weight(Cgroup *cg, unsigned weight) {
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%u", MAX(weight * 1024 / 100, 2u));
+        return cgroup_counter_write(cg, C_CPU_WEIGHT, cg->path[V1_CPU], "cpu.shares", buf);
 }
 
 static void v1_freeze(char *const *path, bool freeze) {
@@ -137,5 +145,6 @@ const CgroupBackend cgroup_backend_v1 = {
         .write_limits = v1_write_limits,
         .read_stats = v1_read_stats,
         .reset_counters = v1_reset_counters,
+        .write_cpu_weight = v1_write_cpu_weight,
         .freeze = v1_freeze,
 };

@@ -108,7 +108,7 @@ static int v2_write_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pid
 }
 
 /* Counter files, kept open (cgroup-backend.h). */
-enum { C_CPU, C_MEMORY, C_MEMORY_PEAK, C_OOM, C_PIDS_EVENTS };
+enum { C_CPU, C_MEMORY, C_MEMORY_PEAK, C_OOM, C_PIDS_EVENTS, C_CPU_WEIGHT };
 
 static void v2_read_stats(Cgroup *cg, CgroupStats *s) {
         const char *p = cg->path[0];
@@ -132,6 +132,13 @@ static void v2_reset_counters(Cgroup *cg) {
         cg->cpu_base_usec = usage;
 }
 
+static int v2_write_cpu_weight(Cgroup *cg, unsigned weight) {
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%u", weight);
+        return cgroup_counter_write(cg, C_CPU_WEIGHT, cg->path[0], "cpu.weight", buf);
+}
+
 static void v2_freeze(char *const *path, bool freeze) {
         (void) cgroup_write_file(path[0], "cgroup.freeze", freeze ? "1" : "0");
         /* Freezing is asynchronous; wait a bounded while for it to settle. */
@@ -149,5 +156,6 @@ const CgroupBackend cgroup_backend_v2 = {
         .write_limits = v2_write_limits,
         .read_stats = v2_read_stats,
         .reset_counters = v2_reset_counters,
+        .write_cpu_weight = v2_write_cpu_weight,
         .freeze = v2_freeze,
 };

@@ -531,6 +531,15 @@ uint64_t cgroup_memory_available(Cgroup *cg) {
         return s.memory_bytes >= cg->memory ? 0 : cg->memory - s.memory_bytes;
 }
 
+void cgroup_set_cpu_weight(Cgroup *cg, unsigned weight) {
+        weight = MIN(MAX(weight, 1u), 10000u);
+        if (cg->cpu_weight == weight || cg->no_cpu_weight)
+                return;
+        cg->cpu_weight = weight;
+        if (cg->manager->backend->write_cpu_weight(cg, weight) == -ENOENT)
+                cg->no_cpu_weight = true;
+}
+
 void cgroup_reset_counters(Cgroup *cg) {
         cg->manager->backend->reset_counters(cg);
 }

@@ -53,6 +53,10 @@ int cgroup_set_limits(Cgroup *cg, uint64_t memory, double cpu, uint64_t pids);
 int cgroup_read_stats(Cgroup *cg, CgroupStats *ret);
 /* OOM kills and refused forks counted up to the last cgroup_read_stats() (0 for a new group). */
 void cgroup_event_baseline(Cgroup *cg, uint64_t *ret_oom_kills, uint64_t *ret_pids_max_events);
+/* The group's share of the CPU against its siblings (the other sandboxes), in cgroup v2's
+ * cpu.weight units (1-10000, 100 the default; v1's cpu.shares get the same ratio). A weight the
+ * group already has costs nothing; a failure (no cpu controller) is ignored. */
+void cgroup_set_cpu_weight(Cgroup *cg, unsigned weight);
 /* Resets what can be reset between two runs (peak memory, CPU time on v1). */
 void cgroup_reset_counters(Cgroup *cg);
 /* Bytes the group may still charge under its memory limit (0 when at or over it), or UINT64_MAX

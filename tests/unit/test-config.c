@@ -80,6 +80,18 @@ int main(void) {
         CHECK(load(&c, "[1,2]", &err) == -EINVAL);
         free(err);
 
+        /* The oldest run's lead on the CPU: 100 ms unless set; 0 turns it off. */
+        config_done(&c);
+        config_init(&c);
+        CHECK(c.cpu_lead_ms == 100);
+        CHECK(load(&c, "{\"cpuLeadMs\": 0}", &err) == 0 && c.cpu_lead_ms == 0);
+        CHECK(load(&c, "{\"cpuLeadMs\": 60001}", &err) == -EINVAL && err_names(err, "cpuLeadMs"));
+        free(err);
+        CHECK(load(&c, "{\"cpuLeadMs\": \"fast\"}", &err) == -EINVAL && err_names(err, "cpuLeadMs"));
+        free(err);
+        config_done(&c);
+        config_init(&c);
+
         /* Several servers as one: off by default; on, every key it needs is checked at load. */
         config_done(&c);
         config_init(&c);

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/* The oldest run first: which sandbox cgroup gets which CPU weight, and when the lead passes on
+ * (a fake cgroup v2 tree; the weight files are emptied before each step, so an empty file is
+ * one the step did not write). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/cpu-order.h"
+#include "shared/time-util.h"
+#include "shared/util.h"
+#include "tap.h"
+
+#define LEAD_USEC (300 * USEC_PER_MSEC)
+
+static char root[256];
+static const char *const names[] = { "sb-a", "sb-b", "sb-c", "sb-d" };
+
+static void path_of(char *p, size_t size, const char *name) {
+        snprintf(p, size, "%s/system.slice/isol8.service/isol8/d4242/%s/cpu.weight", root, name);
+}
+
+static void empty_all(void) {
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char p[512];
+                path_of(p, sizeof(p), names[i]);
+                int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (fd >= 0)
+                        close(fd);
+        }
+}
+
+/* What the last step wrote to a group's weight ("" when nothing). */
+static bool weight_is(const char *name, const char *want) {
+        char p[512], *s = NULL;
+        bool ok;
+        path_of(p, sizeof(p), name);
+        if (read_full_file(p, &s, 64, NULL) < 0)
+                return false;
+        ok = strcmp(s, want) == 0;
+        if (!ok)
+                fprintf(stderr, "# %s: cpu.weight \"%s\", expected \"%s\"\n", name, s, want);
+        free(s);
+        return ok;
+}
+
+static void run_until(sd_event *e, uint64_t t) {
+        for (uint64_t now; (now = now_usec(CLOCK_MONOTONIC)) < t;)
+                (void) sd_event_run(e, t - now);
+}
+
+int main(void) {
+        CgroupManager *m = NULL;
+        Cgroup *cg[4] = {};
+        CpuOrderEntry a = {}, b = {}, c = {}, d = {};
+        CpuOrder *o = NULL;
+        sd_event *e = NULL;
+        char p[512];
+        uint64_t t0;
+
+        snprintf(root, sizeof(root), "/tmp/isol8-fake-cgroup-XXXXXX");
+        CHECK(mkdtemp(root) != NULL);
+        snprintf(p, sizeof(p), "%s/system.slice/isol8.service", root);
+        CHECK(mkdir_p(p, 0755) == 0);
+        snprintf(p, sizeof(p), "%s/system.slice/isol8.service/cgroup.controllers", root);
+        {
+                int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                CHECK(fd >= 0 && loop_write(fd, "cpu memory pids\n", 16) >= 0);
+                safe_close(fd);
+        }
+        CHECK(cgroup_manager_new(&m, root, CGROUP_V2, "0::/system.slice/isol8.service\n", 4242, NULL) == 0);
+        for (size_t i = 0; i < 4; i++)
+                CHECK(cgroup_create(m, names[i], &cg[i]) == 0);
+        CHECK(sd_event_new(&e) >= 0);
+        CHECK(cpu_order_new(e, LEAD_USEC, &o) == 0);
+        t0 = now_usec(CLOCK_MONOTONIC);
+
+        /* The first run has the lead; the next one runs at the normal weight behind it. */
+        empty_all();
+        cpu_order_add(o, &a, cg[0]);
+        CHECK(weight_is("sb-a", "800") && cpu_order_first(o) == &a);
+        empty_all();
+        cpu_order_add(o, &b, cg[1]);
+        CHECK(weight_is("sb-b", "100") && weight_is("sb-a", "") && cpu_order_first(o) == &a);
+
+        run_until(e, t0 + LEAD_USEC / 3);
+        empty_all();
+        cpu_order_add(o, &c, cg[2]);
+        CHECK(weight_is("sb-c", "100") && cpu_order_first(o) == &a);
+        /* The first run ends: its sandbox gets the idle weight (its clean must not take CPU
+         * from a run), the next oldest takes the lead; nothing else is written. */
+        empty_all();
+        cpu_order_remove(o, &a);
+        CHECK(weight_is("sb-a", "10") && weight_is("sb-b", "800") && weight_is("sb-c", "") && cpu_order_first(o) == &b);
+        cpu_order_remove(o, &a);   /* no longer listed: nothing happens */
+        CHECK(cpu_order_first(o) == &b);
+
+        /* b has led for LEAD_USEC since it started: it goes back to the normal weight, c leads. */
+        empty_all();
+        run_until(e, t0 + LEAD_USEC + LEAD_USEC / 6);
+        CHECK(weight_is("sb-b", "100") && weight_is("sb-c", "800") && cpu_order_first(o) == &c);
+        /* c's time is up too: nobody leads (a long run does not hold the others back). */
+        empty_all();
+        run_until(e, t0 + LEAD_USEC / 3 + LEAD_USEC + LEAD_USEC / 6);
+        CHECK(weight_is("sb-c", "100") && cpu_order_first(o) == NULL);
+        /* A new run behind two long ones leads at once. */
+        empty_all();
+        cpu_order_add(o, &d, cg[3]);
+        CHECK(weight_is("sb-d", "800") && weight_is("sb-b", "") && weight_is("sb-c", "") && cpu_order_first(o) == &d);
+        empty_all();
+        cpu_order_remove(o, &c);
+        cpu_order_remove(o, &b);
+        CHECK(weight_is("sb-c", "10") && weight_is("sb-b", "10") && weight_is("sb-d", "") && cpu_order_first(o) == &d);
+        cpu_order_remove(o, &d);
+        CHECK(weight_is("sb-d", "10") && cpu_order_first(o) == NULL);
+
+        /* Freed with a run still listed: the entry is forgotten, its cgroup left as it is. */
+        cpu_order_add(o, &a, cg[0]);
+        empty_all();
+        cpu_order_free(o);
+        CHECK(!a.listed && weight_is("sb-a", ""));
+
+        for (size_t i = 0; i < 4; i++)
+                cgroup_destroy(cg[i]);
+        cgroup_manager_free(m);
+        sd_event_unref(e);
+        {
+                char cmd[600];
+                snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+                (void) system(cmd);
+        }
+        return tap_done();
+}
