@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,38 @@ def sequential(port, request, n=SEQ, session=None):
             times.append(dt)
     conn.close()
     return times
+
+
+def side_by_side(port, request, bares, n=SEQ):
+    """One client: n runs of `request` over keep-alive, each beside one bare posix_spawn + wait of
+    every argv in `bares` (with the run's environment), interleaved run by run so that the
+    machine's drift hits both alike (after 20 warm-up rounds). Returns (isol8 times, [bare times
+    per argv], median of the per-round differences isol8 - bare per argv), in ms."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    body = json.dumps({"request": request})
+    hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
+    mine, theirs = [], [[] for _ in bares]
+    for i in range(n + 20):
+        t0 = time.perf_counter()
+        conn.request("POST", "/execute", body=body, headers=hdr)
+        r = conn.getresponse()
+        data = r.read()
+        dt = (time.perf_counter() - t0) * 1000
+        if r.status != 200 or json.loads(data)["exitCode"] != 0:
+            raise SystemExit(f"bad answer: {r.status} {data[:200]}")
+        bt = []
+        for argv in bares:
+            t0 = time.perf_counter()
+            pid = os.posix_spawn(argv[0], argv, SANDBOX_ENV)
+            os.waitpid(pid, 0)
+            bt.append((time.perf_counter() - t0) * 1000)
+        if i >= 20:
+            mine.append(dt)
+            for k, t in enumerate(bt):
+                theirs[k].append(t)
+    conn.close()
+    diffs = [statistics.median(a - b for a, b in zip(mine, t)) for t in theirs]
+    return mine, theirs, diffs
 
 
 def post_script(body):

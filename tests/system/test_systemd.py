@@ -306,6 +306,33 @@ class Systemd(unittest.TestCase):
             self.sh("systemctl stop isol8-beside; rm -f /etc/isol8/config.json /run/beside.json /var/lib/isol8/cluster.db*; "
                     "systemctl reset-failed isol8.service isol8-beside; systemctl start isol8.socket")
 
+    def test_16_the_oldest_run_leads_on_the_cpu_under_the_unit(self):
+        # core/cpu-order.c in the unit's delegated cgroup tree: the sandbox of the run under way
+        # has CPU weight 800 (the only run leads), and between runs 10. The weight file is the
+        # one the hierarchy has: cpu.weight (v2), or cpu.shares read as weight (v1: 1024 is 100).
+        find = ("for d in $(find /sys/fs/cgroup -type d -name 'sb-*'); do [ -f $d/cpu.weight ] || [ -f $d/cpu.shares ] || continue; "
+                "for p in $(cat $d/cgroup.procs 2>/dev/null); do "
+                "tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q 2.016 && echo $d; done; done | head -1")
+        weight = ("d=$(cat /run/cpu-order-sb); if [ -f $d/cpu.weight ]; then cat $d/cpu.weight; "
+                  "else echo $(( $(cat $d/cpu.shares) * 100 / 1024 )); fi")
+        self.sh("(curl -s -m 30 localhost:3000/execute -H 'Authorization: Bearer " + KEY + "' "
+                "-d '{\"request\":{\"cmd\":\"sleep 2.016\"}}' > /run/cpu-order-answer.json 2>/dev/null </dev/null &)", check=True)
+        d = ""
+        for _ in range(100):
+            d = self.sh(find).stdout.strip()
+            if d:
+                break
+            time.sleep(0.05)
+        self.assertTrue(d, "no sandbox runs sleep 2.016")
+        self.sh(f"echo {d} > /run/cpu-order-sb", check=True)
+        self.assertEqual(self.sh(weight).stdout.strip(), "800")
+        for _ in range(100):
+            if self.sh("cat /run/cpu-order-answer.json").stdout.strip():
+                break
+            time.sleep(0.1)
+        self.assertEqual(json.loads(self.sh("cat /run/cpu-order-answer.json").stdout).get("exitCode"), 0)
+        self.assertIn(self.sh(weight).stdout.strip(), ("10", "9"))
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
