@@ -19,7 +19,7 @@
 
 #define CPU_WEIGHT_FIRST 800u
 #define CPU_WEIGHT_RUN 100u
-#define CPU_WEIGHT_IDLE 10u
+#define CPU_WEIGHT_IDLE 1u
 
 typedef struct CpuOrder CpuOrder;
 

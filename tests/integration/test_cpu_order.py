@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
 from isol8test import DaemonTestCase  # noqa: E402
 
-FIRST, RUN, IDLE = 800, 100, 10
+FIRST, RUN, IDLE = 800, 100, 1
 LEAD_MS = 1500
 
 

@@ -94,7 +94,7 @@ int main(void) {
          * from a run), the next oldest takes the lead; nothing else is written. */
         empty_all();
         cpu_order_remove(o, &a);
-        CHECK(weight_is("sb-a", "10") && weight_is("sb-b", "800") && weight_is("sb-c", "") && cpu_order_first(o) == &b);
+        CHECK(weight_is("sb-a", "1") && weight_is("sb-b", "800") && weight_is("sb-c", "") && cpu_order_first(o) == &b);
         cpu_order_remove(o, &a);   /* no longer listed: nothing happens */
         CHECK(cpu_order_first(o) == &b);
 
@@ -113,9 +113,9 @@ int main(void) {
         empty_all();
         cpu_order_remove(o, &c);
         cpu_order_remove(o, &b);
-        CHECK(weight_is("sb-c", "10") && weight_is("sb-b", "10") && weight_is("sb-d", "") && cpu_order_first(o) == &d);
+        CHECK(weight_is("sb-c", "1") && weight_is("sb-b", "1") && weight_is("sb-d", "") && cpu_order_first(o) == &d);
         cpu_order_remove(o, &d);
-        CHECK(weight_is("sb-d", "10") && cpu_order_first(o) == NULL);
+        CHECK(weight_is("sb-d", "1") && cpu_order_first(o) == NULL);
 
         /* Freed with a run still listed: the entry is forgotten, its cgroup left as it is. */
         cpu_order_add(o, &a, cg[0]);
