@@ -42,35 +42,38 @@ SANDBOX_ENV = {
 }
 
 
+def spawn_once(argv, env):
+    """The time (ms) of one posix_spawn + waitpid of argv."""
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env)
+    os.waitpid(pid, 0)
+    return (time.perf_counter() - t0) * 1000
+
+
 def bare(argv, n=SEQ, env=None):
     """Times of n posix_spawn + waitpid of argv (the environment: `env`, else an empty one)."""
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, env if env is not None else {})
-        os.waitpid(pid, 0)
-        times.append((time.perf_counter() - t0) * 1000)
-    return times
+    return [spawn_once(argv, env if env is not None else {}) for _ in range(n)]
 
 
 def sequential(port, request, n=SEQ, session=None):
     """The times of n runs over one keep-alive connection (in a session if given), after 20 warm-up runs."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     body = json.dumps({"request": request, **({"sessionId": session} if session else {})})
-    hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
-    times = []
-    for i in range(n + 20):
-        t0 = time.perf_counter()
-        conn.request("POST", "/execute", body=body, headers=hdr)
-        r = conn.getresponse()
-        data = r.read()
-        dt = (time.perf_counter() - t0) * 1000
-        if r.status != 200 or json.loads(data)["exitCode"] != 0:
-            raise SystemExit(f"bad answer: {r.status} {data[:200]}")
-        if i >= 20:  # warm-up
-            times.append(dt)
+    times = [execute_once(conn, body) for _ in range(n + 20)][20:]   # after the warm-up
     conn.close()
     return times
+
+
+def execute_once(conn, body):
+    """The time (ms) of one POST /execute of body over conn; anything but exit 0 ends the bench."""
+    t0 = time.perf_counter()
+    conn.request("POST", "/execute", body=body, headers={"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    dt = (time.perf_counter() - t0) * 1000
+    if r.status != 200 or json.loads(data)["exitCode"] != 0:
+        raise SystemExit(f"bad answer: {r.status} {data[:200]}")
+    return dt
 
 
 def side_by_side(port, request, bares, n=SEQ):
@@ -80,22 +83,10 @@ def side_by_side(port, request, bares, n=SEQ):
     per argv], median of the per-round differences isol8 - bare per argv), in ms."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     body = json.dumps({"request": request})
-    hdr = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
     mine, theirs = [], [[] for _ in bares]
     for i in range(n + 20):
-        t0 = time.perf_counter()
-        conn.request("POST", "/execute", body=body, headers=hdr)
-        r = conn.getresponse()
-        data = r.read()
-        dt = (time.perf_counter() - t0) * 1000
-        if r.status != 200 or json.loads(data)["exitCode"] != 0:
-            raise SystemExit(f"bad answer: {r.status} {data[:200]}")
-        bt = []
-        for argv in bares:
-            t0 = time.perf_counter()
-            pid = os.posix_spawn(argv[0], argv, SANDBOX_ENV)
-            os.waitpid(pid, 0)
-            bt.append((time.perf_counter() - t0) * 1000)
+        dt = execute_once(conn, body)
+        bt = [spawn_once(argv, SANDBOX_ENV) for argv in bares]
         if i >= 20:
             mine.append(dt)
             for k, t in enumerate(bt):
