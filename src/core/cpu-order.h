@@ -10,7 +10,7 @@
 
 /* The CPU among running sandboxes: the oldest run first. With more runs than cores the kernel
  * shares the CPU out evenly, and on two cores its unevenness made the slowest 1% of short runs
- * take four times their fair turn. Instead the oldest run gets a larger share (its cgroup's CPU
+ * take three times their fair turn. Instead the oldest run gets a larger share (its cgroup's CPU
  * weight, FIRST against RUN) until it ends or has run for `first_usec`, and a sandbox between
  * runs (its init cleaning it, or idle) gets a small one (IDLE), so that a clean never takes CPU a
  * run could use. Weights only divide the CPU when it is contended; the CPU limits stay as they
@@ -40,5 +40,5 @@ void cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg);
 /* The run is over: its sandbox gets the idle weight, the next run may take the lead. A no-op
  * for an entry not listed. */
 void cpu_order_remove(CpuOrder *o, CpuOrderEntry *e);
-/* The run that has the lead now, or NULL (for tests and /queue/status). */
+/* The run that has the lead now, or NULL (for tests). */
 const CpuOrderEntry *cpu_order_first(CpuOrder *o);
