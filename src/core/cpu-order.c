@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "core/cpu-order.h"
+#include "shared/list.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 
@@ -84,12 +85,8 @@ CpuOrder *cpu_order_free(CpuOrder *o) {
 void cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg) {
         if (e->listed)
                 cpu_order_remove(o, e);
-        *e = (CpuOrderEntry) { .cgroup = cg, .started_usec = now_usec(CLOCK_MONOTONIC), .prev = o->tail, .listed = true };
-        if (o->tail)
-                o->tail->next = e;
-        else
-                o->head = e;
-        o->tail = e;
+        *e = (CpuOrderEntry) { .cgroup = cg, .started_usec = now_usec(CLOCK_MONOTONIC), .listed = true };
+        LIST_APPEND(o->head, o->tail, e);
         cgroup_set_cpu_weight(cg, CPU_WEIGHT_RUN);
         if (!o->first)
                 pick(o);
@@ -98,14 +95,7 @@ void cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg) {
 void cpu_order_remove(CpuOrder *o, CpuOrderEntry *e) {
         if (!e->listed)
                 return;
-        if (e->prev)
-                e->prev->next = e->next;
-        else
-                o->head = e->next;
-        if (e->next)
-                e->next->prev = e->prev;
-        else
-                o->tail = e->prev;
+        LIST_REMOVE_TAIL(o->head, o->tail, e);
         cgroup_set_cpu_weight(e->cgroup, CPU_WEIGHT_IDLE);
         if (o->first == e) {
                 o->first = NULL;

@@ -11,6 +11,7 @@
 #include "core/curl.h"
 #include "core/fetch.h"
 #include "shared/crypto.h"
+#include "shared/list.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
@@ -52,12 +53,7 @@ struct CodeFetch {
 
 static void fetch_free(CodeFetch *q) {
         Fetcher *f = q->fetcher;
-        if (q->prev)
-                q->prev->next = q->next;
-        else
-                f->fetches = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(f->fetches, q);
         resolve_query_cancel(q->query);
         if (q->easy) {
                 curl_loop_remove(f->loop, q->easy);
@@ -424,10 +420,7 @@ int code_fetch_start(Fetcher *f, const char *url, const char *hash, bool allow_i
         q->deadline = now_usec(CLOCK_MONOTONIC) + MIN(timeout_ms, f->policy->timeout_ms) * USEC_PER_MSEC;
         q->cb = cb;
         q->userdata = userdata;
-        q->next = f->fetches;
-        if (f->fetches)
-                f->fetches->prev = q;
-        f->fetches = q;
+        LIST_PREPEND(f->fetches, q);
         /* From the loop: cb never comes before this returns. */
         if (sd_event_add_defer(f->event, &q->defer, on_start, q) < 0) {
                 fetch_free(q);

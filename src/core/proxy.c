@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/proxy.h"
+#include "shared/list.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
@@ -884,12 +885,7 @@ static void conn_free(Conn *c) {
         safe_close(c->ufd);
         flow_close(&c->up);
         flow_close(&c->down);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                p->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(p->conns, c);
         p->n_conns--;
         free(c->host);
         free(c->path);
@@ -930,10 +926,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -EBADF;
                 c->log_index = -1;
                 c->start_usec = mono();
-                c->next = p->conns;
-                if (p->conns)
-                        p->conns->prev = c;
-                p->conns = c;
+                LIST_PREPEND(p->conns, c);
                 p->n_conns++;
                 if (sd_event_add_io(p->event, &c->csrc, cfd, EPOLLIN, on_client, c) < 0) {
                         conn_free(c);

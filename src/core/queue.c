@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/queue.h"
+#include "shared/list.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
 
@@ -60,14 +61,7 @@ int exec_queue_new(ExecQueue **ret, sd_event *event, unsigned max_concurrent, un
 
 static void unlink_waiter(ExecQueueWaiter *w) {
         ExecQueue *q = w->queue;
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                q->head = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        else
-                q->tail = w->prev;
+        LIST_REMOVE_TAIL(q->head, q->tail, w);
         q->pending--;
 }
 
@@ -144,12 +138,7 @@ int exec_queue_acquire(ExecQueue *q, const char *tenant, ExecQueueFn cb, void *u
         w->cb = cb;
         w->userdata = userdata;
         w->deadline = now_usec(CLOCK_MONOTONIC) + q->timeout_ms * USEC_PER_MSEC;
-        w->prev = q->tail;
-        if (q->tail)
-                q->tail->next = w;
-        else
-                q->head = w;
-        q->tail = w;
+        LIST_APPEND(q->head, q->tail, w);
         q->pending++;
         if (q->head == w)
                 arm_timer(q);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/resolve.h"
+#include "shared/list.h"
 #include "shared/util.h"
 
 #define RESOLVER_THREADS_MAX 4
@@ -76,12 +77,7 @@ static void *worker(void *userdata) {
 
 static void query_free(ResolveQuery *q) {
         Resolver *r = q->resolver;
-        if (q->prev)
-                q->prev->next = q->next;
-        else
-                r->queries = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(r->queries, q);
         r->n--;
         if (q->result)
                 freeaddrinfo(q->result);
@@ -203,10 +199,7 @@ int resolver_query(Resolver *r, const char *host, ResolveFn fn, void *userdata, 
         else
                 r->todo_head = q;
         r->todo_tail = q;
-        q->next = r->queries;
-        if (r->queries)
-                r->queries->prev = q;
-        r->queries = q;
+        LIST_PREPEND(r->queries, q);
         r->n++;
         pthread_cond_signal(&r->cond);
         pthread_mutex_unlock(&r->lock);

@@ -7,6 +7,7 @@
 #include "core/images.h"
 #include "core/run.h"
 #include "core/session.h"
+#include "shared/list.h"
 #include "shared/log.h"
 #include "shared/stream-filter.h"
 #include "shared/time-util.h"
@@ -445,10 +446,7 @@ int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequ
                 exec_request_free(s->req);
                 return r;
         }
-        s->next = m->runs;
-        if (m->runs)
-                m->runs->prev = s;
-        m->runs = s;
+        LIST_PREPEND(m->runs, s);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -456,12 +454,7 @@ int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequ
 Run *run_free(Run *s) {
         if (!s)
                 return NULL;
-        if (s->prev)
-                s->prev->next = s->next;
-        else if (s->m->runs == s)
-                s->m->runs = s->next;
-        if (s->next)
-                s->next->prev = s->prev;
+        LIST_REMOVE(s->m->runs, s);
         exec_queue_cancel(s->waiter);
         code_fetch_cancel(s->fetch);
         session_use_done(s->use);

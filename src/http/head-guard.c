@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "http/head-guard.h"
+#include "shared/list.h"
 #include "shared/time-util.h"
 #include "shared/util.h"
 
@@ -28,15 +29,7 @@ struct HeadGuard {
 static void unlink_conn(HeadGuard *g, HeadGuardConn *k) {
         if (!k->since)
                 return;
-        if (k->prev)
-                k->prev->next = k->next;
-        else
-                g->first = k->next;
-        if (k->next)
-                k->next->prev = k->prev;
-        else
-                g->last = k->prev;
-        k->prev = k->next = NULL;
+        LIST_REMOVE_TAIL(g->first, g->last, k);
         k->since = 0;
         g->n_waiting--;
 }
@@ -63,12 +56,7 @@ static void link_conn(HeadGuard *g, HeadGuardConn *k) {
                 g->kick(g->userdata);
         }
         k->since = MAX(now_usec(CLOCK_MONOTONIC), (uint64_t) 1);
-        k->prev = g->last;
-        if (g->last)
-                g->last->next = k;
-        else
-                g->first = k;
-        g->last = k;
+        LIST_APPEND(g->first, g->last, k);
         g->n_waiting++;
         rearm(g);
 }

@@ -22,6 +22,7 @@
 
 #include "sandbox/protocol.h"
 #include "sandbox/sandbox.h"
+#include "shared/list.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -633,10 +634,7 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         if (sb->slot == UINT32_MAX)
                 return -EBUSY;
         e->n_live++;
-        sb->next = e->live;
-        if (e->live)
-                e->live->prev = sb;
-        e->live = sb;
+        LIST_PREPEND(e->live, sb);
         snprintf(sb->id, sizeof(sb->id), "sb-%u-%" PRIu64, sb->slot, ++e->next_id);
 
         r = cgroup_create(e->cgroups, sb->id, &sb->cgroup);
@@ -717,12 +715,7 @@ Sandbox *sandbox_free(Sandbox *sb) {
                 SandboxEngine *e = sb->engine;
                 e->slots[sb->slot] = 0;
                 e->n_live--;
-                if (sb->prev)
-                        sb->prev->next = sb->next;
-                else if (e->live == sb)
-                        e->live = sb->next;
-                if (sb->next)
-                        sb->next->prev = sb->prev;
+                LIST_REMOVE(e->live, sb);
         }
         free(sb);
         return NULL;
