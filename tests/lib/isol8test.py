@@ -370,7 +370,9 @@ def main():
 
 def sandbox_user_processes():
     """pids of processes running as a sandbox's unprivileged user (not the sandbox inits)."""
-    return [p for p in sandbox_processes() if _uid_of(p) is not None and (_uid_of(p) - UID_BASE) % 65536 != 0]
+    # Each uid read once: a process that ends between two reads has none the second time.
+    uids = ((p, _uid_of(p)) for p in sandbox_processes())
+    return [p for p, uid in uids if uid is not None and (uid - UID_BASE) % 65536 != 0]
 
 
 def _uid_of(pid):
