@@ -87,8 +87,10 @@ void cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg) {
                 cpu_order_remove(o, e);
         *e = (CpuOrderEntry) { .cgroup = cg, .started_usec = now_usec(CLOCK_MONOTONIC), .listed = true };
         LIST_APPEND(o->head, o->tail, e);
-        cgroup_set_cpu_weight(cg, CPU_WEIGHT_RUN);
-        if (!o->first)
+        /* With nobody leading, every run before this one has had its time: this one leads. */
+        if (o->first)
+                cgroup_set_cpu_weight(cg, CPU_WEIGHT_RUN);
+        else
                 pick(o);
 }
 
