@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,16 @@ char *api_result_text(const ExecResult *res, const ExecRequest *req, ExecStream 
 /* A number with two decimals, printed as such (not 86.579999999999998). */
 static json_object *json_double2(double d) {
         char buf[64];
-        snprintf(buf, sizeof(buf), "%.2f", d);
-        return json_object_new_double_s(strtod(buf, NULL), buf);
+        long long v;
+
+        if (!isfinite(d) || fabs(d) >= 1e15) {
+                snprintf(buf, sizeof(buf), "%.2f", d);
+                return json_object_new_double_s(strtod(buf, NULL), buf);
+        }
+        /* In hundredths, without printf's floating-point path (three per result). */
+        v = llround(d * 100.0);
+        snprintf(buf, sizeof(buf), "%s%lld.%02lld", v < 0 ? "-" : "", llabs(v) / 100, llabs(v) % 100);
+        return json_object_new_double_s((double) v / 100.0, buf);
 }
 
 static json_object *files_json(const ExecResult *res) {
