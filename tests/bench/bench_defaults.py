@@ -5,7 +5,8 @@ maxConcurrent 10), measured the way issue 18 states its targets.
 
   /execute of `cmd: true` with 1, 8 and 32 wrk clients: exec/s, p50, p99
   one client: `cmd: true` and python `pass` p50 beside a bare fork+exec of the same
-  program with the same environment, same run
+  program with the same environment, same run (a lean keep-alive client, bench.LeanClient;
+  the same runs through http.client are reported too)
   the pool's own view afterwards (demand, warm target, measured build and clean cost)
   BENCH_RUNS=N: N executions (8 clients), daemon RSS before and after (the 100,000-run mode)
 
@@ -71,12 +72,12 @@ def main():
         idle = rss_kb(d.pid())
         # Each isol8 run beside a bare one, interleaved: bare python's own p50 moves by a
         # millisecond from one block of runs to the next on this machine.
-        i_sh, (b_sh,), (d_sh,) = side_by_side(d.port, {"cmd": "true"}, [["/usr/bin/bash", "-c", "true"]])
+        i_sh, (b_sh,), (d_sh,), h_sh = side_by_side(d.port, {"cmd": "true"}, [["/usr/bin/bash", "-c", "true"]])
         with tempfile.NamedTemporaryFile("w", suffix=".py") as main_py:
             main_py.write("pass\n")
             main_py.flush()
             # isol8 runs python from /sandbox/main.py (upstream's way): the same from a file, bare.
-            i_py, (b_py, b_pyf), (d_py, d_pyf) = side_by_side(d.port, {"code": "pass", "runtime": "python"},
+            i_py, (b_py, b_pyf), (d_py, d_pyf), h_py = side_by_side(d.port, {"code": "pass", "runtime": "python"},
                                                               [["/usr/bin/python3", "-c", "pass"],
                                                                ["/usr/bin/python3", main_py.name]])
         rows.append(("bare `bash -c true` / isol8 `cmd: true`, one client, p50 (run by run: median difference)",
@@ -85,6 +86,9 @@ def main():
                      f"{pct(b_py, 50):.2f} / {pct(i_py, 50):.2f} ms", f"+{pct(i_py, 50) - pct(b_py, 50):.2f} ms ({d_py:+.2f} ms)"))
         rows.append(("bare `python3 main.py` / isol8 python `pass`, one client, p50 (run by run)",
                      f"{pct(b_pyf, 50):.2f} / {pct(i_py, 50):.2f} ms", f"+{pct(i_py, 50) - pct(b_pyf, 50):.2f} ms ({d_pyf:+.2f} ms)"))
+        rows.append(("the same two runs through CPython's http.client (its own parsing included), p50",
+                     f"{pct(h_sh, 50):.2f} / {pct(h_py, 50):.2f} ms",
+                     f"+{pct(h_sh, 50) - pct(b_sh, 50):.2f} / +{pct(h_py, 50) - pct(b_pyf, 50):.2f} ms over bare"))
         for c in (1, 8, 32):
             # The last phase's connections were cut with runs in flight: let those runs end and
             # give their slots back, or the next phase's first burst meets a full queue (429).
