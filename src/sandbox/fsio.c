@@ -206,7 +206,8 @@ static int write_file(int root_fd, const char *path, const void *data, size_t si
                 return -EPERM;
         if (st.st_nlink > 1)
                 return -EPERM;  /* a hard link planted by the program: never write through it */
-        if (ftruncate(fd, 0) < 0)
+        /* A new file (the common case) has nothing to cut. */
+        if (st.st_size > 0 && ftruncate(fd, 0) < 0)
                 return -errno;
         r = loop_write(fd, data, size);
         if (r < 0)

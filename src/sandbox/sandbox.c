@@ -90,6 +90,7 @@ struct Sandbox {
         bool share_network;
         unsigned runs;
         int proxy_fd;           /* from the last STARTED, until taken */
+        int root_fd;            /* the init's root (O_PATH), opened at the first need */
         AttachJob *attach;      /* until the worker has put the init in its cgroup */
         WriteWait *writes;      /* sandbox_write()s under way, answered in order */
         unsigned n_writes;
@@ -621,6 +622,7 @@ int sandbox_new(SandboxEngine *e, const SandboxOptions *opts, SandboxHandler han
         sb->engine = e;
         sb->sock = -EBADF;
         sb->proxy_fd = -EBADF;
+        sb->root_fd = -EBADF;
         sb->slot = UINT32_MAX;
         sb->handler = handler;
         sb->userdata = userdata;
@@ -711,6 +713,7 @@ Sandbox *sandbox_free(Sandbox *sb) {
         fail_write(sb);
         sandbox_teardown(sb);
         safe_close(sb->proxy_fd);
+        safe_close(sb->root_fd);
         if (sb->slot != UINT32_MAX) {
                 SandboxEngine *e = sb->engine;
                 e->slots[sb->slot] = 0;
@@ -938,13 +941,22 @@ int sandbox_open_root(Sandbox *sb) {
         int fd;
         if (sb->pid <= 0 || sb->dead)
                 return -ESRCH;
+        if (sb->root_fd >= 0)
+                return RET_NERRNO(fcntl(sb->root_fd, F_DUPFD_CLOEXEC, 3));
         snprintf(path, sizeof(path), "/proc/%d/root", (int) sb->pid);
         fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         /* The init died under us (not yet reaped): the sandbox is gone, which is not a
          * missing file. */
-        if (fd < 0 && (errno == ENOENT || errno == ESRCH))
-                return -ESRCH;
-        return fd < 0 ? -errno : fd;
+        if (fd < 0)
+                return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+        /* A ready init's root never changes (what is mounted below it does, and a lookup from
+         * this fd sees the mounts of the moment): kept, and each caller gets a copy, a dup()
+         * instead of a walk through /proc for each run's program file. */
+        if (sb->ready) {
+                sb->root_fd = fd;
+                return RET_NERRNO(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        }
+        return fd;
 }
 
 void sandbox_net_bytes(Sandbox *sb, uint64_t *in, uint64_t *out) {
