@@ -369,7 +369,7 @@ static int resize(const char *where, uint64_t size, bool noexec) {
         return RET_NERRNO(mount(NULL, where, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (noexec ? MS_NOEXEC : 0), opts));
 }
 
-_Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **envp, int fds[3], const SeccompProgram *seccomp) {
+_Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **envp, const int fds[3], const SeccompProgram *seccomp) {
         struct rlimit rl;
         sigset_t all;
 
@@ -416,7 +416,7 @@ typedef struct ChildArgs {
         const RunSpecHeader *h;
         char **argv;
         char **envp;
-        int *fds;
+        const int *fds;
         const SeccompProgram *seccomp;
 } ChildArgs;
 
@@ -476,12 +476,12 @@ static int write_entries_fd(int fd, uint32_t n) {
         return r;
 }
 
-static void handle_run(int fds[4], const SeccompProgram *seccomp) {
+/* Starts the program of a run spec (size bytes at blob) with io as its stdin, stdout and
+ * stderr, and answers STARTED. */
+static void run_spec(char *blob, size_t size, const int io[3], const SeccompProgram *seccomp) {
         _cleanup_close_ int listen_fd = -EBADF;
-        char *blob = MAP_FAILED;
         RunSpecHeader h;
         char **argv = NULL, **envp = NULL;
-        struct stat st;
         size_t off;
         pid_t pid;
         int r = 0;
@@ -490,14 +490,8 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                 send_msg(INIT_MSG_STARTED, -EBUSY, "a program is already running");
                 goto out;
         }
-        if (fstat(fds[0], &st) < 0 || (size_t) st.st_size < sizeof(h) || st.st_size > (INT64_C(4) << 30)) {
+        if (size < sizeof(h)) {
                 send_msg(INIT_MSG_STARTED, -EINVAL, "bad run spec");
-                goto out;
-        }
-        /* Mapped, not read: the files in it are not copied into (and charged to) the init. */
-        blob = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fds[0], 0);
-        if (blob == MAP_FAILED) {
-                send_msg(INIT_MSG_STARTED, -errno, "cannot map run spec");
                 goto out;
         }
         memcpy(&h, blob, sizeof(h));
@@ -510,7 +504,7 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         }
         off = sizeof(h);
         for (uint32_t i = 0; i < h.argc + h.envc; i++) {
-                const char *end = off < (size_t) st.st_size ? memchr(blob + off, 0, (size_t) st.st_size - off) : NULL;
+                const char *end = off < size ? memchr(blob + off, 0, size - off) : NULL;
                 if (!end) {
                         send_msg(INIT_MSG_STARTED, -EINVAL, "truncated run spec");
                         goto out;
@@ -543,7 +537,7 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         }
         /* After the sizes: a file that does not fit the run's sandboxSize is ENOSPC. */
         if (h.n_writes > 0) {
-                r = write_entries(blob, (size_t) st.st_size, off, h.n_writes);
+                r = write_entries(blob, size, off, h.n_writes);
                 if (r < 0) {
                         InitMessage m = { .type = INIT_MSG_STARTED, .value = r, .a = INIT_STARTED_FILES_FAILED };
                         while (send(init_sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -564,7 +558,7 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                 /* Like posix_spawn: the child borrows init's memory until it execs, so starting a
                  * program costs no copy of init's (the daemon's) page tables. It changes only its
                  * own credentials, fds, limits and signal state, which are not shared. */
-                ChildArgs ca = { &h, argv, envp, fds + 1, seccomp };
+                ChildArgs ca = { &h, argv, envp, io, seccomp };
                 pid = clone(child_trampoline, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
         }
         if (pid < 0) {
@@ -579,9 +573,23 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
 out:
         free(argv);
         free(envp);
-        /* The program has exec'd (vfork): nothing uses the mapping any more. */
-        if (blob != MAP_FAILED)
+}
+
+/* A run whose spec comes in a memfd (fds: the memfd, stdin, stdout, stderr). */
+static void handle_run(int fds[4], const SeccompProgram *seccomp) {
+        char *blob;
+        struct stat st;
+
+        if (fstat(fds[0], &st) < 0 || st.st_size <= 0 || st.st_size > (INT64_C(4) << 30))
+                send_msg(INIT_MSG_STARTED, -EINVAL, "bad run spec");
+        /* Mapped, not read: the files in it are not copied into (and charged to) the init. */
+        else if ((blob = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fds[0], 0)) == MAP_FAILED)
+                send_msg(INIT_MSG_STARTED, -errno, "cannot map run spec");
+        else {
+                run_spec(blob, (size_t) st.st_size, fds + 1, seccomp);
+                /* The program has exec'd (vfork): nothing uses the mapping any more. */
                 (void) munmap(blob, (size_t) st.st_size);
+        }
         for (int i = 0; i < 4; i++)
                 safe_close(fds[i]);
 }
@@ -601,16 +609,21 @@ static void reap(void) {
         }
 }
 
-static int receive(InitMessage *m, int fds[4], size_t *n_fds) {
+/* A run spec small enough comes in the RUN message itself, after its header (sandbox_run()). */
+static char inline_spec[RUN_SPEC_INLINE_MAX];
+
+/* 1 with a whole message (and *ret_extra bytes of it in inline_spec), 0 for nothing usable. */
+static int receive(InitMessage *m, int fds[4], size_t *n_fds, size_t *ret_extra) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * 4)];
         } control;
-        struct iovec iov = { m, sizeof(*m) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+        struct iovec iov[2] = { { m, sizeof(*m) }, { inline_spec, sizeof(inline_spec) } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = &control, .msg_controllen = sizeof(control) };
         ssize_t n;
 
         *n_fds = 0;
+        *ret_extra = 0;
         n = recvmsg(init_sock, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0)
                 return errno == EINTR || errno == EAGAIN ? 0 : -errno;
@@ -622,7 +635,10 @@ static int receive(InitMessage *m, int fds[4], size_t *n_fds) {
                         memcpy(fds, CMSG_DATA(c), MIN(k, (size_t) 4) * sizeof(int));
                         *n_fds = MIN(k, (size_t) 4);
                 }
-        return n == sizeof(*m) ? 1 : 0;
+        if ((size_t) n < sizeof(*m) || (mh.msg_flags & MSG_TRUNC))
+                return 0;
+        *ret_extra = (size_t) n - sizeof(*m);
+        return 1;
 }
 
 _Noreturn void sandbox_init_main(const InitParams *p) {
@@ -702,7 +718,7 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
         for (;;) {
                 InitMessage m;
                 int fds[4] = { -1, -1, -1, -1 };
-                size_t n_fds;
+                size_t n_fds, extra;
 
                 if (poll(pfd, 2, -1) < 0) {
                         if (errno == EINTR)
@@ -719,7 +735,7 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                         continue;
                 if (pfd[0].revents & (POLLHUP | POLLERR) && !(pfd[0].revents & POLLIN))
                         _exit(0);
-                r = receive(&m, fds, &n_fds);
+                r = receive(&m, fds, &n_fds, &extra);
                 if (r < 0)
                         _exit(0);
                 if (r == 0) {
@@ -729,7 +745,14 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                 }
                 switch (m.type) {
                 case INIT_MSG_RUN:
-                        if (n_fds != 4) {
+                        if (extra > 0 && n_fds == 3) {
+                                /* The spec inline: fds are stdin, stdout, stderr. */
+                                run_spec(inline_spec, extra, fds, p->seccomp);
+                                for (size_t i = 0; i < n_fds; i++)
+                                        safe_close(fds[i]);
+                                break;
+                        }
+                        if (extra > 0 || n_fds != 4) {
                                 for (size_t i = 0; i < n_fds; i++)
                                         safe_close(fds[i]);
                                 send_msg(INIT_MSG_STARTED, -EINVAL, "run request without its fds");

@@ -11,7 +11,9 @@
 
 typedef enum InitMessageType {
         INIT_MSG_READY = 1,    /* init -> daemon: value 0, or -errno with text */
-        INIT_MSG_RUN,          /* daemon -> init: fds [spec memfd, stdin, stdout, stderr] */
+        INIT_MSG_RUN,          /* daemon -> init: fds [spec memfd, stdin, stdout, stderr], or the
+                                * spec after the message (up to RUN_SPEC_INLINE_MAX bytes) and
+                                * fds [stdin, stdout, stderr] */
         INIT_MSG_STARTED,      /* init -> daemon: value = pid in the sandbox; with a proxy port,
                                 * fds [listening socket on 127.0.0.1:port] */
         INIT_MSG_EXITED,       /* init -> daemon: value = wait status */
@@ -31,7 +33,12 @@ typedef struct InitMessage {
         char text[200];
 } InitMessage;
 
-/* Header of the run spec written to a memfd; followed by argc + envc NUL-terminated strings. */
+/* A spec up to this size travels in the RUN message itself: no memfd to make, write, map and
+ * close on the path of every run. */
+#define RUN_SPEC_INLINE_MAX (16 * 1024)
+
+/* Header of the run spec (in the RUN message, or a memfd); followed by argc + envc
+ * NUL-terminated strings. */
 typedef struct RunSpecHeader {
         uint32_t argc;
         uint32_t envc;

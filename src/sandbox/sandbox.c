@@ -761,13 +761,15 @@ uid_t sandbox_host_uid(Sandbox *sb) {
         return sb->engine->uid_base + sb->slot * SANDBOX_UID_RANGE + SANDBOX_UID;
 }
 
-static int send_message(Sandbox *sb, const InitMessage *m, const int *fds, size_t n_fds) {
+/* m, then extra_size bytes of extra (a run's spec inline), with up to 4 fds. */
+static int send_message_with(Sandbox *sb, const InitMessage *m, const void *extra, size_t extra_size, const int *fds,
+                             size_t n_fds) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * 4)];
         } control = {};
-        struct iovec iov = { (void *) m, sizeof(*m) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct iovec iov[2] = { { (void *) m, sizeof(*m) }, { (void *) extra, extra_size } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = extra_size > 0 ? 2 : 1 };
 
         if (sb->dead || sb->sock < 0)
                 return -ESRCH;
@@ -784,6 +786,10 @@ static int send_message(Sandbox *sb, const InitMessage *m, const int *fds, size_
         if (sendmsg(sb->sock, &mh, MSG_NOSIGNAL) < 0)
                 return -errno;
         return 0;
+}
+
+static int send_message(Sandbox *sb, const InitMessage *m, const int *fds, size_t n_fds) {
+        return send_message_with(sb, m, NULL, 0, fds, n_fds);
 }
 
 static int append_writes(Buffer *b, const SandboxWrite *writes, size_t n) {
@@ -891,6 +897,18 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
         if (r < 0) {
                 buffer_done(&b);
                 return r;
+        }
+        if (b.size <= RUN_SPEC_INLINE_MAX) {
+                /* Small (no large files with it): in the message itself. */
+                fds[0] = fd_in;
+                fds[1] = fd_out;
+                fds[2] = fd_err;
+                r = send_message_with(sb, &m, b.data, b.size, fds, 3);
+                buffer_done(&b);
+                if (r < 0)
+                        return r;
+                sb->runs++;
+                return 0;
         }
         memfd = memfd_create("isol8-run", MFD_CLOEXEC);
         if (memfd < 0) {

@@ -130,6 +130,15 @@ class RequestFields(DaemonTestCase):
         res = self.daemon.execute({"code": "import sys; print(len(sys.stdin.read()))", "runtime": "python", "stdin": data})
         self.assertEqual(res["stdout"], "300000")
 
+    def test_run_specs_on_both_sides_of_the_inline_limit(self):
+        # Up to 16 KiB the spec (argv, environment, files) travels in the RUN message itself,
+        # beyond it in a memfd (src/sandbox/protocol.h): both start the program whole.
+        for size in (15000, 16500, 17000, 200000):
+            res = self.daemon.execute({"code": "v=" + "x" * size + "; echo ${#v} ok", "runtime": "bash"})
+            self.assertEqual(res["stdout"], f"{size} ok", size)
+            res = self.daemon.execute({"code": "wc -c < in.txt", "runtime": "bash", "files": {"/sandbox/in.txt": "y" * size}})
+            self.assertEqual(res["stdout"], str(size), size)
+
     def test_no_stdin_means_eof(self):
         res = self.run_code("read x; echo rc=$?", "bash")
         self.assertEqual(res["stdout"], "rc=1")
