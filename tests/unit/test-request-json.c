@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/render.h"
 #include "api/request.h"
 #include "shared/json-util.h"
 #include "tap.h"
@@ -106,5 +107,30 @@ int main(void) {
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"installPackages\":[1]}}", "not a package name"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"fileExtension\":\"../x\"}}", "fileExtension"));
         CHECK(bad("{\"request\":{\"code\":\"x\",\"runtime\":\"python\",\"metadata\":{\"a\":1}}}", "metadata"));
+
+        /* The result's resource figures: two decimals as written (the last of them rounded),
+         * whatever the double's binary expansion, and printf's way for the huge. */
+        {
+                ExecResult res = { .exit_code = 0, .cpu_percent = 86.579999999999998, .memory_mb = 0.5,
+                                   .peak_memory_mb = 12.344999, .execution_id = "x", .container_id = "y" };
+                json_object *o;
+                const char *t;
+
+                CHECK(parse("{\"request\":{\"code\":\"x\",\"runtime\":\"python\"}}", &req, &err) == 0);
+                o = api_result_json(&res, req);
+                t = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "";
+                CHECK(strstr(t, "\"cpuPercent\":86.58,") != NULL);
+                CHECK(strstr(t, "\"memoryMB\":0.50,") != NULL);
+                CHECK(strstr(t, "\"peakMemoryMB\":12.34,") != NULL);
+                json_object_put(o);
+                res.cpu_percent = 1e16;
+                res.memory_mb = 0.004999;
+                o = api_result_json(&res, req);
+                t = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "";
+                CHECK(strstr(t, "\"cpuPercent\":10000000000000000.00,") != NULL);
+                CHECK(strstr(t, "\"memoryMB\":0.00,") != NULL);
+                json_object_put(o);
+                exec_request_free(req);
+        }
         return tap_done();
 }
