@@ -76,6 +76,15 @@ def execute_once(conn, body):
     return dt
 
 
+def raw_post(path, body, close=False):
+    """The bytes of an authenticated JSON POST (body: bytes), for clients on a bare socket."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {MASTER}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+    if close:
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode() + body
+
+
 class LeanClient:
     """POST /execute over one keep-alive socket the way a client written in C or Go does it: the
     request's bytes made once, the answer read up to its Content-Length. CPython's http.client
@@ -84,10 +93,7 @@ class LeanClient:
 
     def __init__(self, port, request):
         import socket
-        body = json.dumps({"request": request}).encode()
-        self.req = (b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + MASTER.encode() +
-                    b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
-                    b"\r\n\r\n" + body)
+        self.req = raw_post("/execute", json.dumps({"request": request}).encode())
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -186,8 +192,7 @@ def sse_ttfb(port, code):
     body = json.dumps({"request": {"code": code, "runtime": "python"}}).encode()
     s = socket.create_connection(("127.0.0.1", port))
     t0 = time.perf_counter()
-    s.sendall(b"POST /execute/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " + MASTER.encode() +
-              b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    s.sendall(raw_post("/execute/stream", body, close=True))
     data, dt = b"", float("nan")
     while True:
         chunk = s.recv(65536)

@@ -21,6 +21,11 @@ static void check_rules(int root, const char *how) {
         CHECK(sandbox_read_file(root, "/sandbox/a/b/c.txt", 1 << 20, 0, 0, &data, &size) == 0);
         CHECK(size == 5 && memcmp(data, "hello", 5) == 0);
         free(data);
+        /* A file written again with less is cut to it (a new one is not truncated first). */
+        CHECK(sandbox_write_file(root, "/sandbox/a/b/c.txt", "hey", 3, 0, 0, 0644) == 0);
+        CHECK(sandbox_read_file(root, "/sandbox/a/b/c.txt", 1 << 20, 0, 0, &data, &size) == 0);
+        CHECK(size == 3 && memcmp(data, "hey", 3) == 0);
+        free(data);
         CHECK(sandbox_write_file(root, "/tmp/name..with..dots", "x", 1, 0, 0, 0644) == 0);
         CHECK(sandbox_read_file(root, "/sandbox/a/b/c.txt", 2, 0, 0, &data, &size) == -EFBIG);
 
