@@ -30,7 +30,6 @@ struct Run {
         bool paused;
         bool done;
         bool cancelled;
-        bool audit_pending;         /* ended: its audit record is written by run_free() */
         int error;
         Outcome outcome;
         char *message;
@@ -200,14 +199,9 @@ static void on_exec_done(Execution *e, void *userdata) {
         ExecPhase phase = res->setup_failed ? EXEC_PHASE_SETUP : EXEC_PHASE_CODE;
 
         s->m->total_executions++;
-        /* A buffered answer goes out first: its record is written when the transport frees the
-         * run, right after replying (run_free()). A stream's may live on long after its end. */
-        if (res->error >= 0 && res->refused == OUTCOME_OK) {
-                if (s->ops.event)
-                        audit_execution(s, res, req);
-                else
-                        s->audit_pending = true;
-        }
+        /* The record before the answer: no result leaves without its record. */
+        if (res->error >= 0 && res->refused == OUTCOME_OK)
+                audit_execution(s, res, req);
         if (s->ops.event) {
                 flush_filter(s, EXEC_STDOUT, s->last_phase, NULL, 0, true);
                 flush_filter(s, EXEC_STDERR, s->last_phase, NULL, 0, true);
@@ -461,8 +455,6 @@ int run_start(Manager *m, const AuthInfo *who, const char *remote_addr, ExecRequ
 Run *run_free(Run *s) {
         if (!s)
                 return NULL;
-        if (s->audit_pending && s->exec)
-                audit_execution(s, execution_result(s->exec), execution_request(s->exec));
         LIST_REMOVE(s->m->runs, s);
         exec_queue_cancel(s->waiter);
         code_fetch_cancel(s->fetch);

@@ -44,6 +44,6 @@ static inline bool http_request_replied(const HttpRequest *r) {
 }
 
 /* Runs MHD now, unless it is running already (then from the loop, as http_server_kick()): a
- * reply to a suspended request goes out before whatever its caller does next (the audit record,
- * freeing the run). The request may be gone when it returns. */
+ * reply to a suspended request goes out before whatever its caller does next (freeing the run,
+ * giving its sandbox back). The request may be gone when it returns. */
 void http_server_flush(HttpServer *s);

@@ -166,6 +166,28 @@ class AuditFile(unittest.TestCase):
             self.assertEqual(ex[0]["messageId"], IDS["execution"])
             self.assertNotIn("ISOL8_CODE", ex[0])   # includeCode is off by default
 
+    def test_the_record_is_written_before_the_answer(self):
+        # No result leaves the server without its audit record: read at once after each answer,
+        # the file already holds the whole record.
+        with tempfile.TemporaryDirectory() as d:
+            logdir = os.path.join(d, "audit")
+            dm = Daemon(config={"audit": {"destination": "file", "logDir": logdir}}, args=["--bus", "none"]).start()
+            try:
+                def ids():
+                    out = set()
+                    for name in os.listdir(logdir):
+                        with open(os.path.join(logdir, name)) as f:
+                            for line in f:
+                                rec = json.loads(line)   # a torn line fails here
+                                if rec.get("event") == "execution":
+                                    out.add(rec["ISOL8_EXECUTION_ID"])
+                    return out
+                for i in range(20):
+                    res = dm.execute({"cmd": f"echo {i}"})
+                    self.assertIn(res["executionId"], ids(), i)
+            finally:
+                self.assertEqual(dm.stop(), 0)
+
 
 if __name__ == "__main__":
     isol8test.main()
