@@ -411,11 +411,19 @@ void pool_release(Pool *p, Sandbox *sb) {
                 return;
         if (p->in_use > 0)
                 p->in_use--;
-        /* Cleaning is the cheaper way to a warm sandbox, as long as it is measured so: a build
-         * costs CPU in a process of its own, a clean a few syscalls in the init. */
         if (!p->config.reuse || p->provider.ops->is_dead(sb) || p->provider.ops->shares_network(sb) ||
-            p->n_slots >= POOL_MAX || n_warm(p) >= keep_warm(p) ||
-            (p->build_usec > 0 && p->clean_usec > p->build_usec)) {
+            p->n_slots >= POOL_MAX || n_warm(p) >= keep_warm(p)) {
+                destroy_later(p, sb);
+                return;
+        }
+        /* Cleaning is the cheaper way to a warm sandbox, as long as it is measured so: a build
+         * costs CPU in a process of its own, a clean a few syscalls in the init. A build also
+         * takes longer (a new cgroup, a migration into it), so building wins only when a clean
+         * costs clearly more CPU; and while it does the clean's estimate fades, so that cleaning
+         * is tried and measured again: costly cleans (runs that left much behind) must not
+         * decide for good. */
+        if (p->build_usec > 0 && p->clean_usec > p->build_usec * 3 / 2) {
+                p->clean_usec -= p->clean_usec / 4;
                 destroy_later(p, sb);
                 return;
         }

@@ -225,6 +225,26 @@ static void test_prefers_the_cheaper_way(sd_event *e) {
         pool_release(p, sb);
         CHECK(sb->cleans == cleans);                      /* destroyed: building is cheaper here */
         run_loop(e);
+        /* ... but not for good: the costly clean's estimate fades, and cleaning is tried again. */
+        {
+                bool cleaned_again = false;
+                for (int i = 0; i < 64 && !cleaned_again; i++) {
+                        uint64_t destroyed;
+                        while (fake_pending())
+                                fake_event(fake_pending(), SANDBOX_READY, 1000);   /* 1 ms of CPU each */
+                        run_loop(e);
+                        sb = NULL;
+                        if (pool_acquire(p, on_acquired, &g, &sb, &req) != 1 || !sb)
+                                break;
+                        pool_stats(p, &st);
+                        destroyed = st.destroyed;
+                        pool_release(p, sb);
+                        run_loop(e);
+                        pool_stats(p, &st);
+                        cleaned_again = st.destroyed == destroyed;     /* kept: it is being cleaned */
+                }
+                CHECK(cleaned_again);
+        }
         pool_free(p);
         CHECK(fake_n_live() == 0);
 }
