@@ -748,6 +748,9 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                         if (extra > 0 && n_fds == 3) {
                                 /* The spec inline: fds are stdin, stdout, stderr. */
                                 run_spec(inline_spec, extra, fds, p->seccomp);
+                                /* The program has exec'd (vfork): its environment (secrets, as
+                                 * a memfd's unmapped one) does not stay in the init. */
+                                explicit_bzero(inline_spec, extra);
                                 for (size_t i = 0; i < n_fds; i++)
                                         safe_close(fds[i]);
                                 break;

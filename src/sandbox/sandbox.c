@@ -879,6 +879,7 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
         };
         InitMessage m = { .type = INIT_MSG_RUN };
         Buffer b = {};
+        size_t n_fds = 0;
         int fds[4];
         int r;
 
@@ -898,32 +899,21 @@ int sandbox_run(Sandbox *sb, const RunSpec *spec, int fd_in, int fd_out, int fd_
                 buffer_done(&b);
                 return r;
         }
-        if (b.size <= RUN_SPEC_INLINE_MAX) {
-                /* Small (no large files with it): in the message itself. */
-                fds[0] = fd_in;
-                fds[1] = fd_out;
-                fds[2] = fd_err;
-                r = send_message_with(sb, &m, b.data, b.size, fds, 3);
-                buffer_done(&b);
-                if (r < 0)
-                        return r;
-                sb->runs++;
-                return 0;
+        if (b.size > RUN_SPEC_INLINE_MAX) {
+                /* Large (files with it): in a memfd the init maps, ahead of the three. */
+                memfd = r = buffer_to_memfd(&b, "isol8-run");
+                if (r >= 0) {
+                        fds[n_fds++] = memfd;
+                        buffer_done(&b);
+                }
         }
-        memfd = memfd_create("isol8-run", MFD_CLOEXEC);
-        if (memfd < 0) {
-                buffer_done(&b);
-                return -errno;
-        }
-        r = loop_write(memfd, b.data, b.size);
+        fds[n_fds++] = fd_in;
+        fds[n_fds++] = fd_out;
+        fds[n_fds++] = fd_err;
+        /* Small: the spec in the message itself. */
+        if (r >= 0)
+                r = send_message_with(sb, &m, b.data, b.size, fds, n_fds);
         buffer_done(&b);
-        if (r < 0)
-                return r;
-        fds[0] = memfd;
-        fds[1] = fd_in;
-        fds[2] = fd_out;
-        fds[3] = fd_err;
-        r = send_message(sb, &m, fds, 4);
         if (r < 0)
                 return r;
         sb->runs++;
