@@ -42,8 +42,3 @@ struct HttpRequest {
 static inline bool http_request_replied(const HttpRequest *r) {
         return r->state >= HTTP_REQUEST_REPLIED;
 }
-
-/* Runs MHD now, unless it is running already (then from the loop, as http_server_kick()): a
- * reply to a suspended request goes out before whatever its caller does next (freeing the run,
- * giving its sandbox back). The request may be gone when it returns. */
-void http_server_flush(HttpServer *s);

@@ -56,12 +56,10 @@ int http_reply_response(HttpRequest *r, unsigned status, struct MHD_Response *re
         r->abort_userdata = NULL;
         http_request_forget_unauthenticated(r);
         if (r->suspended) {
-                HttpServer *server = r->server;
-                /* Queued when MHD calls the access handler again after the resume: at once, so
-                 * that the answer is on its way before the caller goes on (r may be freed). */
+                /* Queued when MHD calls the access handler again after the resume. */
                 r->suspended = false;
                 MHD_resume_connection(r->connection);
-                http_server_flush(server);
+                http_server_kick(r->server);
         }
         return 0;
 }

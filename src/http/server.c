@@ -27,7 +27,6 @@ struct HttpServer {
         bool quiesced;
         unsigned n_requests;
         unsigned zero_timeouts;         /* "run again at once" answers in a row without io */
-        bool running;                   /* inside MHD_run() */
 };
 
 static void http_server_rearm(HttpServer *s) {
@@ -53,9 +52,7 @@ static void http_server_rearm(HttpServer *s) {
 }
 
 static void http_server_run(HttpServer *s) {
-        s->running = true;
         (void) MHD_run(s->mhd);
-        s->running = false;
         http_server_rearm(s);
 }
 
@@ -82,13 +79,6 @@ sd_event *http_server_event(HttpServer *s) {
 
 void http_server_kick(HttpServer *s) {
         (void) sd_event_source_set_enabled(s->defer_source, SD_EVENT_ONESHOT);
-}
-
-void http_server_flush(HttpServer *s) {
-        if (s->running)
-                http_server_kick(s);
-        else
-                http_server_run(s);
 }
 
 static void kick(void *userdata) {
