@@ -556,6 +556,11 @@ static int config_validate(Config *c, char **ret_error) {
                 return fail(ret_error, "remoteCode.fetchTimeoutMs", "must be at least 1");
         if (c->cpu_lead_ms > 60000)
                 return fail(ret_error, "cpuLeadMs", "must be at most 60000 (0 turns the oldest-run-first order off)");
+        if (!streq(c->security_seccomp, "strict") && !streq(c->security_seccomp, "unconfined"))
+                return fail(ret_error, "security.seccomp", "must be \"strict\" or \"unconfined\"");
+        /* The server's default for runs that do not say (a request may only tighten it unless
+         * security.allowClientSeccompChange). */
+        c->defaults.seccomp = streq(c->security_seccomp, "strict");
         if (c->cluster_node_id) {
                 const char *url = c->cluster_advertise_url;
                 if (!*c->cluster_node_id || strlen(c->cluster_node_id) > 64 ||

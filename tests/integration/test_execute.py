@@ -355,6 +355,26 @@ class Options(DaemonTestCase):
         self.assertEqual(res["stdout"], "ok")
 
 
+class ServerSeccompUnconfined(DaemonTestCase):
+    config = {"security": {"seccomp": "unconfined"}}
+
+    def test_the_server_default_applies_and_a_request_may_tighten_it(self):
+        probe = {"code": "awk '/^Seccomp:/ {print $2}' /proc/self/status", "runtime": "bash"}
+        self.assertEqual(self.daemon.execute(probe)["stdout"], "0")
+        self.assertEqual(self.daemon.execute(probe, {"security": {"seccomp": "strict"}})["stdout"], "2")
+
+
+class BadServerSeccomp(unittest.TestCase):
+    def test_an_unknown_value_stops_the_server_with_its_name(self):
+        d = Daemon(config={"security": {"seccomp": "off"}})
+        try:
+            with self.assertRaises(AssertionError) as cm:
+                d.start()
+            self.assertIn("security.seccomp", str(cm.exception))
+        finally:
+            d.stop()
+
+
 class HostNetwork(DaemonTestCase):
     config = {"security": {"allowedNetworks": ["none", "host"]}}
 

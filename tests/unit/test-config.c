@@ -92,6 +92,15 @@ int main(void) {
         config_done(&c);
         config_init(&c);
 
+        /* security.seccomp is the runs' default: strict unless the operator says unconfined. */
+        CHECK(load(&c, "{}", &err) == 0 && c.defaults.seccomp);
+        CHECK(load(&c, "{\"security\": {\"seccomp\": \"unconfined\"}}", &err) == 0 && !c.defaults.seccomp);
+        CHECK(load(&c, "{\"security\": {\"seccomp\": \"strict\"}}", &err) == 0 && c.defaults.seccomp);
+        CHECK(load(&c, "{\"security\": {\"seccomp\": \"off\"}}", &err) == -EINVAL && err_names(err, "security.seccomp"));
+        free(err);
+        config_done(&c);
+        config_init(&c);
+
         /* Several servers as one: off by default; on, every key it needs is checked at load. */
         config_done(&c);
         config_init(&c);
