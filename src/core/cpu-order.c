@@ -11,33 +11,37 @@ struct CpuOrder {
         sd_event *event;
         sd_event_source *timer;     /* when the leading run's time in the lead is up */
         uint64_t first_usec;
+        unsigned leaders;
         CpuOrderEntry *head, *tail; /* in the order the runs started */
-        CpuOrderEntry *first;       /* the one with the lead */
 };
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-/* The lead goes to the oldest run that has not had it for first_usec yet. Runs are listed in
- * the order they started, so those past their time form the front of the line. */
+static void set_weight(CpuOrderEntry *e, unsigned w) {
+        cgroup_set_cpu_weight(e->cgroup, w);   /* writes only a change */
+        e->weight = w;
+}
+
+/* The lead goes to the oldest runs that have not had it for first_usec yet, up to o->leaders of
+ * them. Runs are listed in the order they started, so those past their time form the front of
+ * the line, and the first leader's time is the next to run out. */
 static void pick(CpuOrder *o) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        CpuOrderEntry *e = o->head;
+        CpuOrderEntry *first = NULL;
+        unsigned n = 0;
         int r;
 
-        while (e && e->started_usec + o->first_usec <= now)
-                e = e->next;
-        if (e != o->first) {
-                if (o->first)
-                        cgroup_set_cpu_weight(o->first->cgroup, CPU_WEIGHT_RUN);
-                if (e)
-                        cgroup_set_cpu_weight(e->cgroup, CPU_WEIGHT_FIRST);
-                o->first = e;
+        for (CpuOrderEntry *e = o->head; e; e = e->next) {
+                bool lead = n < o->leaders && e->started_usec + o->first_usec > now;
+                if (lead && n++ == 0)
+                        first = e;
+                set_weight(e, lead ? CPU_WEIGHT_FIRST : CPU_WEIGHT_RUN);
         }
-        if (!e) {
+        if (!first) {
                 (void) sd_event_source_set_enabled(o->timer, SD_EVENT_OFF);
                 return;
         }
-        r = sd_event_source_set_time(o->timer, e->started_usec + o->first_usec);
+        r = sd_event_source_set_time(o->timer, first->started_usec + o->first_usec);
         if (r >= 0)
                 r = sd_event_source_set_enabled(o->timer, SD_EVENT_ONESHOT);
         if (r < 0)
@@ -49,7 +53,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int cpu_order_new(sd_event *event, uint64_t first_usec, CpuOrder **ret) {
+int cpu_order_new(sd_event *event, uint64_t first_usec, unsigned leaders, CpuOrder **ret) {
         CpuOrder *o = calloc(1, sizeof(*o));
         int r;
 
@@ -57,6 +61,7 @@ int cpu_order_new(sd_event *event, uint64_t first_usec, CpuOrder **ret) {
                 return -ENOMEM;
         o->event = sd_event_ref(event);
         o->first_usec = first_usec;
+        o->leaders = MAX(leaders, 1u);
         /* 1 ms of accuracy: the lead changing hands a little late costs nothing. */
         r = sd_event_add_time(event, &o->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_timer, o);
         if (r < 0) {
@@ -87,11 +92,7 @@ void cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg) {
                 cpu_order_remove(o, e);
         *e = (CpuOrderEntry) { .cgroup = cg, .started_usec = now_usec(CLOCK_MONOTONIC), .listed = true };
         LIST_APPEND(o->head, o->tail, e);
-        /* With nobody leading, every run before this one has had its time: this one leads. */
-        if (o->first)
-                cgroup_set_cpu_weight(cg, CPU_WEIGHT_RUN);
-        else
-                pick(o);
+        pick(o);
 }
 
 void cpu_order_remove(CpuOrder *o, CpuOrderEntry *e) {
@@ -99,13 +100,10 @@ void cpu_order_remove(CpuOrder *o, CpuOrderEntry *e) {
                 return;
         LIST_REMOVE_TAIL(o->head, o->tail, e);
         cgroup_set_cpu_weight(e->cgroup, CPU_WEIGHT_IDLE);
-        if (o->first == e) {
-                o->first = NULL;
-                pick(o);
-        }
         *e = (CpuOrderEntry) {};
+        pick(o);
 }
 
-const CpuOrderEntry *cpu_order_first(CpuOrder *o) {
-        return o->first;
+bool cpu_order_leads(const CpuOrderEntry *e) {
+        return e->listed && e->weight == CPU_WEIGHT_FIRST;
 }

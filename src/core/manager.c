@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,17 @@ void manager_remove_transport(Manager *m, void *userdata) {
                         m->transports[i] = m->transports[--m->n_transports];
                         return;
                 }
+}
+
+/* The cores the daemon (and so its sandboxes) may run on: one leading run each. */
+static unsigned usable_cpus(void) {
+        cpu_set_t set;
+        long n;
+
+        if (sched_getaffinity(0, sizeof(set), &set) >= 0 && CPU_COUNT(&set) > 0)
+                return (unsigned) CPU_COUNT(&set);
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (unsigned) n : 1;
 }
 
 static unsigned transports_sum(Manager *m, bool connections) {
@@ -480,7 +492,7 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
         if (r < 0)
                 return r;
         if (m->serve && m->config.cpu_lead_ms > 0) {
-                r = cpu_order_new(m->event, m->config.cpu_lead_ms * USEC_PER_MSEC, &m->cpu_order);
+                r = cpu_order_new(m->event, m->config.cpu_lead_ms * USEC_PER_MSEC, usable_cpus(), &m->cpu_order);
                 if (r < 0)
                         return r;
         }

@@ -27,12 +27,14 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox/fsio.h"
 #include "sandbox/protocol.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/tmpfs-state.h"
 #include "shared/util.h"
 
 static int init_sock = -1;
@@ -352,21 +354,52 @@ static void kill_all(void) {
         }
 }
 
-static int reset_mounts(uint64_t sandbox_bytes, uint64_t tmp_bytes) {
-        int r;
-        if (umount2("/sandbox", MNT_DETACH) < 0 || umount2("/tmp", MNT_DETACH) < 0 || umount2("/dev/shm", MNT_DETACH) < 0)
-                return -errno;
-        if ((r = mount_sandbox(sandbox_bytes)) < 0 || (r = mount_tmp(tmp_bytes)) < 0 || (r = mount_shm()) < 0)
-                return r;
-        cur_sandbox_bytes = sandbox_bytes;
-        cur_tmp_bytes = tmp_bytes;
-        return 0;
-}
-
 static int resize(const char *where, uint64_t size, bool noexec) {
         char opts[64];
         snprintf(opts, sizeof(opts), "size=%llu", (unsigned long long) size);
         return RET_NERRNO(mount(NULL, where, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (noexec ? MS_NOEXEC : 0), opts));
+}
+
+/* The writable mounts a run can leave something in, and how each looked when it was new. */
+enum { VOL_SANDBOX, VOL_TMP, VOL_SHM, _VOL_MAX };
+static const char *const vol_path[_VOL_MAX] = { "/sandbox", "/tmp", "/dev/shm" };
+static TmpfsState vol_state[_VOL_MAX];
+static bool vol_reliable;
+
+static void vol_take_states(void) {
+        for (size_t i = 0; i < _VOL_MAX; i++)
+                if (!vol_reliable || tmpfs_state_take(vol_path[i], &vol_state[i]) < 0)
+                        vol_state[i].valid = false;
+}
+
+/* Each writable mount as the next user must find it: a fresh tmpfs of the right size. One no
+ * run touched (tmpfs-state.h) is already that and stays; the others are replaced. */
+static int reset_mounts(uint64_t sandbox_bytes, uint64_t tmp_bytes) {
+        const uint64_t want[_VOL_MAX] = { sandbox_bytes, tmp_bytes, UINT64_C(64) << 20 };
+        uint64_t *cur[_VOL_MAX] = { &cur_sandbox_bytes, &cur_tmp_bytes, NULL };
+        int r;
+
+        for (size_t i = 0; i < _VOL_MAX; i++) {
+                if (tmpfs_state_untouched(vol_path[i], &vol_state[i])) {
+                        if (cur[i] && *cur[i] != want[i]) {
+                                r = resize(vol_path[i], want[i], i != VOL_SANDBOX);
+                                if (r < 0)
+                                        return r;
+                                *cur[i] = want[i];
+                        }
+                        continue;
+                }
+                if (umount2(vol_path[i], MNT_DETACH) < 0)
+                        return -errno;
+                r = i == VOL_SANDBOX ? mount_sandbox(want[i]) : i == VOL_TMP ? mount_tmp(want[i]) : mount_shm();
+                if (r < 0)
+                        return r;
+                if (cur[i])
+                        *cur[i] = want[i];
+                if (!vol_reliable || tmpfs_state_take(vol_path[i], &vol_state[i]) < 0)
+                        vol_state[i].valid = false;
+        }
+        return 0;
 }
 
 _Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **envp, const int fds[3], const SeccompProgram *seccomp) {
@@ -687,6 +720,11 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
         setup_root(p);
         cur_sandbox_bytes = p->sandbox_bytes;
         cur_tmp_bytes = p->tmp_bytes;
+        {
+                struct utsname u;
+                vol_reliable = uname(&u) >= 0 && tmpfs_state_reliable(u.release);
+        }
+        vol_take_states();
 
         /* Only the control socket stays open (the program's fds come with each run). */
         r = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -1,21 +1,24 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""The oldest run first (src/core/cpu-order.c), on the real cgroup hierarchy: the oldest running
-sandbox gets the larger CPU weight until it ends or its lead (cpuLeadMs) is over, the others the
-normal one, and a sandbox between runs the small one, so that its clean never takes CPU a run
-could use. v1 cpu.shares are read as v2 weights (1024 is 100)."""
+"""The oldest runs first (src/core/cpu-order.c), on the real cgroup hierarchy: the oldest running
+sandboxes, one per core the daemon may use, get the larger CPU weight until they end or their
+lead (cpuLeadMs) is over, the others the normal one, and a sandbox between runs the small one, so
+that its clean never takes CPU a run could use. v1 cpu.shares are read as v2 weights (1024 is
+100). OldestRunFirst starts its daemon on one core (one leader); TwoCores on two."""
 
 import glob
 import os
 import sys
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
 from isol8test import DaemonTestCase  # noqa: E402
 
-FIRST, RUN, IDLE = 800, 100, 1
+FIRST, RUN, IDLE = 800, 25, 1
+DEFAULT = 100   # the kernel's, when no weight is written
 LEAD_MS = 1500
 
 
@@ -57,7 +60,23 @@ def sandbox_of(daemon_pid, token, timeout=10):
     raise AssertionError(f"no sandbox runs {token!r}")
 
 
-class OldestRunFirst(DaemonTestCase):
+class OnCores(DaemonTestCase):
+    """A daemon started with only the first `cores` of this process's CPUs (inherited)."""
+    cores = 1
+
+    @classmethod
+    def setUpClass(cls):
+        mine = os.sched_getaffinity(0)
+        if len(mine) < cls.cores:
+            raise unittest.SkipTest(f"needs {cls.cores} CPUs, this process may use {len(mine)}")
+        os.sched_setaffinity(0, sorted(mine)[:cls.cores])
+        try:
+            super().setUpClass()
+        finally:
+            os.sched_setaffinity(0, mine)
+
+
+class OldestRunFirst(OnCores):
     config = {"cpuLeadMs": LEAD_MS, "poolSize": {"clean": 3, "dirty": 1}}
 
     def start(self, code):
@@ -125,6 +144,28 @@ class OldestRunFirst(DaemonTestCase):
         self.assertEqual(self.daemon.request("DELETE", "/session/cpu-order").status, 200)
 
 
+class TwoCores(OnCores):
+    cores = 2
+    config = {"cpuLeadMs": LEAD_MS, "poolSize": {"clean": 4, "dirty": 1}}
+
+    def test_the_two_oldest_lead(self):
+        pid = self.daemon.pid()
+        runs = {}
+        for token in ("0.801", "2.102", "2.403"):
+            box = {}
+            t = threading.Thread(target=lambda tk=token, b=box: b.update(res=self.run_code(f"sleep {tk}", "bash")))
+            t.start()
+            runs[token] = (t, box, sandbox_of(pid, token))
+        a, b, c = (runs[k][2] for k in ("0.801", "2.102", "2.403"))
+        self.assertEqual((weight(a), weight(b), weight(c)), (FIRST, FIRST, RUN), "one leader per core, the third waits")
+        runs["0.801"][0].join()
+        self.assertEqual(weight(a), IDLE)
+        self.assertEqual((weight(b), weight(c)), (FIRST, FIRST), "the third takes the free lead at once")
+        for t, box, _ in runs.values():
+            t.join()
+            self.assertEqual(box["res"]["exitCode"], 0, box)
+
+
 class LeadOff(DaemonTestCase):
     config = {"cpuLeadMs": 0}
 
@@ -134,9 +175,9 @@ class LeadOff(DaemonTestCase):
         t = threading.Thread(target=lambda: box.update(res=self.run_code("sleep 0.904", "bash")))
         t.start()
         s = sandbox_of(pid, "0.904")
-        self.assertEqual(weight(s), RUN, "the kernel's default")
+        self.assertEqual(weight(s), DEFAULT, "the kernel's default")
         t.join()
-        self.assertEqual(weight(s), RUN)
+        self.assertEqual(weight(s), DEFAULT)
         self.assertEqual(box["res"]["exitCode"], 0, box)
 
 

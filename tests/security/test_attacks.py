@@ -465,6 +465,51 @@ class ReusedMounts(DaemonTestCase):
         for i, s in enumerate(seen[1:], 1):
             self.assertEqual(s, seen[0], f"run {i} (in {ids[i]}, after a run in {ids[i - 1]}) found another state")
 
+    def test_a_file_without_a_name_is_seen_too(self):
+        # O_TMPFILE makes a file without touching the directory, and once closed it leaves
+        # nothing but the inode counter moved on, which the next user's first file would show.
+        probe = ("import os\nfor d in ('/sandbox', '/tmp', '/dev/shm'):\n"
+                 "    inos = []\n"
+                 "    for i in range(20):\n"
+                 "        fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o600)\n"
+                 "        inos.append(os.fstat(fd).st_ino)\n"
+                 "        os.close(fd)\n"
+                 "    print(d, inos[0])\n")
+        ids, seen = [], []
+        for _ in range(6):
+            res = self.daemon.execute({"cmd": "python3 -I -c \"" + probe + "\""})
+            self.assertEqual(res["exitCode"], 0, res)
+            seen.append(res["stdout"])
+            ids.append(res["containerId"])
+        self.assertLess(len(set(ids)), len(ids), "the pool never reused a sandbox")
+        for i, s in enumerate(seen[1:], 1):
+            self.assertEqual(s, seen[0], f"run {i} (in {ids[i]}) found the inode counter moved: {seen}")
+
+    def test_an_untouched_mount_is_kept(self):
+        # A run that writes nowhere leaves the three mounts as they were: the clean keeps them
+        # (no unmount, so no grace period). After a run that wrote to /tmp, only /tmp is new.
+        release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+        if release < (6, 13):
+            self.skipTest("tmpfs without multigrain timestamps: every clean mounts afresh")
+        # a new tmpfs has a new root directory, born when it was mounted (mount ids are reused)
+        show = "stat -c '%n %w' /sandbox /tmp /dev/shm | tr ' ' _ | sed 's/_/ /'"
+        runs = [self.daemon.execute({"cmd": show + (" ; echo x > /tmp/t" if i == 2 else "")}) for i in range(6)]
+        by_box = {}
+        for i, r in enumerate(runs):
+            self.assertEqual(r["exitCode"], 0, r)
+            by_box.setdefault(r["containerId"], []).append((i, dict(line.split() for line in r["stdout"].splitlines())))
+        pairs = [(a, b) for views in by_box.values() for a, b in zip(views, views[1:])]
+        self.assertTrue(pairs, "the pool never reused a sandbox")
+        self.assertIn(2, [a[0] for a, _ in pairs], f"run 2's sandbox never served again: {list(by_box)}")
+        for (i, before), (j, after) in pairs:
+            self.assertEqual(set(before), {"/sandbox", "/tmp", "/dev/shm"}, before)
+            self.assertEqual(before["/sandbox"], after["/sandbox"], (i, j))
+            self.assertEqual(before["/dev/shm"], after["/dev/shm"], (i, j))
+            if i == 2:   # (consecutive runs in one sandbox: i was the one before j there)
+                self.assertNotEqual(before["/tmp"], after["/tmp"], f"run 2's /tmp kept for run {j}")
+            else:
+                self.assertEqual(before["/tmp"], after["/tmp"], (i, j))
+
 
 class Inotify(DaemonTestCase):
     config = {"poolSize": 1}

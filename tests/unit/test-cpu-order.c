@@ -75,53 +75,69 @@ int main(void) {
         for (size_t i = 0; i < 4; i++)
                 CHECK(cgroup_create(m, names[i], &cg[i]) == 0);
         CHECK(sd_event_new(&e) >= 0);
-        CHECK(cpu_order_new(e, LEAD_USEC, &o) == 0);
+        CHECK(cpu_order_new(e, LEAD_USEC, 2, &o) == 0);
         t0 = now_usec(CLOCK_MONOTONIC);
 
-        /* The first run has the lead; the next one runs at the normal weight behind it. */
+        /* Two cores, two leaders: the first two runs lead, the third runs at the normal weight
+         * behind them. */
         empty_all();
         cpu_order_add(o, &a, cg[0]);
-        CHECK(weight_is("sb-a", "800") && cpu_order_first(o) == &a);
+        CHECK(weight_is("sb-a", "800") && cpu_order_leads(&a));
         empty_all();
         cpu_order_add(o, &b, cg[1]);
-        CHECK(weight_is("sb-b", "100") && weight_is("sb-a", "") && cpu_order_first(o) == &a);
+        CHECK(weight_is("sb-b", "800") && weight_is("sb-a", "") && cpu_order_leads(&a) && cpu_order_leads(&b));
 
         run_until(e, t0 + LEAD_USEC / 3);
         empty_all();
         cpu_order_add(o, &c, cg[2]);
-        CHECK(weight_is("sb-c", "100") && cpu_order_first(o) == &a);
-        /* The first run ends: its sandbox gets the idle weight (its clean must not take CPU
-         * from a run), the next oldest takes the lead; nothing else is written. */
+        CHECK(weight_is("sb-c", "25") && weight_is("sb-a", "") && weight_is("sb-b", "") && !cpu_order_leads(&c));
+        /* A leader ends: its sandbox gets the idle weight (its clean must not take CPU from a
+         * run), the next oldest takes its place; nothing else is written. */
         empty_all();
         cpu_order_remove(o, &a);
-        CHECK(weight_is("sb-a", "1") && weight_is("sb-b", "800") && weight_is("sb-c", "") && cpu_order_first(o) == &b);
+        CHECK(weight_is("sb-a", "1") && weight_is("sb-c", "800") && weight_is("sb-b", "") && cpu_order_leads(&c) &&
+              cpu_order_leads(&b) && !cpu_order_leads(&a));
+        empty_all();
         cpu_order_remove(o, &a);   /* no longer listed: nothing happens */
-        CHECK(cpu_order_first(o) == &b);
+        CHECK(weight_is("sb-a", "") && weight_is("sb-b", "") && weight_is("sb-c", ""));
 
-        /* b has led for LEAD_USEC since it started: it goes back to the normal weight, c leads. */
+        /* b has led for LEAD_USEC since it started: it goes back to the normal weight; c keeps
+         * its lead, and there is nobody to take b's. */
         empty_all();
         run_until(e, t0 + LEAD_USEC + LEAD_USEC / 6);
-        CHECK(weight_is("sb-b", "100") && weight_is("sb-c", "800") && cpu_order_first(o) == &c);
+        CHECK(weight_is("sb-b", "25") && weight_is("sb-c", "") && !cpu_order_leads(&b) && cpu_order_leads(&c));
         /* c's time is up too: nobody leads (a long run does not hold the others back). */
         empty_all();
         run_until(e, t0 + LEAD_USEC / 3 + LEAD_USEC + LEAD_USEC / 6);
-        CHECK(weight_is("sb-c", "100") && cpu_order_first(o) == NULL);
+        CHECK(weight_is("sb-c", "25") && !cpu_order_leads(&c));
         /* A new run behind two long ones leads at once. */
         empty_all();
         cpu_order_add(o, &d, cg[3]);
-        CHECK(weight_is("sb-d", "800") && weight_is("sb-b", "") && weight_is("sb-c", "") && cpu_order_first(o) == &d);
+        CHECK(weight_is("sb-d", "800") && weight_is("sb-b", "") && weight_is("sb-c", "") && cpu_order_leads(&d));
         empty_all();
         cpu_order_remove(o, &c);
         cpu_order_remove(o, &b);
-        CHECK(weight_is("sb-c", "1") && weight_is("sb-b", "1") && weight_is("sb-d", "") && cpu_order_first(o) == &d);
+        CHECK(weight_is("sb-c", "1") && weight_is("sb-b", "1") && weight_is("sb-d", "") && cpu_order_leads(&d));
         cpu_order_remove(o, &d);
-        CHECK(weight_is("sb-d", "1") && cpu_order_first(o) == NULL);
+        CHECK(weight_is("sb-d", "1") && !cpu_order_leads(&d));
 
         /* Freed with a run still listed: the entry is forgotten, its cgroup left as it is. */
         cpu_order_add(o, &a, cg[0]);
         empty_all();
         cpu_order_free(o);
         CHECK(!a.listed && weight_is("sb-a", ""));
+
+        /* One core: one leader; the second run waits behind it and leads when it ends. */
+        CHECK(cpu_order_new(e, LEAD_USEC, 1, &o) == 0);
+        empty_all();
+        cpu_order_add(o, &c, cg[2]);
+        cpu_order_add(o, &d, cg[3]);
+        CHECK(weight_is("sb-c", "800") && weight_is("sb-d", "25") && cpu_order_leads(&c) && !cpu_order_leads(&d));
+        empty_all();
+        cpu_order_remove(o, &c);
+        CHECK(weight_is("sb-c", "1") && weight_is("sb-d", "800") && cpu_order_leads(&d));
+        cpu_order_remove(o, &d);
+        cpu_order_free(o);
 
         for (size_t i = 0; i < 4; i++)
                 cgroup_destroy(cg[i]);
