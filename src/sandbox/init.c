@@ -146,16 +146,22 @@ static int mount_tmpfs(const char *where, unsigned long flags, const char *base_
         return RET_NERRNO(mount("tmpfs", where, "tmpfs", flags, opts));
 }
 
-static int mount_sandbox(uint64_t size) {
-        return mount_tmpfs("/sandbox", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000", size);
-}
+/* The writable mounts a run can leave something in: each a tmpfs of its own. */
+enum { VOL_SANDBOX, VOL_TMP, VOL_SHM, _VOL_MAX };
+static const struct {
+        const char *path;
+        unsigned long flags;
+        const char *opts;
+} vol[_VOL_MAX] = {
+        [VOL_SANDBOX] = { "/sandbox", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000" },
+        [VOL_TMP] = { "/tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777" },
+        [VOL_SHM] = { "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777" },
+};
+#define SHM_BYTES (UINT64_C(64) << 20)
 
-static int mount_tmp(uint64_t size) {
-        return mount_tmpfs("/tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", size);
-}
-
-static int mount_shm(void) {
-        return mount_tmpfs("/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", UINT64_C(64) << 20);
+/* relative: below the new root's directory while setup_root() builds it, else absolute. */
+static int mount_vol(size_t i, uint64_t size, bool relative) {
+        return mount_tmpfs(vol[i].path + relative, vol[i].flags, vol[i].opts, size);
 }
 
 static int write_text(const char *path, const char *text) {
@@ -196,7 +202,7 @@ static int setup_dev(void) {
                 return -errno;
         if (mkdir("dev/shm", 01777) < 0)
                 return -errno;
-        r = RET_NERRNO(mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=67108864"));
+        r = mount_vol(VOL_SHM, SHM_BYTES, true);
         if (r < 0)
                 return r;
         return RET_NERRNO(mount(NULL, "dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"));
@@ -307,9 +313,9 @@ static void setup_root(const InitParams *p) {
                 fail(r, "populate /dev");
         if (mkdir("sandbox", 0755) < 0 || mkdir("tmp", 01777) < 0 || mkdir("root", 0700) < 0)
                 fail(errno, "mkdir");
-        if (mount_tmpfs("sandbox", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000", p->sandbox_bytes) < 0)
+        if (mount_vol(VOL_SANDBOX, p->sandbox_bytes, true) < 0)
                 fail(errno, "mount /sandbox");
-        if (mount_tmpfs("tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777", p->tmp_bytes) < 0)
+        if (mount_vol(VOL_TMP, p->tmp_bytes, true) < 0)
                 fail(errno, "mount /tmp");
         if (p->image_target) {
                 /* The daemon made it read-only, nosuid and nodev before handing it over. */
@@ -354,49 +360,47 @@ static void kill_all(void) {
         }
 }
 
-static int resize(const char *where, uint64_t size, bool noexec) {
+static int resize(size_t i, uint64_t size) {
         char opts[64];
         snprintf(opts, sizeof(opts), "size=%llu", (unsigned long long) size);
-        return RET_NERRNO(mount(NULL, where, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (noexec ? MS_NOEXEC : 0), opts));
+        return RET_NERRNO(mount(NULL, vol[i].path, NULL, MS_REMOUNT | vol[i].flags, opts));
 }
 
-/* The writable mounts a run can leave something in, and how each looked when it was new. */
-enum { VOL_SANDBOX, VOL_TMP, VOL_SHM, _VOL_MAX };
-static const char *const vol_path[_VOL_MAX] = { "/sandbox", "/tmp", "/dev/shm" };
+/* How each writable mount looked when it was new. */
 static TmpfsState vol_state[_VOL_MAX];
 static bool vol_reliable;
 
 static void vol_take_states(void) {
         for (size_t i = 0; i < _VOL_MAX; i++)
-                if (!vol_reliable || tmpfs_state_take(vol_path[i], &vol_state[i]) < 0)
+                if (!vol_reliable || tmpfs_state_take(vol[i].path, &vol_state[i]) < 0)
                         vol_state[i].valid = false;
 }
 
 /* Each writable mount as the next user must find it: a fresh tmpfs of the right size. One no
  * run touched (tmpfs-state.h) is already that and stays; the others are replaced. */
 static int reset_mounts(uint64_t sandbox_bytes, uint64_t tmp_bytes) {
-        const uint64_t want[_VOL_MAX] = { sandbox_bytes, tmp_bytes, UINT64_C(64) << 20 };
+        const uint64_t want[_VOL_MAX] = { sandbox_bytes, tmp_bytes, SHM_BYTES };
         uint64_t *cur[_VOL_MAX] = { &cur_sandbox_bytes, &cur_tmp_bytes, NULL };
         int r;
 
         for (size_t i = 0; i < _VOL_MAX; i++) {
-                if (tmpfs_state_untouched(vol_path[i], &vol_state[i])) {
+                if (tmpfs_state_untouched(vol[i].path, &vol_state[i])) {
                         if (cur[i] && *cur[i] != want[i]) {
-                                r = resize(vol_path[i], want[i], i != VOL_SANDBOX);
+                                r = resize(i, want[i]);
                                 if (r < 0)
                                         return r;
                                 *cur[i] = want[i];
                         }
                         continue;
                 }
-                if (umount2(vol_path[i], MNT_DETACH) < 0)
+                if (umount2(vol[i].path, MNT_DETACH) < 0)
                         return -errno;
-                r = i == VOL_SANDBOX ? mount_sandbox(want[i]) : i == VOL_TMP ? mount_tmp(want[i]) : mount_shm();
+                r = mount_vol(i, want[i], false);
                 if (r < 0)
                         return r;
                 if (cur[i])
                         *cur[i] = want[i];
-                if (!vol_reliable || tmpfs_state_take(vol_path[i], &vol_state[i]) < 0)
+                if (!vol_reliable || tmpfs_state_take(vol[i].path, &vol_state[i]) < 0)
                         vol_state[i].valid = false;
         }
         return 0;
@@ -550,12 +554,12 @@ static void run_spec(char *blob, size_t size, const int io[3], const SeccompProg
         }
 
         if (h.sandbox_bytes != cur_sandbox_bytes) {
-                r = resize("/sandbox", h.sandbox_bytes, false);
+                r = resize(VOL_SANDBOX, h.sandbox_bytes);
                 if (r >= 0)
                         cur_sandbox_bytes = h.sandbox_bytes;
         }
         if (r >= 0 && h.tmp_bytes != cur_tmp_bytes) {
-                r = resize("/tmp", h.tmp_bytes, true);
+                r = resize(VOL_TMP, h.tmp_bytes);
                 if (r >= 0)
                         cur_tmp_bytes = h.tmp_bytes;
         }
