@@ -465,6 +465,27 @@ class ReusedMounts(DaemonTestCase):
         for i, s in enumerate(seen[1:], 1):
             self.assertEqual(s, seen[0], f"run {i} (in {ids[i]}, after a run in {ids[i - 1]}) found another state")
 
+    def test_the_mounts_keep_their_flags_and_sizes(self):
+        # Mounted at the start, kept or mounted again at a clean, resized for a run: /sandbox
+        # nosuid and nodev, /tmp and /dev/shm noexec too, each with the size the run asked for.
+        show = ("awk '$5 == \"/sandbox\" || $5 == \"/tmp\" || $5 == \"/dev/shm\" "
+                "{ n = split($6, o, \",\"); f = \"\"; for (i = 1; i <= n; i++) if (o[i] ~ /^no(suid|dev|exec)$/) f = f o[i] \" \"; "
+                "print $5, f, $NF }' /proc/self/mountinfo; df -k --output=target,size /sandbox /tmp /dev/shm | tail -n +2")
+        ids = []
+        for i, opts in enumerate([{}, {"sandboxSize": "8m", "tmpSize": "4m"}, {}, {"sandboxSize": "8m"}]):
+            res = self.daemon.execute({"cmd": show + (" ; touch /tmp/t /dev/shm/s" if i == 1 else "")}, opts)
+            self.assertEqual(res["exitCode"], 0, res)
+            ids.append(res["containerId"])
+            lines = res["stdout"].splitlines()
+            flags = {l.split()[0]: set(l.split()[1:-1]) for l in lines[:3]}
+            sizes = {l.split()[0]: int(l.split()[1]) for l in lines[3:]}
+            self.assertEqual(flags, {"/sandbox": {"nosuid", "nodev"}, "/tmp": {"nosuid", "nodev", "noexec"},
+                                     "/dev/shm": {"nosuid", "nodev", "noexec"}}, (i, res["stdout"]))
+            self.assertEqual(sizes["/sandbox"], 8192 if "sandboxSize" in opts else 512 * 1024, (i, res["stdout"]))
+            self.assertEqual(sizes["/tmp"], 4096 if "tmpSize" in opts else 256 * 1024, (i, res["stdout"]))
+            self.assertEqual(sizes["/dev/shm"], 64 * 1024, (i, res["stdout"]))
+        self.assertLess(len(set(ids)), len(ids), "the pool never reused a sandbox")
+
     def test_a_file_without_a_name_is_seen_too(self):
         # O_TMPFILE makes a file without touching the directory, and once closed it leaves
         # nothing but the inode counter moved on, which the next user's first file would show.
