@@ -817,6 +817,8 @@ static int write_request_files(Execution *e) {
         return plan_writes(e);
 }
 
+static void start_run(void *userdata);
+
 static void sandbox_acquired(Execution *e) {
         int r;
 
@@ -830,8 +832,16 @@ static void sandbox_acquired(Execution *e) {
                 return;
         }
         cgroup_reset_counters(sandbox_cgroup(e->sb));
-        if (e->ctx.cpu_order)
-                cpu_order_add(e->ctx.cpu_order, &e->cpu_entry, sandbox_cgroup(e->sb));
+        if (e->ctx.cpu_order && cpu_order_add(e->ctx.cpu_order, &e->cpu_entry, sandbox_cgroup(e->sb), start_run, e) == 0)
+                return;
+        start_run(e);
+}
+
+/* The run's turn to start (core/cpu-order.h): its files, then its first phase. */
+static void start_run(void *userdata) {
+        Execution *e = userdata;
+        int r;
+
         /* Event counters only move while a program runs: the last run's final figures are
          * this run's baseline, so nothing needs reading here. */
         cgroup_event_baseline(sandbox_cgroup(e->sb), &e->base_oom, &e->base_pids);

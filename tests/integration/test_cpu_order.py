@@ -3,7 +3,7 @@
 """The oldest runs first (src/core/cpu-order.c), on the real cgroup hierarchy: the oldest running
 sandboxes, one per core the daemon may use, get the larger CPU weight until they end or their
 lead (cpuLeadMs) is over, the others the normal one, and a sandbox between runs the small one, so
-that its clean never takes CPU a run could use. v1 cpu.shares are read as v2 weights (1024 is
+that its clean never takes CPU a run could use; two runs per core may be starting at once. v1 cpu.shares are read as v2 weights (1024 is
 100). OldestRunFirst starts its daemon on one core (one leader); TwoCores on two."""
 
 import glob
@@ -77,7 +77,9 @@ class OnCores(DaemonTestCase):
 
 
 class OldestRunFirst(OnCores):
-    config = {"cpuLeadMs": LEAD_MS, "poolSize": {"clean": 3, "dirty": 1}}
+    # Room for every used sandbox to stay warm (clean + dirty): else one built ahead while two
+    # ran makes a used one surplus, and it is destroyed instead of cleaned (no weight to read).
+    config = {"cpuLeadMs": LEAD_MS, "poolSize": {"clean": 3, "dirty": 3}}
 
     def start(self, code):
         box = {}
@@ -144,9 +146,41 @@ class OldestRunFirst(OnCores):
         self.assertEqual(self.daemon.request("DELETE", "/session/cpu-order").status, 200)
 
 
+class PacedStarts(OnCores):
+    """One core: two runs may be in their first 25 ms at once; the others wait, in order."""
+    config = {"poolSize": {"clean": 8, "dirty": 1}}
+
+    def test_starts_are_paced(self):
+        # Eight runs come at once to a warm pool; all sleep past 25 ms. They start two by two,
+        # 25 ms apart: the last two 75 ms after the first two's start was counted. Measured by
+        # the programs' first words: 100-120 ms from the first to the last; started at once (no
+        # pacing), the eight spread over 42-60 ms on this machine's one core.
+        deadline = time.monotonic() + 20
+        while self.daemon.get("/queue/status").json()["pool"]["ready"] < 8:
+            self.assertLess(time.monotonic(), deadline, "the pool never had 8 sandboxes ready")
+            time.sleep(0.05)
+        n = 8
+        barrier = threading.Barrier(n)
+        boxes = [{} for _ in range(n)]
+
+        def go(box):
+            barrier.wait()
+            box["res"] = self.run_code("date +%s%N; sleep 0.5", "bash")
+        threads = [threading.Thread(target=go, args=(b,)) for b in boxes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for b in boxes:
+            self.assertEqual(b["res"]["exitCode"], 0, b)
+        starts = sorted(int(b["res"]["stdout"]) / 1e6 for b in boxes)
+        spread = [round(t - starts[0], 1) for t in starts]
+        self.assertGreaterEqual(spread[-1], 80, f"the runs did not wait for their turn to start: {spread}")
+
+
 class TwoCores(OnCores):
     cores = 2
-    config = {"cpuLeadMs": LEAD_MS, "poolSize": {"clean": 4, "dirty": 1}}
+    config = {"cpuLeadMs": LEAD_MS, "poolSize": {"clean": 4, "dirty": 4}}
 
     def test_the_two_oldest_lead(self):
         pid = self.daemon.pid()

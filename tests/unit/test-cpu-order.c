@@ -15,6 +15,7 @@
 #include "tap.h"
 
 #define LEAD_USEC (300 * USEC_PER_MSEC)
+#define YOUNG_USEC (100 * USEC_PER_MSEC)
 
 static char root[256];
 static const char *const names[] = { "sb-a", "sb-b", "sb-c", "sb-d" };
@@ -47,6 +48,26 @@ static bool weight_is(const char *name, const char *want) {
         return ok;
 }
 
+/* The starts of waiting runs, in the order they were called. */
+static CpuOrderEntry *started[8];
+static uint64_t started_at[8];
+static size_t n_started;
+static CpuOrder *order;
+
+static void on_start(void *userdata) {
+        CpuOrderEntry *e = userdata;
+        if (n_started < ELEMENTSOF(started)) {
+                started_at[n_started] = now_usec(CLOCK_MONOTONIC);
+                started[n_started++] = e;
+        }
+}
+
+/* A run that fails as it starts: it leaves the line from inside its own start. */
+static void on_start_fail(void *userdata) {
+        on_start(userdata);
+        cpu_order_remove(order, userdata);
+}
+
 static void run_until(sd_event *e, uint64_t t) {
         for (uint64_t now; (now = now_usec(CLOCK_MONOTONIC)) < t;)
                 (void) sd_event_run(e, t - now);
@@ -75,21 +96,21 @@ int main(void) {
         for (size_t i = 0; i < 4; i++)
                 CHECK(cgroup_create(m, names[i], &cg[i]) == 0);
         CHECK(sd_event_new(&e) >= 0);
-        CHECK(cpu_order_new(e, LEAD_USEC, 2, &o) == 0);
+        CHECK(cpu_order_new(e, LEAD_USEC, 2, 0, 0, &o) == 0);
         t0 = now_usec(CLOCK_MONOTONIC);
 
         /* Two cores, two leaders: the first two runs lead, the third runs at the normal weight
          * behind them. */
         empty_all();
-        cpu_order_add(o, &a, cg[0]);
+        CHECK(cpu_order_add(o, &a, cg[0], NULL, NULL) == 1);
         CHECK(weight_is("sb-a", "800") && cpu_order_leads(&a));
         empty_all();
-        cpu_order_add(o, &b, cg[1]);
+        CHECK(cpu_order_add(o, &b, cg[1], NULL, NULL) == 1);
         CHECK(weight_is("sb-b", "800") && weight_is("sb-a", "") && cpu_order_leads(&a) && cpu_order_leads(&b));
 
         run_until(e, t0 + LEAD_USEC / 3);
         empty_all();
-        cpu_order_add(o, &c, cg[2]);
+        CHECK(cpu_order_add(o, &c, cg[2], NULL, NULL) == 1);
         CHECK(weight_is("sb-c", "25") && weight_is("sb-a", "") && weight_is("sb-b", "") && !cpu_order_leads(&c));
         /* A leader ends: its sandbox gets the idle weight (its clean must not take CPU from a
          * run), the next oldest takes its place; nothing else is written. */
@@ -112,7 +133,7 @@ int main(void) {
         CHECK(weight_is("sb-c", "25") && !cpu_order_leads(&c));
         /* A new run behind two long ones leads at once. */
         empty_all();
-        cpu_order_add(o, &d, cg[3]);
+        CHECK(cpu_order_add(o, &d, cg[3], NULL, NULL) == 1);
         CHECK(weight_is("sb-d", "800") && weight_is("sb-b", "") && weight_is("sb-c", "") && cpu_order_leads(&d));
         empty_all();
         cpu_order_remove(o, &c);
@@ -122,22 +143,68 @@ int main(void) {
         CHECK(weight_is("sb-d", "1") && !cpu_order_leads(&d));
 
         /* Freed with a run still listed: the entry is forgotten, its cgroup left as it is. */
-        cpu_order_add(o, &a, cg[0]);
+        CHECK(cpu_order_add(o, &a, cg[0], NULL, NULL) == 1);
         empty_all();
         cpu_order_free(o);
         CHECK(!a.listed && weight_is("sb-a", ""));
 
         /* One core: one leader; the second run waits behind it and leads when it ends. */
-        CHECK(cpu_order_new(e, LEAD_USEC, 1, &o) == 0);
+        CHECK(cpu_order_new(e, LEAD_USEC, 1, 0, 0, &o) == 0);
         empty_all();
-        cpu_order_add(o, &c, cg[2]);
-        cpu_order_add(o, &d, cg[3]);
+        CHECK(cpu_order_add(o, &c, cg[2], NULL, NULL) == 1);
+        CHECK(cpu_order_add(o, &d, cg[3], NULL, NULL) == 1);
         CHECK(weight_is("sb-c", "800") && weight_is("sb-d", "25") && cpu_order_leads(&c) && !cpu_order_leads(&d));
         empty_all();
         cpu_order_remove(o, &c);
         CHECK(weight_is("sb-c", "1") && weight_is("sb-d", "800") && cpu_order_leads(&d));
         cpu_order_remove(o, &d);
         cpu_order_free(o);
+
+        /* Paced starts: two may be young (in their first YOUNG_USEC) at once. */
+        CHECK(cpu_order_new(e, LEAD_USEC, 1, YOUNG_USEC, 2, &o) == 0);
+        order = o;
+        empty_all();
+        t0 = now_usec(CLOCK_MONOTONIC);
+        CHECK(cpu_order_add(o, &a, cg[0], on_start, &a) == 1);
+        CHECK(cpu_order_add(o, &b, cg[1], on_start, &b) == 1);
+        /* The third waits: not listed, its weight untouched, its start not called yet. */
+        CHECK(cpu_order_add(o, &c, cg[2], on_start, &c) == 0);
+        CHECK(c.waiting && !c.listed && weight_is("sb-c", "") && n_started == 0);
+        /* So does the fourth, behind it even once a start is free (the order they came). */
+        CHECK(cpu_order_add(o, &d, cg[3], on_start, &d) == 0);
+        /* A young run ends: the first waiting one starts at once, and leads no one (a leads). */
+        cpu_order_remove(o, &b);
+        CHECK(n_started == 1 && started[0] == &c && c.listed && !c.waiting && weight_is("sb-c", "25"));
+        /* d waits until a is no longer young, then starts from the timer. */
+        run_until(e, t0 + YOUNG_USEC / 2);
+        CHECK(n_started == 1 && d.waiting);
+        run_until(e, t0 + YOUNG_USEC + YOUNG_USEC / 2);
+        CHECK(n_started == 2 && started[1] == &d && d.listed && started_at[1] >= t0 + YOUNG_USEC);
+        /* A waiting run that goes away is never started. */
+        cpu_order_remove(o, &a);
+        cpu_order_remove(o, &c);
+        cpu_order_remove(o, &d);
+        CHECK(cpu_order_add(o, &a, cg[0], on_start, &a) == 1);
+        CHECK(cpu_order_add(o, &b, cg[1], on_start, &b) == 1);
+        CHECK(cpu_order_add(o, &c, cg[2], on_start_fail, &c) == 0);
+        CHECK(cpu_order_add(o, &d, cg[3], on_start, &d) == 0);
+        cpu_order_remove(o, &d);
+        CHECK(!d.waiting && !d.listed);
+        /* One that fails in its start leaves the line, and the next waiting one starts. */
+        CHECK(cpu_order_add(o, &d, cg[3], on_start, &d) == 0);
+        n_started = 0;
+        cpu_order_remove(o, &a);
+        CHECK(n_started == 2 && started[0] == &c && started[1] == &d && !c.listed && d.listed);
+        run_until(e, now_usec(CLOCK_MONOTONIC) + YOUNG_USEC * 2);
+        CHECK(n_started == 2);
+        /* Freed with a run waiting: forgotten, never started. */
+        cpu_order_remove(o, &b);
+        cpu_order_remove(o, &d);
+        CHECK(cpu_order_add(o, &a, cg[0], on_start, &a) == 1);
+        CHECK(cpu_order_add(o, &b, cg[1], on_start, &b) == 1);
+        CHECK(cpu_order_add(o, &c, cg[2], on_start, &c) == 0);
+        cpu_order_free(o);
+        CHECK(!c.waiting && !c.listed && n_started == 2);
 
         for (size_t i = 0; i < 4; i++)
                 cgroup_destroy(cg[i]);
