@@ -532,6 +532,35 @@ class ReusedMounts(DaemonTestCase):
                 self.assertEqual(before["/tmp"], after["/tmp"], (i, j))
 
 
+class WritableRoot(DaemonTestCase):
+    # A server that turns readonlyRootFs off: the root is a writable tmpfs, but owned by the
+    # sandbox's root, so the program (uid 1000) still writes only where every run may, and the
+    # next run in the same sandbox finds nothing of it.
+    config = {"defaults": {"readonlyRootFs": False}, "poolStrategy": "fast", "poolSize": {"clean": 1, "dirty": 1},
+              "maxConcurrent": 1}
+
+    PROBE = r"""
+grep -q ' / / rw,' /proc/self/mountinfo && echo ROOT_RW
+find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /sandbox -o -path /tmp \) -prune -o -writable -print 2>/dev/null
+for d in / /etc /var /run /usr /home /root /opt /mnt /srv; do touch "$d/.left" 2>/dev/null && echo "WROTE $d"; done
+ls -a / /etc /var | md5sum
+"""
+
+    def test_the_program_cannot_write_to_the_root(self):
+        seen, ids = [], []
+        for _ in range(3):
+            res = self.daemon.execute({"code": self.PROBE, "runtime": "bash"})
+            self.assertEqual(res["exitCode"], 0, res)
+            seen.append(res["stdout"])
+            ids.append(res["containerId"])
+        self.assertLess(len(set(ids)), len(ids), "the pool never reused a sandbox")
+        lines = seen[0].splitlines()
+        self.assertEqual(lines[0], "ROOT_RW", f"the root is not writable at all, the test proves nothing: {seen[0]}")
+        self.assertEqual(len(lines), 2, f"the program could write outside its mounts: {seen[0]}")
+        for s in seen[1:]:
+            self.assertEqual(s, seen[0])
+
+
 class Inotify(DaemonTestCase):
     config = {"poolSize": 1}
 
