@@ -74,9 +74,11 @@ static unsigned pool_cap(Pool *p) {
 }
 
 /* How many warm sandboxes the demand asks for now (never below the floor, and one more in the
- * making for every run that waits). */
+ * making for every run that waits). The headroom above the demand is at least the floor: while
+ * the demand's runs hold sandboxes, `clean` more stay ready beside them, and a pool that kept
+ * fewer between bursts would build one for every burst and destroy a used one after it. */
 static unsigned want_warm(Pool *p) {
-        unsigned total = p->demand > 0 ? MIN(p->demand + POOL_HEADROOM, pool_cap(p)) : 0;
+        unsigned total = p->demand > 0 ? MIN(p->demand + MAX(POOL_HEADROOM, p->config.clean), pool_cap(p)) : 0;
         unsigned w = total > p->in_use ? total - p->in_use : 0;
         return MAX(w, p->config.clean + p->n_waiters);
 }

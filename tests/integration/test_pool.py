@@ -4,6 +4,7 @@
 
 import os
 import sys
+import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,6 +88,28 @@ class DemandPool(DaemonTestCase):
         self.assertGreaterEqual(pool["demand"], 4, pool)
         self.assertGreater(pool["buildMs"], 0, pool)
         self.assertGreater(pool["cleanMs"], 0, pool)
+
+
+class FloorBesideBursts(DaemonTestCase):
+    # A floor of 3 ready sandboxes and bursts of two runs: while the two run, three stay ready
+    # beside them (five in all), and between bursts the pool keeps the five, so the next burst
+    # builds nothing. It used to keep four: every burst built one and destroyed a used one.
+    config = {"poolSize": {"clean": 3, "dirty": 1}}
+
+    def test_bursts_reuse_without_building(self):
+        status = lambda: self.daemon.get("/queue/status").json()["pool"]  # noqa: E731
+        for _ in range(5):
+            with ThreadPoolExecutor(2) as ex:
+                codes = list(ex.map(lambda _: self.daemon.execute({"cmd": "sleep 0.3"})["exitCode"], range(2)))
+            self.assertEqual(codes, [0, 0])
+            deadline = time.monotonic() + 10
+            while status()["cleaning"] or status()["building"]:
+                self.assertLess(time.monotonic(), deadline, status())
+                time.sleep(0.02)
+        pool = status()
+        self.assertEqual(pool["destroyed"], 0, pool)
+        self.assertLessEqual(pool["built"], 5, pool)
+        self.assertGreaterEqual(pool["cleaned"], 10, pool)
 
 
 class SecurePool(DaemonTestCase):
