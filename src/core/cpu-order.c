@@ -10,7 +10,7 @@
 
 struct CpuOrder {
         sd_event *event;
-        sd_event_source *timer;     /* when the leading run's time in the lead is up */
+        sd_event_source *timer;     /* when the first leader's lead is up, or (runs waiting) the oldest young run ages */
         uint64_t first_usec;
         unsigned leaders;
         uint64_t young_usec;
@@ -27,6 +27,7 @@ static void set_weight(CpuOrderEntry *e, unsigned w) {
         e->weight = w;
 }
 
+/* The runs in their first young_usec, and the oldest of them (the next to age). */
 static unsigned count_young(CpuOrder *o, uint64_t now, CpuOrderEntry **ret_oldest) {
         unsigned n = 0;
         *ret_oldest = NULL;

@@ -57,7 +57,8 @@ int cpu_order_new(sd_event *event, uint64_t first_usec, unsigned leaders, uint64
 CpuOrder *cpu_order_free(CpuOrder *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CpuOrder *, cpu_order_free);
 /* A run is about to start in cg. 1: it may, and joins the end of the line. 0: it waits, and
- * start(userdata) is called when it joins the line. */
+ * start(userdata) is called when it joins the line (at once, before this returns, if the runs
+ * waiting before it may start too). */
 int cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg, CpuOrderStartFn start, void *userdata);
 /* The run is over: its sandbox gets the idle weight, the next run may take the lead. A no-op
  * for an entry not listed. */
