@@ -101,6 +101,7 @@ static const ConfigKey config_keys[] = {
         { "agent.image",                    CT_STRING, F(agent_image) },
         { "drainTimeoutMs",                 CT_U64,    F(drain_timeout_ms) },
         { "cpuLeadMs",                      CT_U64,    F(cpu_lead_ms) },
+        { "cpuStartMs",                     CT_U64,    F(cpu_start_ms) },
         { "cluster",                        CT_OBJECT, 0 },
         { "cluster.nodeId",                 CT_STRING, F(cluster_node_id) },
         { "cluster.advertiseUrl",           CT_STRING, F(cluster_advertise_url) },
@@ -204,6 +205,7 @@ void config_init(Config *c) {
                 .images_build_memory = UINT64_C(2) << 30,
                 .agent_image = xstrdup("agent"),
                 .cpu_lead_ms = 100,
+                .cpu_start_ms = 15,
                 .cluster_heartbeat_ms = 1000,
                 .cluster_dead_after_ms = 5000,
                 .cluster_lost_ttl_ms = 3600000,
@@ -556,6 +558,8 @@ static int config_validate(Config *c, char **ret_error) {
                 return fail(ret_error, "remoteCode.fetchTimeoutMs", "must be at least 1");
         if (c->cpu_lead_ms > 60000)
                 return fail(ret_error, "cpuLeadMs", "must be at most 60000 (0 turns the oldest-run-first order off)");
+        if (c->cpu_start_ms > 60000)
+                return fail(ret_error, "cpuStartMs", "must be at most 60000 (0 lets every run start at once)");
         if (!streq(c->security_seccomp, "strict") && !streq(c->security_seccomp, "unconfined"))
                 return fail(ret_error, "security.seccomp", "must be \"strict\" or \"unconfined\"");
         /* The server's default for runs that do not say (a request may only tighten it unless

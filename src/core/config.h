@@ -65,6 +65,7 @@ typedef struct Config {
         uint64_t cluster_lost_ttl_ms;       /* lost sessions answer 410 this long */
         uint64_t drain_timeout_ms;          /* SIGTERM drains (running work finishes) this long; 0: cancels at once */
         uint64_t cpu_lead_ms;               /* the oldest run's lead on the CPU (core/cpu-order.h); 0: none */
+        uint64_t cpu_start_ms;              /* how long a run counts as starting (core/cpu-order.h); 0: no pacing */
         char *security_seccomp;
         char **security_allowed_networks;
         bool security_allow_client_seccomp_change;

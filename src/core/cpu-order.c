@@ -32,7 +32,7 @@ static unsigned count_young(CpuOrder *o, uint64_t now, CpuOrderEntry **ret_oldes
         unsigned n = 0;
         *ret_oldest = NULL;
         for (CpuOrderEntry *e = o->head; e; e = e->next)
-                if (e->started_usec + o->young_usec > now && n++ == 0)
+                if (!e->ended && e->started_usec + o->young_usec > now && n++ == 0)
                         *ret_oldest = e;
         return n;
 }
@@ -184,6 +184,14 @@ void cpu_order_remove(CpuOrder *o, CpuOrderEntry *e) {
         cgroup_set_cpu_weight(e->cgroup, CPU_WEIGHT_IDLE);
         *e = (CpuOrderEntry) {};
         pick(o);
+}
+
+void cpu_order_program_ended(CpuOrder *o, CpuOrderEntry *e) {
+        if (!e->listed || e->ended)
+                return;
+        e->ended = true;
+        if (o->wait_head)
+                pick(o);
 }
 
 bool cpu_order_leads(const CpuOrderEntry *e) {

@@ -7,7 +7,6 @@
 
 #include "sandbox/cgroup.h"
 #include "shared/macro.h"
-#include "shared/time-util.h"
 
 /* The CPU among running sandboxes: the oldest runs first. With more runs than cores the kernel
  * shares the CPU out evenly, and on two cores its unevenness made the slowest 1% of short runs
@@ -19,18 +18,18 @@
  * Weights only divide the CPU when it is contended; the CPU limits stay as they are. A long run
  * loses the lead after first_usec (config cpuLeadMs), so short runs are not kept behind it.
  *
- * Starts are paced too: at most `young_max` runs (two per core) may be in their first
- * `young_usec`; a run beyond them waits, in the order they came, until one of them ends or ages.
- * With eight clients on two cores every run started at once and the slowest 1% waited behind
- * the others' programs and inits (p99 29 ms); paced, they wait before starting, in order, and a
- * run once started is seldom preempted (p99 23 ms, the same runs per second; docs/performance.md).
- * A run that sleeps holds a start for at most young_usec. */
+ * Starts are paced too: at most `young_max` runs (three for every two cores) may be in their
+ * first `young_usec` (config cpuStartMs); a run beyond them waits, in the order they came, until
+ * one of them ends or ages. With eight clients on two cores every run started at once and the
+ * slowest 1% waited behind the others' programs and inits (p99 29 ms); paced, they wait before
+ * starting, in order, and a run once started is seldom preempted (p99 20 ms, the same runs per
+ * second; docs/performance.md). A run that sleeps holds a start for at most young_usec. */
 
 #define CPU_WEIGHT_FIRST 800u
 #define CPU_WEIGHT_RUN 25u
 #define CPU_WEIGHT_IDLE 1u
-#define CPU_STARTS_PER_CORE 2u
-#define CPU_START_USEC (25 * USEC_PER_MSEC)
+/* How many runs may be starting at once on so many cores: 2 on one, 3 on two, 6 on four. */
+#define CPU_STARTS(cores) ((cores) + ((cores) + 1) / 2)
 
 typedef struct CpuOrder CpuOrder;
 
@@ -47,6 +46,7 @@ typedef struct CpuOrderEntry {
         void *userdata;
         bool listed;                /* running */
         bool waiting;               /* not started yet */
+        bool ended;                 /* its program is over */
 } CpuOrderEntry;
 
 /* leaders: how many of the oldest runs lead at once (the cores the runs share; at least 1).
@@ -63,5 +63,8 @@ int cpu_order_add(CpuOrder *o, CpuOrderEntry *e, Cgroup *cg, CpuOrderStartFn sta
 /* The run is over: its sandbox gets the idle weight, the next run may take the lead. A no-op
  * for an entry not listed. */
 void cpu_order_remove(CpuOrder *o, CpuOrderEntry *e);
+/* The run's program has ended (the run waits for its answer now): it no longer counts as
+ * starting, and a waiting run may take its start. */
+void cpu_order_program_ended(CpuOrder *o, CpuOrderEntry *e);
 /* Whether the run has the lead now (for tests). */
 bool cpu_order_leads(const CpuOrderEntry *e);

@@ -736,6 +736,9 @@ static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *user
                 }
                 return;
         case SANDBOX_EXITED:
+                /* Its program is over: the run no longer takes one of the starts. */
+                if (e->ctx.cpu_order)
+                        cpu_order_program_ended(e->ctx.cpu_order, &e->cpu_entry);
                 program_ended(e, value);
                 return;
         case SANDBOX_WRITE_FAILED: {

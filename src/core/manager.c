@@ -493,8 +493,8 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 return r;
         if (m->serve && m->config.cpu_lead_ms > 0) {
                 unsigned cpus = usable_cpus();
-                r = cpu_order_new(m->event, m->config.cpu_lead_ms * USEC_PER_MSEC, cpus, CPU_START_USEC,
-                                  CPU_STARTS_PER_CORE * cpus, &m->cpu_order);
+                r = cpu_order_new(m->event, m->config.cpu_lead_ms * USEC_PER_MSEC, cpus,
+                                  m->config.cpu_start_ms * USEC_PER_MSEC, CPU_STARTS(cpus), &m->cpu_order);
                 if (r < 0)
                         return r;
         }

@@ -3,7 +3,7 @@
 """The oldest runs first (src/core/cpu-order.c), on the real cgroup hierarchy: the oldest running
 sandboxes, one per core the daemon may use, get the larger CPU weight until they end or their
 lead (cpuLeadMs) is over, the others the normal one, and a sandbox between runs the small one, so
-that its clean never takes CPU a run could use; two runs per core may be starting at once. v1 cpu.shares are read as v2 weights (1024 is
+that its clean never takes CPU a run could use; three runs per two cores may be starting at once. v1 cpu.shares are read as v2 weights (1024 is
 100). OldestRunFirst starts its daemon on one core (one leader); TwoCores on two."""
 
 import glob
@@ -146,36 +146,48 @@ class OldestRunFirst(OnCores):
         self.assertEqual(self.daemon.request("DELETE", "/session/cpu-order").status, 200)
 
 
+def starts_of(case, n, code="date +%s%N; sleep 1"):
+    """n runs sent at once to a warm pool: when each program began (ms), from the first."""
+    deadline = time.monotonic() + 20
+    while case.daemon.get("/queue/status").json()["pool"]["ready"] < n:
+        case.assertLess(time.monotonic(), deadline, f"the pool never had {n} sandboxes ready")
+        time.sleep(0.05)
+    barrier = threading.Barrier(n)
+    boxes = [{} for _ in range(n)]
+
+    def go(box):
+        barrier.wait()
+        box["res"] = case.run_code(code, "bash")
+    threads = [threading.Thread(target=go, args=(b,)) for b in boxes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for b in boxes:
+        case.assertEqual(b["res"]["exitCode"], 0, b)
+    starts = sorted(int(b["res"]["stdout"]) / 1e6 for b in boxes)
+    return [round(t - starts[0], 1) for t in starts]
+
+
 class PacedStarts(OnCores):
-    """One core: two runs may be in their first 25 ms at once; the others wait, in order."""
-    config = {"poolSize": {"clean": 8, "dirty": 1}}
+    """One core: two runs may be starting (in their first cpuStartMs) at once; the others wait,
+    in order, until one of them ends or ages. A long window makes the wait plain to see."""
+    config = {"cpuStartMs": 300, "poolSize": {"clean": 4, "dirty": 4}}
 
-    def test_starts_are_paced(self):
-        # Eight runs come at once to a warm pool; all sleep past 25 ms. They start two by two,
-        # 25 ms apart: the last two 75 ms after the first two's start was counted. Measured by
-        # the programs' first words: 100-120 ms from the first to the last; started at once (no
-        # pacing), the eight spread over 42-60 ms on this machine's one core.
-        deadline = time.monotonic() + 20
-        while self.daemon.get("/queue/status").json()["pool"]["ready"] < 8:
-            self.assertLess(time.monotonic(), deadline, "the pool never had 8 sandboxes ready")
-            time.sleep(0.05)
-        n = 8
-        barrier = threading.Barrier(n)
-        boxes = [{} for _ in range(n)]
+    def test_the_third_waits_until_a_start_ages(self):
+        spread = starts_of(self, 4)
+        self.assertLess(spread[1], 150, f"the second did not start at once: {spread}")
+        # Counted from the first's start, which its program prints a little later.
+        self.assertGreaterEqual(spread[2], 250, f"the third did not wait for a start to age: {spread}")
+        self.assertLess(spread[3], 600, f"the fourth waited for more than one window: {spread}")
 
-        def go(box):
-            barrier.wait()
-            box["res"] = self.run_code("date +%s%N; sleep 0.5", "bash")
-        threads = [threading.Thread(target=go, args=(b,)) for b in boxes]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for b in boxes:
-            self.assertEqual(b["res"]["exitCode"], 0, b)
-        starts = sorted(int(b["res"]["stdout"]) / 1e6 for b in boxes)
-        spread = [round(t - starts[0], 1) for t in starts]
-        self.assertGreaterEqual(spread[-1], 80, f"the runs did not wait for their turn to start: {spread}")
+
+class UnpacedStarts(OnCores):
+    config = {"cpuStartMs": 0, "poolSize": {"clean": 4, "dirty": 4}}
+
+    def test_all_start_at_once(self):
+        spread = starts_of(self, 4)
+        self.assertLess(spread[3], 200, f"runs waited to start with pacing off: {spread}")
 
 
 class TwoCores(OnCores):

@@ -85,6 +85,11 @@ int main(void) {
         config_init(&c);
         CHECK(c.cpu_lead_ms == 100);
         CHECK(load(&c, "{\"cpuLeadMs\": 0}", &err) == 0 && c.cpu_lead_ms == 0);
+        CHECK(load(&c, "{}", &err) == 0 && c.cpu_start_ms == 15);
+        CHECK(load(&c, "{\"cpuStartMs\": 0}", &err) == 0 && c.cpu_start_ms == 0);
+        CHECK(load(&c, "{\"cpuStartMs\": 300}", &err) == 0 && c.cpu_start_ms == 300);
+        CHECK(load(&c, "{\"cpuStartMs\": 60001}", &err) == -EINVAL && err_names(err, "cpuStartMs"));
+        CHECK(load(&c, "{\"cpuStartMs\": -1}", &err) == -EINVAL && err_names(err, "cpuStartMs"));
         CHECK(load(&c, "{\"cpuLeadMs\": 60001}", &err) == -EINVAL && err_names(err, "cpuLeadMs"));
         free(err);
         CHECK(load(&c, "{\"cpuLeadMs\": \"fast\"}", &err) == -EINVAL && err_names(err, "cpuLeadMs"));

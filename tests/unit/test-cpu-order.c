@@ -180,6 +180,17 @@ int main(void) {
         CHECK(n_started == 1 && d.waiting);
         run_until(e, t0 + YOUNG_USEC + YOUNG_USEC / 2);
         CHECK(n_started == 2 && started[1] == &d && d.listed && started_at[1] >= t0 + YOUNG_USEC);
+        /* A run whose program has ended gives its start up at once, though it is still listed
+         * (its answer is on the way) and keeps its weight. */
+        cpu_order_remove(o, &a);
+        CHECK(cpu_order_add(o, &a, cg[0], on_start, &a) == 1);   /* young now: d and a */
+        CHECK(cpu_order_add(o, &b, cg[1], on_start, &b) == 0);
+        empty_all();
+        cpu_order_program_ended(o, &d);
+        CHECK(n_started == 3 && started[2] == &b && b.listed && d.listed && d.ended && weight_is("sb-d", ""));
+        cpu_order_program_ended(o, &d);   /* again: nothing more */
+        CHECK(n_started == 3);
+        cpu_order_remove(o, &b);
         /* A waiting run that goes away is never started. */
         cpu_order_remove(o, &a);
         cpu_order_remove(o, &c);
