@@ -21,10 +21,11 @@
  * Starts are paced too: at most `young_max` runs (three for every two cores) may be in their
  * first `young_usec` (config cpuStartMs) with their program running; a run beyond them waits, in
  * the order they came, until one of them ends, its program exits or it ages (held until the
- * answer, a start left the CPUs idle while the daemon composed answers: 8% fewer runs/s). With eight clients on two cores every run started at once and the
- * slowest 1% waited behind the others' programs and inits (p99 29 ms); paced, they wait before
- * starting, in order, and a run once started is seldom preempted (p99 20 ms, the same runs per
- * second; docs/performance.md). A run that sleeps holds a start for at most young_usec. */
+ * answer, a start left the CPUs idle while the daemon composed answers: 8% fewer runs/s). With
+ * eight clients on two cores every run started at once and the slowest 1% waited behind the
+ * others' programs and inits (p99 29 ms); paced, they wait before starting, in order, and a run
+ * once started is seldom preempted (p99 20 ms, as many runs per second within this machine's
+ * noise; docs/performance.md). A run that sleeps holds a start for at most young_usec. */
 
 #define CPU_WEIGHT_FIRST 800u
 #define CPU_WEIGHT_RUN 25u
