@@ -89,7 +89,9 @@ int main(void) {
         CHECK(load(&c, "{\"cpuStartMs\": 0}", &err) == 0 && c.cpu_start_ms == 0);
         CHECK(load(&c, "{\"cpuStartMs\": 300}", &err) == 0 && c.cpu_start_ms == 300);
         CHECK(load(&c, "{\"cpuStartMs\": 60001}", &err) == -EINVAL && err_names(err, "cpuStartMs"));
+        free(err);
         CHECK(load(&c, "{\"cpuStartMs\": -1}", &err) == -EINVAL && err_names(err, "cpuStartMs"));
+        free(err);
         CHECK(load(&c, "{\"cpuLeadMs\": 60001}", &err) == -EINVAL && err_names(err, "cpuLeadMs"));
         free(err);
         CHECK(load(&c, "{\"cpuLeadMs\": \"fast\"}", &err) == -EINVAL && err_names(err, "cpuLeadMs"));
