@@ -25,6 +25,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:quarantine_size_mb=16 UBSAN_OPTIONS
         meson test -C build-asan --print-errorlogs --no-rebuild --num-processes 2 --suite unit --suite integration || status=1
 
 /usr/bin/python3 - build/meson-logs/testlog.junit.xml build-asan/meson-logs/testlog.junit.xml <<'PY' || status=1
+import json
 import sys
 import xml.etree.ElementTree as ET
 passed = failed = skipped = 0
@@ -35,13 +36,29 @@ for path in sys.argv[1:]:
         print(f"cannot read {path}: {e}", file=sys.stderr)
         failed += 1
         continue
-    for case in root.iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            failed += 1
-        elif case.find("skipped") is not None:
-            skipped += 1
-        else:
-            passed += 1
+    suites_failed = set()
+    for suite in root.iter("testsuite"):
+        for case in suite.iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed += 1
+                suites_failed.add(suite.get("name", ""))
+            elif case.find("skipped") is not None:
+                skipped += 1
+            else:
+                passed += 1
+    # A test whose every subtest passed can still fail as a whole (a leak found at exit, a crash
+    # after its last line, a timeout): meson's JSON log beside the JUnit one has its result.
+    try:
+        with open(path.replace("testlog.junit.xml", "testlog.json")) as f:
+            for line in f:
+                t = json.loads(line)
+                if t.get("result") not in ("OK", "SKIP", "EXPECTEDFAIL") and \
+                        not any(n.endswith(t.get("name", "")) for n in suites_failed):
+                    print(f"failed as a whole: {t.get('name')} ({t.get('result')})", file=sys.stderr)
+                    failed += 1
+    except (OSError, ValueError) as e:
+        print(f"cannot read the JSON log beside {path}: {e}", file=sys.stderr)
+        failed += 1
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or passed == 0 else 0)
 PY
