@@ -49,6 +49,7 @@ struct Execution {
         Buffer stdin_buf;
         size_t stdin_off;
         bool stdin_close_when_drained;
+        bool stdin_opened;          /* the program's stdin pipe was made (the code phase started) */
 
         sd_event_source *timeout_source;
         sd_event_source *grace_source;
@@ -259,8 +260,19 @@ static int on_stdin_ready(sd_event_source *s, int fd, uint32_t revents, void *us
 
 int execution_write_stdin(Execution *e, const char *data, size_t len) {
         int r;
-        if (e->stdin_fd < 0)
-                return -EPIPE;
+        if (e->stdin_fd < 0) {
+                /* Live stdin before the program's stdin exists (the run waits for a sandbox, for
+                 * its turn to start, or in its install or setup phase): kept for it, in order. */
+                if (e->stdin_opened || e->state == STATE_DONE || !e->cb.interactive_stdin)
+                        return -EPIPE;
+                if (len == 0) {
+                        e->stdin_close_when_drained = true;
+                        return 0;
+                }
+                if (e->stdin_buf.size + len > (16u << 20))
+                        return -ENOBUFS;
+                return buffer_append(&e->stdin_buf, data, len);
+        }
         if (len == 0) {
                 e->stdin_close_when_drained = true;
                 if (e->stdin_buf.size == e->stdin_off)
@@ -602,13 +614,25 @@ static int start_phase(Execution *e, ExecPhase phase) {
                         return r;
                 (void) sd_event_source_set_description(e->stdin_source, "run-stdin");
                 (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
+                /* request.stdin first, then the live input that came before the program. */
+                Buffer early = e->stdin_buf;
+                bool early_eof = e->stdin_close_when_drained;
+                e->stdin_buf = (Buffer) {};
+                e->stdin_close_when_drained = false;
+                e->stdin_opened = true;
+                r = 0;
                 if (e->req->stdin_data) {
                         r = execution_write_stdin(e, e->req->stdin_data, e->req->stdin_size);
                         if (r >= 0 && !e->cb.interactive_stdin)
                                 r = execution_write_stdin(e, NULL, 0);
-                        if (r < 0)
-                                return r;
                 }
+                if (r >= 0 && early.size > 0)
+                        r = execution_write_stdin(e, early.data, early.size);
+                if (r >= 0 && early_eof)
+                        r = execution_write_stdin(e, NULL, 0);
+                buffer_done(&early);
+                if (r < 0)
+                        return r;
         }
         e->phase_start_usec = now_usec(CLOCK_MONOTONIC);
         e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
@@ -646,7 +670,9 @@ static void phase_check_complete(Execution *e) {
                 return;
         e->timeout_source = sd_event_source_disable_unref(e->timeout_source);
         e->grace_source = sd_event_source_disable_unref(e->grace_source);
-        close_stdin(e);
+        /* An install or setup phase had no stdin: live input kept for the program stays. */
+        if (e->stdin_opened)
+                close_stdin(e);
         code = exit_code_of(e->wait_status, &sig);
 
         if ((e->phase == EXEC_PHASE_SETUP || e->phase == EXEC_PHASE_INSTALL) && !e->result.timed_out && code == 0) {
@@ -720,6 +746,12 @@ static void program_ended(Execution *e, int wait_status) {
 static void on_sandbox_event(Sandbox *sb, SandboxEvent ev, int value, void *userdata) {
         Execution *e = userdata;
 
+        if (e->state != STATE_RUNNING) {
+                /* Waiting for its turn to start: only its sandbox's end concerns it. */
+                if (ev == SANDBOX_DIED)
+                        fail(e, -ESRCH);
+                return;
+        }
         switch (ev) {
         case SANDBOX_STARTED:
                 if (value < 0) {
@@ -825,7 +857,8 @@ static void start_run(void *userdata);
 static void sandbox_acquired(Execution *e) {
         int r;
 
-        e->state = STATE_RUNNING;
+        /* Still STATE_ACQUIRING until its turn to start: a cancel ends it there, a signal finds
+         * no program, and no kill is sent to a program that is not there yet. */
         sandbox_set_handler(e->sb, on_sandbox_event, e);
         snprintf(e->result.container_id, sizeof(e->result.container_id), "%s", sandbox_id(e->sb));
         /* The init process counts against the pids limit too. */
@@ -845,6 +878,7 @@ static void start_run(void *userdata) {
         Execution *e = userdata;
         int r;
 
+        e->state = STATE_RUNNING;
         /* Event counters only move while a program runs: the last run's final figures are
          * this run's baseline, so nothing needs reading here. */
         cgroup_event_baseline(sandbox_cgroup(e->sb), &e->base_oom, &e->base_pids);

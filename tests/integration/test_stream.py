@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import websockets
@@ -446,6 +447,54 @@ class WebSocket(DaemonTestCase):
                    f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {MASTER}\r\n\r\n").encode())
         self.assertIn(b"426", s.recv(200))
         s.close()
+
+
+class WaitingToStart(DaemonTestCase):
+    # Every start taken by sleeping runs for 2 s (cpuStartMs): a run waits before its program.
+    config = {"poolSize": {"clean": 2, "dirty": 6}, "cpuStartMs": 2000}
+    run_ws, collect, connect, ws_run = WebSocket.run_ws, WebSocket.collect, WebSocket.connect, WebSocket.ws_run
+
+    def test_stdin_while_waiting_to_start(self):
+        # Live stdin sent while the run waits for its turn to start (cpuStartMs, here 2 s with
+        # every start taken by sleeping runs) reaches the program when it starts, in order.
+        n = len(os.sched_getaffinity(0))
+        busy = [threading.Thread(target=lambda: self.daemon.execute({"cmd": "sleep 2.5"})) for _ in range(n + (n + 1) // 2)]
+        for t in busy:
+            t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        events, _, _ = self.ws_run({"interactive": True, "request": {"cmd": "cat", "stdin": "first-", "timeoutMs": 10000}},
+                                   after=[{"type": "stdin", "data": "second"}, {"type": "stdin", "data": "", "eof": True}])
+        waited = time.monotonic() - t0
+        for t in busy:
+            t.join()
+        self.assertEqual("".join(e["data"] for e in events if e["type"] == "stdout"), "first-second", events)
+        self.assertEqual(events[-1], {"type": "exit", "data": "0", "phase": "code"})
+        self.assertGreater(waited, 1.0, "the run did not wait to start: the test proves nothing")
+
+
+    def test_cancelled_while_waiting_never_starts(self):
+        # A client that goes away while its run waits to start: the run ends there, its
+        # program never runs (it would hold its slot for 4 s).
+        n = len(os.sched_getaffinity(0))
+        busy = [threading.Thread(target=lambda: self.daemon.execute({"cmd": "sleep 2.5"})) for _ in range(n + (n + 1) // 2)]
+        for t in busy:
+            t.start()
+        time.sleep(0.5)
+
+        async def go():
+            async with self.connect() as ws:
+                await ws.send(json.dumps({"type": "execute", "request": {"cmd": "sleep 4", "timeoutMs": 10000}}))
+                await asyncio.sleep(0.3)
+        self.run_ws(go())
+        time.sleep(0.3)
+        current = self.daemon.get("/queue/status").json()["current"]
+        for t in busy:
+            t.join()
+        time.sleep(2.5)   # past the end of the pacing window the waiting run would have started in
+        status = self.daemon.get("/queue/status").json()
+        self.assertEqual(current, len(busy), status)
+        self.assertEqual(status["current"], 0, f"the cancelled run started after all: {status}")
 
 
 if __name__ == "__main__":
