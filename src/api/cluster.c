@@ -43,6 +43,19 @@ static void reply_deleted(HttpRequest *r) {
         (void) http_reply_json(r, MHD_HTTP_OK, o);
 }
 
+static void on_forgotten(int error, ClusterPlace place, const char *node, const char *url, const char *tenant,
+                         void *userdata) {
+        RouteWait *w = userdata;
+
+        w->call = NULL;
+        if (error < 0) {
+                log_warning("cluster: the session directory did not forget lost session %s: %s", w->id, strerror(-error));
+                (void) http_reply_error(w->r, MHD_HTTP_SERVICE_UNAVAILABLE, "Session directory unavailable");
+        } else
+                reply_deleted(w->r);
+        route_wait_free(w);
+}
+
 static void on_located(int error, ClusterPlace place, const char *node, const char *url, const char *tenant,
                        void *userdata) {
         RouteWait *w = userdata;
@@ -67,8 +80,12 @@ static void on_located(int error, ClusterPlace place, const char *node, const ch
                         (void) api_reply_outcome(r, k, NULL);
         } else if (place == CLUSTER_LOST) {
                 if (w->flags & API_ROUTE_DELETE) {
-                        cluster_forget(ctx->m->cluster, w->id, tenant, node);
-                        reply_deleted(r);
+                        /* Answered once the row is gone: the client's next request may reach
+                         * another server, which must find the id free. */
+                        k = cluster_forget(ctx->m->cluster, w->id, tenant, node, on_forgotten, w, &w->call);
+                        if (k >= 0)
+                                return;
+                        (void) http_reply_failure(r, k);
                 } else
                         (void) api_reply_outcome(r, OUTCOME_SESSION_LOST, NULL);
         } else {

@@ -298,6 +298,22 @@ static void call_free(ClusterCall *call) {
         free(call);
 }
 
+static ClusterCall *call_new(Cluster *c, const char *id, const char *tenant, ClusterLocateFn cb, void *userdata) {
+        ClusterCall *call = calloc(1, sizeof(ClusterCall));
+        if (!call)
+                return NULL;
+        call->cluster = c;
+        call->id = strdup(id);
+        call->tenant = strdup(tenant);
+        call->cb = cb;
+        call->userdata = userdata;
+        if (!call->id || !call->tenant) {
+                call_free(call);
+                return NULL;
+        }
+        return call;
+}
+
 static void call_answer(ClusterCall *call, int error, ClusterPlace place, const char *node, const char *url,
                         const char *tenant) {
         if (call->cb)
@@ -388,20 +404,11 @@ int cluster_locate(Cluster *c, const char *id, const char *tenant, bool any_tena
         ClusterCall *call;
         int r;
 
-        call = calloc(1, sizeof(ClusterCall));
+        call = call_new(c, id, tenant, cb, userdata);
         if (!call)
                 return -ENOMEM;
-        call->cluster = c;
-        call->id = strdup(id);
-        call->tenant = strdup(tenant);
         call->any_tenant = any_tenant;
         call->claim = claim_it;
-        call->cb = cb;
-        call->userdata = userdata;
-        if (!call->id || !call->tenant) {
-                call_free(call);
-                return -ENOMEM;
-        }
         r = lookup(call);
         if (r < 0) {
                 call_free(call);
@@ -438,11 +445,31 @@ void cluster_session_removed(Cluster *c, const char *id, const char *tenant) {
                         on_ignored, c);
 }
 
-void cluster_forget(Cluster *c, const char *id, const char *tenant, const char *node) {
+static void on_forgotten(int error, const DbResult *res, void *userdata) {
+        call_answer(userdata, MIN(error, 0), CLUSTER_NOWHERE, NULL, NULL, NULL);
+}
+
+int cluster_forget(Cluster *c, const char *id, const char *tenant, const char *node, ClusterLocateFn cb, void *userdata,
+                   ClusterCall **ret) {
+        ClusterCall *call;
+        int r;
+
+        call = call_new(c, id, tenant, cb, userdata);
+        if (!call)
+                return -ENOMEM;
         /* The row found lost (of that node): a session made meanwhile elsewhere stays. */
-        DbParam p[] = { DB_TEXTP(tenant), DB_TEXTP(id), DB_TEXTP(node) };
-        (void) db_query(c->db, "DELETE FROM isol8_sessions WHERE tenant_id = $1 AND session_id = $2 AND node_id = $3", p, 3,
-                        on_ignored, c);
+        {
+                DbParam p[] = { DB_TEXTP(tenant), DB_TEXTP(id), DB_TEXTP(node) };
+                r = db_query(c->db, "DELETE FROM isol8_sessions WHERE tenant_id = $1 AND session_id = $2 AND node_id = $3", p,
+                             3, on_forgotten, call);
+        }
+        if (r < 0) {
+                call_free(call);
+                return r;
+        }
+        if (ret)
+                *ret = call;
+        return 0;
 }
 
 void cluster_set_draining(Cluster *c) {

@@ -88,8 +88,11 @@ void cluster_call_cancel(ClusterCall *call);
 /* This node made a session (a claim's row is kept), or ended one for good. */
 void cluster_session_created(Cluster *c, const char *id, const char *tenant);
 void cluster_session_removed(Cluster *c, const char *id, const char *tenant);
-/* A client deleted a lost session (found on node): its row goes, the id is free again. */
-void cluster_forget(Cluster *c, const char *id, const char *tenant, const char *node);
+/* A client deleted a lost session (found on node): its row goes, the id is free again. cb comes
+ * once, later, with CLUSTER_NOWHERE when the row is gone (then any server may claim the id) or
+ * an error as cluster_locate()'s, unless *ret is cancelled first. */
+int cluster_forget(Cluster *c, const char *id, const char *tenant, const char *node, ClusterLocateFn cb, void *userdata,
+                   ClusterCall **ret);
 /* The node is leaving: a heartbeat at once says draining. */
 void cluster_set_draining(Cluster *c);
 /* The node stops: its row says gone and its sessions lost, written before the loop ends if

@@ -329,6 +329,32 @@ class ClusterBase:
         out = self.run_in(self.lb, a, "ls /sandbox | wc -l")
         self.assertEqual(out["stdout"], "0", out)
 
+    def test_4b_deleted_lost_session_is_free_on_every_server_at_once(self):
+        # A session lost with its server (a row of a node long gone).
+        s = "sess-" + uuid.uuid4().hex[:8]
+        now = int(time.time() * 1000)
+        self.db.sql("INSERT INTO isol8_sessions (tenant_id, session_id, node_id, state, created_at, updated_at)"
+                    f" VALUES ('tenant-a', '{s}', 'node-9', 'lost', {now}, {now})")
+        for d in self.daemons:
+            r = d.post("/execute", {"request": {"code": "ls /sandbox", "runtime": "bash"}, "sessionId": s}, key=self.key)
+            self.assertEqual((r.status, r.json()), (410, LOST), r)
+        # DELETE answers once the directory has forgotten it, not before: while another client
+        # keeps writes to the directory waiting, the DELETE waits with them.
+        locker = self.db.hold_sessions_lock(1.5)
+        try:
+            t0 = time.monotonic()
+            r = self.daemons[0].request("DELETE", f"/session/{s}", key=self.key)
+            waited = time.monotonic() - t0
+        finally:
+            locker.wait(10)
+        self.assertEqual((r.status, r.json()), (200, {"ok": True}), r)
+        self.assertGreater(waited, 0.8, "DELETE answered before the directory forgot the session")
+        # So the client's next request, whichever server it reaches, finds the id free.
+        out = self.run_in(self.daemons[1], s, "ls /sandbox | wc -l")
+        self.assertEqual(out["stdout"], "0", out)
+        self.assertEqual(self.holders(s), [1])
+        self.assertEqual(self.lb.request("DELETE", f"/session/{s}", key=self.key).status, 200)
+
     def test_5_drained_server_finishes_its_work(self):
         s = "sess-" + uuid.uuid4().hex[:8]
         self.run_in(self.daemons[2], s, "echo kept > /sandbox/k")

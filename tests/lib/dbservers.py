@@ -33,6 +33,19 @@ def _wait_port(port, timeout=20):
     return False
 
 
+def _wait_held(proc, held, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if held():
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("the lock on isol8_sessions was never held")
+
+
 def postgres_available():
     return os.path.exists(f"{PG_BIN}/initdb")
 
@@ -88,6 +101,30 @@ class Postgres:
     def url(self):
         return f"postgres://postgres@127.0.0.1:{self.port}/isol8"
 
+    def _psql(self, statement):
+        return ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "isol8", "-v",
+                "ON_ERROR_STOP=1", "-Atq", "-c", statement]
+
+    def sql(self, statement):
+        """Runs statement in the isol8 database; its output's rows."""
+        r = self._as_postgres(self._psql(statement), timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("psql failed: " + r.stderr)
+        return r.stdout.splitlines()
+
+    def hold_sessions_lock(self, seconds):
+        """A client that keeps every write to isol8_sessions waiting for seconds (reads go on);
+        returns once the lock is held, with the client's process."""
+        def demote():
+            os.setgid(self.pw.pw_gid)
+            os.setuid(self.pw.pw_uid)
+        proc = subprocess.Popen(self._psql(f"BEGIN; LOCK TABLE isol8_sessions IN EXCLUSIVE MODE; "
+                                           f"SELECT pg_sleep({seconds}); COMMIT;"),
+                                preexec_fn=demote, cwd=self.dir, stdout=subprocess.DEVNULL)
+        _wait_held(proc, lambda: self.sql("SELECT count(*) FROM pg_locks WHERE granted AND mode = 'ExclusiveLock'"
+                                          " AND relation = 'isol8_sessions'::regclass") == ["1"])
+        return proc
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)   # fast shutdown
@@ -140,6 +177,26 @@ class MariaDB:
 
     def url(self):
         return f"mysql://isol8:s3cr3t-pw@127.0.0.1:{self.port}/isol8"
+
+    def _mariadb(self, statement):
+        return ["mariadb", f"--socket={self.sock}", "-uroot", "-N", "-B", "isol8", "-e", statement]
+
+    def sql(self, statement):
+        """Runs statement in the isol8 database; its output's rows."""
+        r = subprocess.run(self._mariadb(statement), capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("mariadb failed: " + r.stderr)
+        return r.stdout.splitlines()
+
+    def hold_sessions_lock(self, seconds):
+        """A client that keeps every write to isol8_sessions waiting for seconds (reads go on);
+        returns once the lock is held, with the client's process."""
+        proc = subprocess.Popen(self._mariadb(f"LOCK TABLES isol8_sessions READ; SELECT SLEEP({seconds}); UNLOCK TABLES;"),
+                                stdout=subprocess.DEVNULL)
+        # Its SLEEP runs once the lock is held.
+        _wait_held(proc, lambda: self.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                                          " WHERE INFO LIKE 'SELECT SLEEP(%'") == ["1"])
+        return proc
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
