@@ -8,6 +8,8 @@ maxConcurrent 10), measured the way issue 18 states its targets.
   program with the same environment, same run (a lean keep-alive client, bench.LeanClient;
   the same runs through http.client are reported too)
   the pool's own view afterwards (demand, warm target, measured build and clean cost)
+  a burst from idle: 8 clients start at once against a fresh server (its pool at the floor);
+  exec/s in 100 ms steps, and when the rate reached 90% of its steady rate
   BENCH_RUNS=N: N executions (8 clients), daemon RSS before and after (the 100,000-run mode)
 
 ISOL8_BIN picks the binary (default build/src/isol8); prints Markdown tables.
@@ -15,7 +17,9 @@ ISOL8_BIN picks the binary (default build/src/isol8); prints Markdown tables.
 
 import http.client
 import json
+import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -24,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 os.environ.setdefault("BENCH_DURATION", "5s")   # before bench reads it
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
-from bench import pct, post_script, print_table, rss_kb, side_by_side, wrk_stats  # noqa: E402
+from bench import LeanClient, pct, post_script, print_table, rss_kb, side_by_side, wrk_stats  # noqa: E402
 from isol8test import MASTER, Daemon  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "0"))
@@ -53,6 +57,48 @@ def many_runs(port, n, clients=8):
         conn.close()
     with ThreadPoolExecutor(clients) as ex:
         list(ex.map(worker, [n // clients] * clients))
+
+
+def burst_client(port, start, seconds, out):
+    # One client of the burst (a process of its own: no GIL shared with the others); the
+    # CLOCK_MONOTONIC time of each answer.
+    lean = LeanClient(port, {"cmd": "true"})
+    while time.monotonic() < start:
+        time.sleep(0.0005)
+    done = []
+    while time.monotonic() < start + seconds:
+        lean.execute_once()
+        done.append(time.monotonic())
+    lean.close()
+    out.put(done)
+
+
+def burst_from_idle(clients=8, seconds=3.0, step=0.1):
+    """A fresh server (its pool at the floor of the default configuration) meets `clients`
+    clients at once: exec/s in each `step` from the start, the steady rate (the median step of
+    the last two seconds),
+    and when the burst reached 90% of it (the first step from which the rate over the next
+    200 ms stays there)."""
+    d = Daemon().start()
+    try:
+        time.sleep(1.5)     # the floor built, nothing else
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        start = time.monotonic() + 0.5
+        procs = [ctx.Process(target=burst_client, args=(d.port, start, seconds, out)) for _ in range(clients)]
+        for p in procs:
+            p.start()
+        times = sorted(t - start for _ in procs for t in out.get(timeout=seconds + 30))
+        for p in procs:
+            p.join()
+        pool = pool_line(d)
+    finally:
+        d.stop()
+    steps = int(seconds / step)
+    rate = [sum(1 for t in times if k * step <= t < (k + 1) * step) / step for k in range(steps)]
+    steady = statistics.median(rate[-int(2 / step):])
+    reached = next((k * step for k in range(steps - 1) if (rate[k] + rate[k + 1]) / 2 >= 0.9 * steady), None)
+    return rate, steady, reached, times[0] if times else None, pool
 
 
 def pool_line(d):
@@ -102,6 +148,13 @@ def main():
                          f"{p.get('built')} / {p.get('cleaned')} / {p.get('destroyed')}",
                          f"CPU per build {p.get('buildMs')} ms, per clean {p.get('cleanMs')} ms; demand seen {p.get('demand')}"))
         rows.append(("daemon RSS, idle", f"{idle / 1024:.1f} MiB", ""))
+        rate, steady, reached, first, bp = burst_from_idle()
+        rows.append(("burst from idle: 8 clients at once against a fresh server, exec/s per 100 ms from the start",
+                     " ".join(f"{r:.0f}" for r in rate[:10]) + " ...",
+                     f"steady (median 100 ms of the last two seconds) {steady:.0f} exec/s; 90% of it from {reached * 1000:.0f} ms"
+                     if reached is not None else f"steady {steady:.0f} exec/s; never reached 90% of it"))
+        rows.append(("burst from idle: first answer; sandboxes built / cleaned / destroyed over the burst",
+                     f"{first * 1000:.1f} ms", f"{bp.get('built')} / {bp.get('cleaned')} / {bp.get('destroyed')}"))
         if RUNS:
             time.sleep(2)
             before = rss_kb(d.pid())
