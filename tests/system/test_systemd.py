@@ -333,6 +333,36 @@ class Systemd(unittest.TestCase):
         self.assertEqual(json.loads(self.sh("cat /run/cpu-order-answer.json").stdout).get("exitCode"), 0)
         self.assertEqual(self.sh(weight).stdout.strip(), "1")
 
+    def test_17_every_run_is_in_the_journal_under_load(self):
+        # journald drops what a unit logs beyond its rate limit (10,000 per 30 s by default,
+        # scaled up with free disk): at a thousand runs a second the audit trail would lose most
+        # of its records. The unit turns the limit off for itself; here journald's limit is made
+        # small (20 per minute) so that a few hundred runs are enough to show it.
+        n = 300
+        self.sh("mkdir -p /etc/systemd/journald.conf.d && printf '[Journal]\\nRateLimitIntervalSec=60s\\nRateLimitBurst=20\\n'"
+                " > /etc/systemd/journald.conf.d/50-test.conf && systemctl restart systemd-journald", check=True)
+        try:
+            self.restart_clean()
+            self.assertEqual(self.curl("/health", key=None)["status"], "ok")
+            since = self.sh("date +%s.%N", check=True).stdout.strip()
+            body = json.dumps({"request": {"cmd": "true"}})
+            # One curl, n requests over one keep-alive connection.
+            urls = " ".join(["localhost:3000/execute"] * n)
+            r = self.sh(f"curl -s -m 120 -H 'Authorization: Bearer {KEY}' -H 'Content-Type: application/json' "
+                        f"-d '{body}' {urls} | grep -o '\"exitCode\":0' | wc -l", timeout=150)
+            self.assertEqual(r.stdout.strip(), str(n), r.stderr)
+            count = 0
+            for _ in range(50):
+                count = int(self.sh(f"journalctl -u isol8.service --since @{since} --no-pager -o cat ISOL8_EVENT=execution"
+                                    " | wc -l").stdout.strip() or 0)
+                if count >= n:
+                    break
+                time.sleep(0.1)
+            suppressed = self.sh("journalctl -u systemd-journald --no-pager -o cat | grep -i 'suppressed' || true").stdout
+            self.assertEqual(count, n, f"audit records in the journal for {n} runs; journald: {suppressed.strip()}")
+        finally:
+            self.sh("rm -f /etc/systemd/journald.conf.d/50-test.conf && systemctl restart systemd-journald")
+
     def test_08_exposure(self):
         r = self.sh("systemd-analyze security isol8.service --no-pager")
         m = re.search(r"Overall exposure level for isol8.service: ([0-9.]+)", r.stdout)
