@@ -19,6 +19,9 @@
 #include "shared/time-util.h"
 #include "shared/util.h"
 
+/* Where sd_journal_sendv() sends (a fixed path of systemd's). */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 struct Audit {
         AuditConfig config;
         char *log_dir;
@@ -34,7 +37,11 @@ int audit_new(Audit **ret, const AuditConfig *config) {
                 return -ENOMEM;
         a->config = *config;
         a->fd = -EBADF;
-        if (config->destination == AUDIT_FILE) {
+        if (config->enabled && config->destination == AUDIT_JOURNAL && access(JOURNAL_SOCKET, F_OK) < 0)
+                /* sd_journal_sendv() drops what it cannot send there without a word. */
+                log_warning_errno(errno, "audit: no journald here (%s: %m): the audit records are lost; "
+                                  "set audit.destination to \"file\" or \"stdout\"", JOURNAL_SOCKET);
+        if (config->enabled && config->destination == AUDIT_FILE) {
                 a->log_dir = strdup(config->log_dir ?: "/var/log/isol8");
                 if (!a->log_dir) {
                         free(a);

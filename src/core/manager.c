@@ -510,7 +510,8 @@ int manager_new(Manager **ret, sd_event *event, Config *config, const ManagerOpt
                 r = manager_open_audit(m);
                 if (r < 0)
                         return r;
-        }
+        } else
+                log_notice("audit: off (audit.enabled is false): runs and key changes leave no record");
         r = failure_limit_new(&m->auth_failures, m->event, m->audit);
         if (r < 0)
                 return r;

@@ -87,6 +87,9 @@ class Journal(unittest.TestCase):
         self.assertEqual(r["ISOL8_CODE_SHA256"], hashlib.sha256(b"echo hi").hexdigest())
         self.assertEqual(r["ISOL8_CODE"], "echo hi")
 
+    def test_no_warning_with_journald(self):
+        self.assertNotIn("no journald", self.daemon.stderr_text())
+
     def test_streamed_execution_record(self):
         out = subprocess.run(["curl", "-sN", "-X", "POST", f"http://127.0.0.1:{self.daemon.port}/execute/stream",
                               "-H", f"Authorization: Bearer {self.daemon.key}", "-d",
@@ -165,6 +168,38 @@ class AuditFile(unittest.TestCase):
             self.assertEqual(ex[0]["ISOL8_EXECUTION_ID"], res["executionId"])
             self.assertEqual(ex[0]["messageId"], IDS["execution"])
             self.assertNotIn("ISOL8_CODE", ex[0])   # includeCode is off by default
+
+    def test_disabled_leaves_no_record(self):
+        # audit.enabled false: no record, said once at start; the same server with it on writes
+        # one (to stdout here, so that both are read the same way).
+        for enabled in (True, False):
+            dm = Daemon(config={"audit": {"enabled": enabled, "destination": "stdout"}}, args=["--bus", "none"]).start()
+            try:
+                res = dm.execute({"cmd": "echo x"})
+                line = dm.read_line(timeout=1 if not enabled else 5)
+            finally:
+                self.assertEqual(dm.stop(), 0)
+            if enabled:
+                self.assertEqual(json.loads(line)["ISOL8_EXECUTION_ID"], res["executionId"])
+                self.assertNotIn("audit: off", dm.stderr_text())
+            else:
+                self.assertIsNone(line)
+                self.assertIn("audit: off (audit.enabled is false)", dm.stderr_text())
+
+    def test_without_journald_the_server_says_records_are_lost(self):
+        # sd_journal_send() drops records silently when no journald listens: the server says so
+        # at start, with what to do. (A private /run/systemd: no journal socket, whatever this
+        # machine runs.)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd"], check=True)
+        try:
+            for destination in ("journal", "file"):
+                with tempfile.TemporaryDirectory() as d:
+                    dm = Daemon(config={"audit": {"destination": destination, "logDir": d}}, args=["--bus", "none"]).start()
+                    self.assertEqual(dm.stop(), 0)
+                warned = "audit: no journald here (/run/systemd/journal/socket: No such file or directory)" in dm.stderr_text()
+                self.assertEqual(warned, destination == "journal", dm.stderr_text())
+        finally:
+            subprocess.run(["umount", "/run/systemd"], check=True)
 
     def test_the_record_is_written_before_the_answer(self):
         # No result leaves the server without its audit record: read at once after each answer,
