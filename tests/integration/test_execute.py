@@ -4,10 +4,12 @@
 
 import base64
 import concurrent.futures
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 import unittest
@@ -17,6 +19,14 @@ import isol8test  # noqa: E402
 from isol8test import Daemon, DaemonTestCase  # noqa: E402
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def raw_post(path, body):
+    """The bytes of a POST with the master key, for a client on a bare socket."""
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {isol8test.MASTER}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -416,6 +426,37 @@ class Concurrency(DaemonTestCase):
             self.assertEqual(second.status, 408)
             self.assertGreater(time.time() - t0, 1.2)
             self.assertEqual(first.result().status, 200)
+
+
+class HalfClose(DaemonTestCase):
+    """A client may send its request(s) and shut its side of the connection (socat and `nc -N`
+    do, at the end of their input): what it sent is served. So a hang-up cannot be told from a
+    half-close while a run goes on, and a buffered run is not cancelled by one (SSE and WebSocket
+    runs are: there the client is gone for good)."""
+
+    def exchange(self, *requests):
+        s = socket.create_connection(("127.0.0.1", self.daemon.port))
+        s.settimeout(20)
+        s.sendall(b"".join(raw_post("/execute", json.dumps({"request": r}).encode()) for r in requests))
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return data
+
+    def test_one_request(self):
+        data = self.exchange({"cmd": "sleep 0.3; echo one"})
+        self.assertEqual(data.count(b"HTTP/1.1 200 OK"), 1, data[:500])
+        self.assertIn(b'"stdout":"one"', data)
+
+    def test_pipelined_requests(self):
+        data = self.exchange({"cmd": "sleep 0.3; echo one"}, {"cmd": "echo two"})
+        self.assertEqual(data.count(b"HTTP/1.1 200 OK"), 2, data[:500])
+        self.assertLess(data.index(b'"stdout":"one"'), data.index(b'"stdout":"two"'))
 
 
 class ParallelLoad(DaemonTestCase):
