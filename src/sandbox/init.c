@@ -418,7 +418,11 @@ _Noreturn static void child_exec(const RunSpecHeader *h, char **argv, char **env
         if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
                 goto fail_errno;
 
-        rl = (struct rlimit) { 0, 0 };
+        /* No core dumps. 1, not 0: a core_pattern that pipes to a helper (systemd-coredump,
+         * apport) ignores a limit of 0 and starts that helper as root on the host, outside the
+         * sandbox's cgroup, for every crash; 1 is the kernel's "abort the dump" value for pipes,
+         * and too small for a core file. The filter keeps the program from lowering it to 0. */
+        rl = (struct rlimit) { 1, 1 };
         (void) setrlimit(RLIMIT_CORE, &rl);
         rl = (struct rlimit) { h->fsize_limit, h->fsize_limit };
         (void) setrlimit(RLIMIT_FSIZE, &rl);

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -125,6 +126,20 @@ int seccomp_program_build(SeccompProgram *ret) {
                         goto finish;
                 struct scmp_arg_cmp pkt = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET);
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &pkt);
+                if (r < 0)
+                        goto finish;
+        }
+
+        /* RLIMIT_CORE stays 1 (sandbox/init.c says why): not lowered to 0 by setrlimit() or by
+         * prlimit64() with a new limit (reading it stays possible). */
+        {
+                /* resource is an unsigned int: the upper half of the register does not count. */
+                struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, RLIMIT_CORE);
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "setrlimit", 1, &a);
+                if (r < 0)
+                        goto finish;
+                struct scmp_arg_cmp b[] = { SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, RLIMIT_CORE), SCMP_A2(SCMP_CMP_NE, 0) };
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "prlimit64", 2, b);
                 if (r < 0)
                         goto finish;
         }

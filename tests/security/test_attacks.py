@@ -571,6 +571,50 @@ class Inotify(DaemonTestCase):
         self.assertEqual(res["stdout"], "-1 Operation not permitted")
 
 
+class CoreDumps(DaemonTestCase):
+    """A crash loop must not make the host dump cores or start a core helper for each crash:
+    where core_pattern pipes to a helper (systemd-coredump, apport), the kernel ignores
+    RLIMIT_CORE 0 and starts the helper as root on the host, outside the sandbox's cgroup; 1 is
+    its value for "abort", and the program cannot lower it (this machine's core_pattern is a
+    file, so the helper itself is not seen here)."""
+    config = {"poolSize": 1}
+
+    def test_the_limit_is_one_and_stays_one(self):
+        code = ("import os, resource, errno\n"
+                "print(resource.getrlimit(resource.RLIMIT_CORE))\n"
+                "for f in (lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 1)),\n"
+                "          lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),\n"
+                "          lambda: resource.prlimit(0, resource.RLIMIT_CORE, (0, 0)),\n"
+                "          lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE, (0, 1))):\n"
+                "    try:\n"
+                "        f(); print('lowered')\n"
+                "    except ValueError as e:\n"
+                "        print('EPERM' if 'not allowed' in str(e) else e)\n"   # how CPython words EPERM here
+                "    except OSError as e:\n"
+                "        print(errno.errorcode[e.errno])\n"
+                "print(resource.prlimit(0, resource.RLIMIT_CORE))\n"
+                "print(resource.getrlimit(resource.RLIMIT_CORE))\n"
+                # Other limits are the program's to lower, as before.
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)); print(resource.getrlimit(resource.RLIMIT_NOFILE))")
+        res = self.run_code(code, "python")
+        self.assertEqual(res["stdout"].splitlines(),
+                         ["(1, 1)", "EPERM", "EPERM", "EPERM", "EPERM", "(1, 1)", "(1, 1)", "(64, 64)"], res)
+
+    def test_the_upper_half_of_the_resource_does_not_get_past(self):
+        # setrlimit(2) takes an unsigned int: 1 << 32 | RLIMIT_CORE is RLIMIT_CORE to the kernel.
+        code = ("import ctypes, ctypes.util, errno, resource\n"
+                "libc = ctypes.CDLL(None, use_errno=True)\n"
+                "lim = (ctypes.c_ulong * 2)(0, 0)\n"
+                "r = libc.syscall(160, ctypes.c_ulong((1 << 32) | resource.RLIMIT_CORE), lim)\n"
+                "print(r, errno.errorcode.get(ctypes.get_errno(), 0), resource.getrlimit(resource.RLIMIT_CORE))")
+        res = self.run_code(code, "python")
+        self.assertEqual(res["stdout"], "-1 EPERM (1, 1)", res)
+
+    def test_a_crash_leaves_no_core(self):
+        res = self.run_code("cd /sandbox && bash -c 'kill -SEGV $$'; echo $?; ls -A /sandbox /tmp | grep -c core || true")
+        self.assertEqual(res["stdout"].splitlines(), ["139", "0"], res)
+
+
 class FilesCharged(DaemonTestCase):
     config = {"poolSize": 1, "limits": {"maxBodyBytes": 16 << 20}}
 
