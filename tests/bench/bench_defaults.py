@@ -3,7 +3,8 @@
 """isol8 as a user runs it: the default configuration (poolSize {"clean": 1, "dirty": 1},
 maxConcurrent 10), measured the way issue 18 states its targets.
 
-  /execute of `cmd: true` with 1, 8 and 32 wrk clients: exec/s, p50, p99
+  /execute of `cmd: true` with 1, 8 and 32 wrk clients: exec/s, p50, p99 (medians of
+  BENCH_ROUNDS rounds, 2 by default, each round in the other order)
   one client: `cmd: true` and python `pass` p50 beside a bare fork+exec of the same
   program with the same environment, same run (a lean keep-alive client, bench.LeanClient;
   the same runs through http.client are reported too)
@@ -32,6 +33,7 @@ from bench import LeanClient, pct, post_script, print_table, rss_kb, side_by_sid
 from isol8test import MASTER, Daemon  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "0"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 
 
 def wrk_execute(port, conns, body):
@@ -135,12 +137,19 @@ def main():
         rows.append(("the same two runs through CPython's http.client (its own parsing included), p50",
                      f"{pct(h_sh, 50):.2f} / {pct(h_py, 50):.2f} ms",
                      f"+{pct(h_sh, 50) - pct(b_sh, 50):.2f} / +{pct(h_py, 50) - pct(b_pyf, 50):.2f} ms over bare"))
-        for c in (1, 8, 32):
-            # The last phase's connections were cut with runs in flight: let those runs end and
-            # give their slots back, or the next phase's first burst meets a full queue (429).
-            time.sleep(1)
-            rps, p50, p99 = wrk_execute(d.port, c, '{"request":{"cmd":"true"}}')
-            rows.append((f"`cmd: true`, {c} client(s), default configuration", f"{rps:,.0f} exec/s",
+        # In rounds, each in the other order (1, 8, 32 clients, then 32, 8, 1): this machine
+        # drifts by a third within minutes, and in one fixed order the last row paid for it.
+        loads = {1: [], 8: [], 32: []}
+        for i in range(ROUNDS):
+            for c in (1, 8, 32) if i % 2 == 0 else (32, 8, 1):
+                # The last phase's connections were cut with runs in flight: let those runs end and
+                # give their slots back, or the next phase's first burst meets a full queue (429).
+                time.sleep(1)
+                loads[c].append(wrk_execute(d.port, c, '{"request":{"cmd":"true"}}'))
+        for c, runs in loads.items():
+            rps, p50, p99 = (statistics.median(r[k] for r in runs) for k in range(3))
+            rows.append((f"`cmd: true`, {c} client(s), default configuration, median of {len(runs)} rounds",
+                         f"{rps:,.0f} exec/s ({', '.join(f'{r[0]:,.0f}' for r in runs)})",
                          f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"))
         p = pool_line(d)
         if p:
