@@ -341,6 +341,13 @@ static int set_root_readonly(bool ro) {
 }
 
 static pid_t main_pid = 0;
+/* The program's stdout and stderr, kept open here until it is reaped (see keep_output()). */
+static int held_out[2] = { -1, -1 };
+
+static void release_output(void) {
+        for (int i = 0; i < 2; i++)
+                held_out[i] = safe_close(held_out[i]);
+}
 static bool root_ro = true;
 static uint64_t cur_sandbox_bytes, cur_tmp_bytes;
 
@@ -616,6 +623,17 @@ out:
         free(envp);
 }
 
+/* While the program runs, the init keeps its stdout and stderr open (out[0], out[1]: taken):
+ * its exit then wakes only the init, whose EXITED and the pipes' end reach the daemon together,
+ * one wake-up instead of two. */
+static void keep_output(int out[2]) {
+        release_output();
+        if (main_pid <= 0)
+                return;
+        for (int i = 0; i < 2; i++)
+                held_out[i] = TAKE_FD(out[i]);
+}
+
 /* A run whose spec comes in a memfd (fds: the memfd, stdin, stdout, stderr). */
 static void handle_run(int fds[4], const SeccompProgram *seccomp) {
         char *blob;
@@ -630,6 +648,7 @@ static void handle_run(int fds[4], const SeccompProgram *seccomp) {
                 run_spec(blob, (size_t) st.st_size, fds + 1, seccomp);
                 /* The program has exec'd (vfork): nothing uses the mapping any more. */
                 (void) munmap(blob, (size_t) st.st_size);
+                keep_output(fds + 2);
         }
         for (int i = 0; i < 4; i++)
                 safe_close(fds[i]);
@@ -646,6 +665,7 @@ static void reap(void) {
                         main_pid = 0;
                         kill_all();
                         send_msg(INIT_MSG_EXITED, status, NULL);
+                        release_output();
                 }
         }
 }
@@ -797,6 +817,7 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                                 /* The program has exec'd (vfork): its environment (secrets, as
                                  * a memfd's unmapped one) does not stay in the init. */
                                 explicit_bzero(inline_spec, extra);
+                                keep_output(fds + 1);
                                 for (size_t i = 0; i < n_fds; i++)
                                         safe_close(fds[i]);
                                 break;
@@ -829,6 +850,7 @@ _Noreturn void sandbox_init_main(const InitParams *p) {
                         int32_t cpu_before = cpu_usec();
                         kill_all();
                         main_pid = 0;
+                        release_output();
                         /* Fresh SysV IPC for the next user of this sandbox (the old namespace goes
                          * with the last process in it), done here, off the path of a run. */
                         r = RET_NERRNO(unshare(CLONE_NEWIPC));
