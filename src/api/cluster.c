@@ -43,15 +43,19 @@ static void reply_deleted(HttpRequest *r) {
         (void) http_reply_json(r, MHD_HTTP_OK, o);
 }
 
+static void reply_directory_down(RouteWait *w, int error) {
+        log_warning("cluster: the session directory did not answer for session %s: %s", w->id, strerror(-error));
+        (void) http_reply_error(w->r, MHD_HTTP_SERVICE_UNAVAILABLE, "Session directory unavailable");
+}
+
 static void on_forgotten(int error, ClusterPlace place, const char *node, const char *url, const char *tenant,
                          void *userdata) {
         RouteWait *w = userdata;
 
         w->call = NULL;
-        if (error < 0) {
-                log_warning("cluster: the session directory did not forget lost session %s: %s", w->id, strerror(-error));
-                (void) http_reply_error(w->r, MHD_HTTP_SERVICE_UNAVAILABLE, "Session directory unavailable");
-        } else
+        if (error < 0)
+                reply_directory_down(w, error);
+        else
                 reply_deleted(w->r);
         route_wait_free(w);
 }
@@ -64,10 +68,9 @@ static void on_located(int error, ClusterPlace place, const char *node, const ch
         int k;
 
         w->call = NULL;
-        if (error < 0) {
-                log_warning("cluster: the session directory did not answer for session %s: %s", w->id, strerror(-error));
-                (void) http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Session directory unavailable");
-        } else if (place == CLUSTER_ELSEWHERE && w->forwarded) {
+        if (error < 0)
+                reply_directory_down(w, error);
+        else if (place == CLUSTER_ELSEWHERE && w->forwarded) {
                 /* Sent here by a server that thought this one held it; the directory says another
                  * does now. Never passed on twice: as far as the client knows, it is gone. */
                 if (w->flags & API_ROUTE_DELETE)

@@ -343,11 +343,6 @@ static int set_root_readonly(bool ro) {
 static pid_t main_pid = 0;
 /* The program's stdout and stderr, kept open here until it is reaped (see keep_output()). */
 static int held_out[2] = { -1, -1 };
-
-static void release_output(void) {
-        for (int i = 0; i < 2; i++)
-                held_out[i] = safe_close(held_out[i]);
-}
 static bool root_ro = true;
 static uint64_t cur_sandbox_bytes, cur_tmp_bytes;
 
@@ -621,6 +616,11 @@ static void run_spec(char *blob, size_t size, const int io[3], const SeccompProg
 out:
         free(argv);
         free(envp);
+}
+
+static void release_output(void) {
+        for (int i = 0; i < 2; i++)
+                held_out[i] = safe_close(held_out[i]);
 }
 
 /* While the program runs, the init keeps its stdout and stderr open (out[0], out[1]: taken):

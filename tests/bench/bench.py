@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
-from isol8test import MASTER, Daemon  # noqa: E402
+from isol8test import MASTER, Daemon, raw_post  # noqa: E402
 
 SEQ = int(os.environ.get("BENCH_SEQ", "300"))
 DURATION = os.environ.get("BENCH_DURATION", "8s")
@@ -74,15 +74,6 @@ def execute_once(conn, body):
     if r.status != 200 or json.loads(data)["exitCode"] != 0:
         raise SystemExit(f"bad answer: {r.status} {data[:200]}")
     return dt
-
-
-def raw_post(path, body, close=False):
-    """The bytes of an authenticated JSON POST (body: bytes), for clients on a bare socket."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {MASTER}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
-    if close:
-        head += "Connection: close\r\n"
-    return (head + "\r\n").encode() + body
 
 
 class LeanClient:

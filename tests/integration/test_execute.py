@@ -9,22 +9,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../lib"))
 import isol8test  # noqa: E402
-from isol8test import Daemon, DaemonTestCase  # noqa: E402
+from isol8test import Daemon, DaemonTestCase, raw_exchange, raw_post  # noqa: E402
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-def raw_post(path, body):
-    """The bytes of a POST with the master key, for a client on a bare socket."""
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {isol8test.MASTER}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -435,18 +428,8 @@ class HalfClose(DaemonTestCase):
     runs are: there the client is gone for good)."""
 
     def exchange(self, *requests):
-        s = socket.create_connection(("127.0.0.1", self.daemon.port))
-        s.settimeout(20)
-        s.sendall(b"".join(raw_post("/execute", json.dumps({"request": r}).encode()) for r in requests))
-        s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        return data
+        data = b"".join(raw_post("/execute", json.dumps({"request": r}).encode()) for r in requests)
+        return raw_exchange(self.daemon.port, data, timeout=20, half_close=True)
 
     def test_one_request(self):
         data = self.exchange({"cmd": "sleep 0.3; echo one"})

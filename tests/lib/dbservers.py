@@ -64,11 +64,12 @@ class Postgres:
         os.chown(self.dir, self.pw.pw_uid, self.pw.pw_gid)
         self.proc = None
 
+    def _demote(self):
+        os.setgid(self.pw.pw_gid)
+        os.setuid(self.pw.pw_uid)
+
     def _as_postgres(self, args, **kw):
-        def demote():
-            os.setgid(self.pw.pw_gid)
-            os.setuid(self.pw.pw_uid)
-        return subprocess.run(args, preexec_fn=demote, capture_output=True, text=True, cwd=self.dir, **kw)
+        return subprocess.run(args, preexec_fn=self._demote, capture_output=True, text=True, cwd=self.dir, **kw)
 
     def init(self):
         r = self._as_postgres([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
@@ -115,12 +116,9 @@ class Postgres:
     def hold_sessions_lock(self, seconds):
         """A client that keeps every write to isol8_sessions waiting for seconds (reads go on);
         returns once the lock is held, with the client's process."""
-        def demote():
-            os.setgid(self.pw.pw_gid)
-            os.setuid(self.pw.pw_uid)
         proc = subprocess.Popen(self._psql(f"BEGIN; LOCK TABLE isol8_sessions IN EXCLUSIVE MODE; "
                                            f"SELECT pg_sleep({seconds}); COMMIT;"),
-                                preexec_fn=demote, cwd=self.dir, stdout=subprocess.DEVNULL)
+                                preexec_fn=self._demote, cwd=self.dir, stdout=subprocess.DEVNULL)
         _wait_held(proc, lambda: self.sql("SELECT count(*) FROM pg_locks WHERE granted AND mode = 'ExclusiveLock'"
                                           " AND relation = 'isol8_sessions'::regclass") == ["1"])
         return proc

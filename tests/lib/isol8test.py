@@ -28,11 +28,23 @@ def free_port():
     return port
 
 
-def raw_exchange(port, data, timeout=5, one_response=False):
+def raw_post(path, body, close=False):
+    """The bytes of a JSON POST with the master key (body: bytes), for clients on a bare socket."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {MASTER}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+    if close:
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def raw_exchange(port, data, timeout=5, one_response=False, half_close=False):
     """Sends raw bytes to the daemon and returns what it answers until it closes (or timeout);
-    with one_response, until one complete response (head and Content-Length body) is in."""
+    with one_response, until one complete response (head and Content-Length body) is in; with
+    half_close, the sending side is shut once the bytes are sent."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(data)
+    if half_close:
+        s.shutdown(socket.SHUT_WR)
     out = b""
     try:
         while True:
