@@ -16,13 +16,13 @@ RUN_PACKAGES=(
         python3 nodejs npm
 )
 # Tests and benchmarks only: database servers the tests start themselves, a private D-Bus and
-# journald, real clients, load balancers (the cluster test), load tools, a reference sandbox,
-# and a Debian booted with systemd in systemd-nspawn (its root file system made by mmdebstrap)
-# for tests/system.
+# journald, real clients, load balancers (the cluster test), load tools and perf (benchmarks), a
+# reference sandbox, and a Debian booted with systemd in systemd-nspawn (its root file system made
+# by mmdebstrap) for tests/system.
 TEST_PACKAGES=(
         postgresql mariadb-server mariadb-client
         dbus curl python3-websockets python3-pip haproxy nginx-light
-        wrk bubblewrap hyperfine
+        wrk bubblewrap hyperfine linux-perf
         systemd-container mmdebstrap clang
 )
 

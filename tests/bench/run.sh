@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds isol8 and runs the benchmarks; prints a Markdown table. Needs root, wrk and bwrap
+# Builds isol8 and runs the benchmarks; prints a Markdown table. Needs root, wrk, bwrap and perf
 # (`scripts/deps.sh --test` installs them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,3 +14,5 @@ echo
 /usr/bin/python3 tests/bench/bench_defaults.py
 echo
 /usr/bin/python3 tests/bench/bench_proxy.py
+echo
+/usr/bin/python3 tests/bench/bench_stages.py
