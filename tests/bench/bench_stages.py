@@ -27,12 +27,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from isol8test import Daemon  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_STAGE_RUNS", "200"))
-# x86-64 syscall numbers: sendto, recvfrom, sendmsg, writev, clone, clone3, execve, wait4, exit_group
-SENDTO, RECVFROM, SENDMSG, WRITEV, CLONE, CLONE3, EXECVE, WAIT4, EXIT_GROUP = 44, 45, 46, 20, 56, 435, 59, 61, 231
+# x86-64 syscall numbers: sendto, recvfrom, sendmsg, recvmsg, writev, clone, clone3, execve, wait4, exit_group
+SENDTO, RECVFROM, SENDMSG, RECVMSG, WRITEV, CLONE, CLONE3, EXECVE, WAIT4, EXIT_GROUP = \
+    44, 45, 46, 47, 20, 56, 435, 59, 61, 231
 EVENTS = [
     "-e", "sched:sched_switch", "-e", "sched:sched_process_fork", "-e", "sched:sched_process_exec",
     "-e", "raw_syscalls:sys_enter", "--filter",
-    " || ".join(f"id == {n}" for n in (SENDTO, RECVFROM, SENDMSG, WRITEV, CLONE, CLONE3, EXECVE, EXIT_GROUP)),
+    " || ".join(f"id == {n}" for n in (SENDTO, RECVFROM, SENDMSG, RECVMSG, WRITEV, CLONE, CLONE3, EXECVE, EXIT_GROUP)),
     "-e", "raw_syscalls:sys_exit", "--filter", f"id == {RECVFROM} || id == {WAIT4}",
 ]
 LINE = re.compile(r"\s*(.*?)\s+(\d+)/(\d+)\s+\[\d+\]\s+([\d.]+):\s+(\S+):\s*(.*)")
@@ -46,7 +47,7 @@ ISOL8_STAGES = [
     ("exec", "exit", "the program itself (its first exec -> exit_group)"),
     ("exit", "zombie", "-> zombie (the kernel tears the process down)"),
     ("zombie", "exited", "-> EXITED sent (the init's wake-up, reaping)"),
-    ("exited", "dwake", "-> the daemon runs"),
+    ("exited", "dwake", "-> the daemon reads it (its wake-up)"),
     ("dwake", "answer", "-> answer sent (exit status, cgroup counters, CPU weight, audit record, JSON, HTTP)"),
     ("answer", "got", "-> the client has it"),
 ]
@@ -69,8 +70,24 @@ def nr(rest):
     return (int(m.group(1)), int(m.group(2), 16)) if m else (None, None)
 
 
+def program_mark(cur, pid, t, name, rest, n):
+    """The program's own marks (execve, its first exec, exit_group, zombie): whether it was one."""
+    child = cur.get("child")
+    if pid == child and n == EXECVE and "execve" not in cur:
+        cur["execve"] = t
+    elif pid == child and name == "sched:sched_process_exec" and "exec" not in cur:
+        cur["exec"] = t
+    elif pid == child and n == EXIT_GROUP:
+        cur["exit"] = t
+    elif name == "sched:sched_switch" and f"prev_pid={child} " in rest and "prev_state=Z" in rest:
+        cur["zombie"] = t
+    else:
+        return False
+    return True
+
+
 def isol8_runs(path, client, daemon):
-    """Per run, the time (ms) of each mark; runs missing one are dropped."""
+    """Per run, the time (ms) of each mark (runs missing one are dropped), and the count missing."""
     runs, cur = [], None
     for comm, pid, t, name, rest in events(path):
         enter, leave = name == "raw_syscalls:sys_enter", name == "raw_syscalls:sys_exit"
@@ -87,36 +104,32 @@ def isol8_runs(path, client, daemon):
         elif name == "sched:sched_process_fork" and "run" in cur and "fork" not in cur and comm.startswith("isol8"):
             cur["fork"], cur["init"] = t, pid
             cur["child"] = int(re.search(r"child_pid=(\d+)", rest).group(1))
-        elif enter and pid == cur.get("child") and n == EXECVE and "execve" not in cur:
-            cur["execve"] = t
-        elif name == "sched:sched_process_exec" and pid == cur.get("child") and "exec" not in cur:
-            cur["exec"] = t
-        elif enter and pid == cur.get("child") and n == EXIT_GROUP:
-            cur["exit"] = t
-        elif name == "sched:sched_switch" and f"prev_pid={cur.get('child')} " in rest and "prev_state=Z" in rest:
-            cur["zombie"] = t
+        elif program_mark(cur, pid, t, name, rest, n):
+            pass
         elif enter and pid == cur.get("init") and n == SENDTO and "zombie" in cur and "exited" not in cur:
             cur["exited"] = t
-        elif name == "sched:sched_switch" and f"next_pid={daemon} " in rest and "exited" in cur and "dwake" not in cur:
+        elif enter and pid == daemon and n == RECVMSG and "exited" in cur and "dwake" not in cur:
             cur["dwake"] = t
         elif enter and pid == daemon and n in (SENDTO, SENDMSG, WRITEV) and arg0 == cur.get("fd") \
-                and "exited" in cur and "answer" not in cur:
+                and "dwake" in cur and "answer" not in cur:
             cur["answer"] = t
-            cur.setdefault("dwake", cur["exited"])   # it was running already
         elif leave and pid == client and rest.startswith(f"NR {RECVFROM} ") and "answer" in cur and "got" not in cur:
             cur["got"] = t
     return complete(runs, [a for a, _, _ in ISOL8_STAGES] + ["got"])
 
 
 def complete(runs, marks):
-    """The runs with every mark; the first mark most often missing is kept for the error."""
+    """The runs with every mark, and how many lacked each (the first missing one), for the error."""
     missing = {}
     for r in runs:
-        first = next((k for k in marks if k not in r), None)
+        first = first_missing(r, marks)
         if first:
             missing[first] = missing.get(first, 0) + 1
-    complete.missing = missing
-    return [r for r in runs if all(k in r for k in marks)]
+    return [r for r in runs if first_missing(r, marks) is None], missing
+
+
+def first_missing(run, marks):
+    return next((k for k in marks if k not in run), None)
 
 
 def bare_runs(path, client):
@@ -131,14 +144,8 @@ def bare_runs(path, client):
             continue
         elif name == "sched:sched_process_fork" and pid == client and "child" not in cur:
             cur["child"] = int(re.search(r"child_pid=(\d+)", rest).group(1))
-        elif enter and pid == cur.get("child") and n == EXECVE and "execve" not in cur:
-            cur["execve"] = t
-        elif name == "sched:sched_process_exec" and pid == cur.get("child") and "exec" not in cur:
-            cur["exec"] = t
-        elif enter and pid == cur.get("child") and n == EXIT_GROUP:
-            cur["exit"] = t
-        elif name == "sched:sched_switch" and f"prev_pid={cur.get('child')} " in rest and "prev_state=Z" in rest:
-            cur["zombie"] = t
+        elif program_mark(cur, pid, t, name, rest, n):
+            pass
         elif leave and pid == client and rest.startswith(f"NR {WAIT4} ") and "zombie" in cur and "waited" not in cur:
             cur["waited"] = t
     return complete(runs, ["spawn", "execve", "exec", "exit", "zombie", "waited"])
@@ -185,11 +192,10 @@ def main():
                 client.execute_once()
             path = os.path.join(tmp.name, "isol8.data")
             traced(lambda: [client.execute_once() for _ in range(RUNS)], path)
-            mine = isol8_runs(path, os.getpid(), d.pid())
-            lost = complete.missing
+            mine, lost = isol8_runs(path, os.getpid(), d.pid())
             path = os.path.join(tmp.name, "bare.data")
             traced(lambda: [spawn_once(bare_argv, SANDBOX_ENV) for _ in range(RUNS)], path)
-            theirs = bare_runs(path, os.getpid())
+            theirs, _ = bare_runs(path, os.getpid())
             client.sock.close()
             if len(mine) < RUNS // 2 or len(theirs) < RUNS // 2:
                 raise SystemExit(f"bench_stages: only {len(mine)} isol8 and {len(theirs)} bare runs of {RUNS} "
