@@ -454,14 +454,19 @@ class WaitingToStart(DaemonTestCase):
     config = {"poolSize": {"clean": 2, "dirty": 6}, "cpuStartMs": 2000}
     run_ws, collect, connect, ws_run = WebSocket.run_ws, WebSocket.collect, WebSocket.connect, WebSocket.ws_run
 
-    def test_stdin_while_waiting_to_start(self):
-        # Live stdin sent while the run waits for its turn to start (cpuStartMs, here 2 s with
-        # every start taken by sleeping runs) reaches the program when it starts, in order.
+    def take_every_start(self):
+        """Sleeping runs, started, enough to hold every start (three per two cores) for 2 s."""
         n = len(os.sched_getaffinity(0))
         busy = [threading.Thread(target=lambda: self.daemon.execute({"cmd": "sleep 2.5"})) for _ in range(n + (n + 1) // 2)]
         for t in busy:
             t.start()
         time.sleep(0.5)
+        return busy
+
+    def test_stdin_while_waiting_to_start(self):
+        # Live stdin sent while the run waits for its turn to start (cpuStartMs, here 2 s with
+        # every start taken by sleeping runs) reaches the program when it starts, in order.
+        busy = self.take_every_start()
         t0 = time.monotonic()
         events, _, _ = self.ws_run({"interactive": True, "request": {"cmd": "cat", "stdin": "first-", "timeoutMs": 10000}},
                                    after=[{"type": "stdin", "data": "second"}, {"type": "stdin", "data": "", "eof": True}])
@@ -472,15 +477,10 @@ class WaitingToStart(DaemonTestCase):
         self.assertEqual(events[-1], {"type": "exit", "data": "0", "phase": "code"})
         self.assertGreater(waited, 1.0, "the run did not wait to start: the test proves nothing")
 
-
     def test_cancelled_while_waiting_never_starts(self):
         # A client that goes away while its run waits to start: the run ends there, its
         # program never runs (it would hold its slot for 4 s).
-        n = len(os.sched_getaffinity(0))
-        busy = [threading.Thread(target=lambda: self.daemon.execute({"cmd": "sleep 2.5"})) for _ in range(n + (n + 1) // 2)]
-        for t in busy:
-            t.start()
-        time.sleep(0.5)
+        busy = self.take_every_start()
 
         async def go():
             async with self.connect() as ws:
