@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,9 @@
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
 #endif
 
 /* Calls a sandboxed program never needs and that widen the kernel's attack surface. This holds
@@ -140,6 +144,26 @@ int seccomp_program_build(SeccompProgram *ret) {
                         goto finish;
                 struct scmp_arg_cmp b[] = { SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, RLIMIT_CORE), SCMP_A2(SCMP_CMP_NE, 0) };
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "prlimit64", 2, b);
+                if (r < 0)
+                        goto finish;
+        }
+
+        /* Huge pages come from the host's pool (pages reserved for a database, or with
+         * overcommit_hugepages plain memory), which cgroup v1, and v2 without the
+         * memory_hugetlb_accounting mount option, does not charge to the sandbox's memory limit;
+         * anonymous MAP_HUGETLB and MFD_HUGETLB ask no permission at all. Refused, so a program
+         * falls back to ordinary pages as it does on a host without a pool. */
+        {
+                struct scmp_arg_cmp a = SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_HUGETLB, MAP_HUGETLB);
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "mmap", 1, &a);
+                if (r < 0)
+                        goto finish;
+                struct scmp_arg_cmp b = SCMP_A1(SCMP_CMP_MASKED_EQ, MFD_HUGETLB, MFD_HUGETLB);
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "memfd_create", 1, &b);
+                if (r < 0)
+                        goto finish;
+                struct scmp_arg_cmp c = SCMP_A2(SCMP_CMP_MASKED_EQ, SHM_HUGETLB, SHM_HUGETLB);
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "shmget", 1, &c);
                 if (r < 0)
                         goto finish;
         }

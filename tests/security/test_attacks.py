@@ -615,6 +615,31 @@ class CoreDumps(DaemonTestCase):
         self.assertEqual(res["stdout"].splitlines(), ["139", "0"], res)
 
 
+class HugePages(DaemonTestCase):
+    """Huge pages come from the host's pool, outside the sandbox's memory limit (cgroup v1, and
+    v2 without memory_hugetlb_accounting), and anonymous ones ask no permission: every way to
+    them is refused, the ordinary ways stay open. (This machine has no pool: without the filter
+    mmap says ENOMEM, and memfd_create(MFD_HUGETLB) succeeds.)"""
+    config = {"poolSize": 1}
+
+    def test_no_huge_pages(self):
+        code = ("import ctypes, errno, mmap\n"
+                "libc = ctypes.CDLL(None, use_errno=True)\n"
+                "libc.mmap.restype = ctypes.c_void_p\n"
+                "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+                "FAILED, MAP_HUGETLB, MFD_HUGETLB, SHM_HUGETLB, size = ctypes.c_void_p(-1).value, 0x40000, 4, 0o4000, 2 << 20\n"
+                "def say(r, bad): return 'ok' if r != bad else errno.errorcode[ctypes.get_errno()]\n"
+                "anon = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS\n"
+                "print(say(libc.mmap(None, size, 3, anon | MAP_HUGETLB, -1, 0), FAILED),\n"
+                "      say(libc.mmap(None, size, 3, anon | MAP_HUGETLB | (21 << 26), -1, 0), FAILED),\n"   # MAP_HUGE_2MB
+                "      say(libc.memfd_create(b'x', MFD_HUGETLB), -1),\n"
+                "      say(libc.shmget(0, size, 0o1000 | SHM_HUGETLB | 0o600), -1))\n"
+                "print(say(libc.mmap(None, size, 3, anon, -1, 0), FAILED), say(libc.memfd_create(b'y', 0), -1),\n"
+                "      say(libc.shmget(0, size, 0o1000 | 0o600), -1))")
+        res = self.run_code(code, "python")
+        self.assertEqual(res["stdout"].splitlines(), ["EPERM EPERM EPERM EPERM", "ok ok ok"], res)
+
+
 class FilesCharged(DaemonTestCase):
     config = {"poolSize": 1, "limits": {"maxBodyBytes": 16 << 20}}
 
