@@ -99,6 +99,14 @@ int seccomp_program_build(SeccompProgram *ret) {
         if (r < 0)
                 goto finish;
 
+        /* Linux AIO contexts count against fs.aio-max-nr, one number for the whole host that no
+         * cgroup bounds: a program could take all of it from the host's databases (InnoDB asks
+         * for its contexts at start). ENOSYS, as on a kernel without AIO, so that libaio users
+         * fall back to threads. */
+        r = add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "io_setup", 0, NULL);
+        if (r < 0)
+                goto finish;
+
         /* Only unix and IP sockets; no netlink, packet, vsock, bluetooth, ... */
         {
                 /* socket(domain): every family above the highest allowed one with a single
