@@ -46,6 +46,40 @@ static const char *const deny_eperm[] = {
         "inotify_init", "inotify_init1", "inotify_add_watch",
 };
 
+/* Calls refused (EPERM) when one argument's bits match: (argument & mask) == value. */
+static const struct {
+        const char *name;
+        unsigned arg;
+        uint64_t mask, value;
+} deny_masked[] = {
+        /* new namespaces through clone() */
+        { "clone", 0, CLONE_NEWNS, CLONE_NEWNS },
+        { "clone", 0, CLONE_NEWUSER, CLONE_NEWUSER },
+        { "clone", 0, CLONE_NEWPID, CLONE_NEWPID },
+        { "clone", 0, CLONE_NEWNET, CLONE_NEWNET },
+        { "clone", 0, CLONE_NEWIPC, CLONE_NEWIPC },
+        { "clone", 0, CLONE_NEWUTS, CLONE_NEWUTS },
+        { "clone", 0, CLONE_NEWCGROUP, CLONE_NEWCGROUP },
+        { "clone", 0, CLONE_NEWTIME, CLONE_NEWTIME },
+        /* raw and packet-style sockets on the IP families */
+        { "socket", 1, 0xf, SOCK_RAW },
+        { "socket", 1, 0xf, SOCK_PACKET },
+        /* RLIMIT_CORE stays 1 (sandbox/init.c says why): setrlimit() cannot lower it (prlimit64()
+         * below). The resource is an unsigned int: the upper half of the register does not count. */
+        { "setrlimit", 0, 0xffffffffu, RLIMIT_CORE },
+        /* Huge pages come from the host's pool (pages reserved for a database, or with
+         * overcommit_hugepages plain memory), which cgroup v1, and v2 without the
+         * memory_hugetlb_accounting mount option, does not charge to the sandbox's memory limit;
+         * anonymous MAP_HUGETLB and MFD_HUGETLB ask no permission at all. Refused, so a program
+         * falls back to ordinary pages as it does on a host without a pool. */
+        { "mmap", 3, MAP_HUGETLB, MAP_HUGETLB },
+        { "memfd_create", 1, MFD_HUGETLB, MFD_HUGETLB },
+        { "shmget", 2, SHM_HUGETLB, SHM_HUGETLB },
+        /* terminal injection */
+        { "ioctl", 1, 0xffffffffu, TIOCSTI },
+        { "ioctl", 1, 0xffffffffu, TIOCLINUX },
+};
+
 static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
                     const struct scmp_arg_cmp *args) {
         int nr = seccomp_syscall_resolve_name(name);
@@ -61,10 +95,6 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsi
 
 int seccomp_program_build(SeccompProgram *ret) {
         scmp_filter_ctx ctx;
-        static const uint64_t ns_flags[] = {
-                CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC,
-                CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWTIME,
-        };
         static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6 };
         char *buf = NULL;
         size_t size = 0;
@@ -87,14 +117,8 @@ int seccomp_program_build(SeccompProgram *ret) {
                         goto finish;
         }
 
-        /* New namespaces through clone(); clone3 hides its flags in memory, so make libc fall
-         * back to clone() where the flags can be checked. */
-        for (size_t i = 0; i < ELEMENTSOF(ns_flags); i++) {
-                struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &a);
-                if (r < 0)
-                        goto finish;
-        }
+        /* clone3 hides its flags in memory: make libc fall back to clone(), whose flags are
+         * checked (deny_masked). */
         r = add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
         if (r < 0)
                 goto finish;
@@ -131,59 +155,20 @@ int seccomp_program_build(SeccompProgram *ret) {
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", 1, &big);
                 if (r < 0)
                         goto finish;
-                /* raw and packet-style sockets on the IP families */
-                struct scmp_arg_cmp raw = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &raw);
-                if (r < 0)
-                        goto finish;
-                struct scmp_arg_cmp pkt = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &pkt);
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(deny_masked); i++) {
+                struct scmp_arg_cmp a = { .arg = deny_masked[i].arg, .op = SCMP_CMP_MASKED_EQ,
+                                          .datum_a = deny_masked[i].mask, .datum_b = deny_masked[i].value };
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), deny_masked[i].name, 1, &a);
                 if (r < 0)
                         goto finish;
         }
 
-        /* RLIMIT_CORE stays 1 (sandbox/init.c says why): not lowered to 0 by setrlimit() or by
-         * prlimit64() with a new limit (reading it stays possible). */
+        /* prlimit64() may read RLIMIT_CORE but not set it (setrlimit(): deny_masked). */
         {
-                /* resource is an unsigned int: the upper half of the register does not count. */
-                struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, RLIMIT_CORE);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "setrlimit", 1, &a);
-                if (r < 0)
-                        goto finish;
                 struct scmp_arg_cmp b[] = { SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, RLIMIT_CORE), SCMP_A2(SCMP_CMP_NE, 0) };
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "prlimit64", 2, b);
-                if (r < 0)
-                        goto finish;
-        }
-
-        /* Huge pages come from the host's pool (pages reserved for a database, or with
-         * overcommit_hugepages plain memory), which cgroup v1, and v2 without the
-         * memory_hugetlb_accounting mount option, does not charge to the sandbox's memory limit;
-         * anonymous MAP_HUGETLB and MFD_HUGETLB ask no permission at all. Refused, so a program
-         * falls back to ordinary pages as it does on a host without a pool. */
-        {
-                struct scmp_arg_cmp a = SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_HUGETLB, MAP_HUGETLB);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "mmap", 1, &a);
-                if (r < 0)
-                        goto finish;
-                struct scmp_arg_cmp b = SCMP_A1(SCMP_CMP_MASKED_EQ, MFD_HUGETLB, MFD_HUGETLB);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "memfd_create", 1, &b);
-                if (r < 0)
-                        goto finish;
-                struct scmp_arg_cmp c = SCMP_A2(SCMP_CMP_MASKED_EQ, SHM_HUGETLB, SHM_HUGETLB);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "shmget", 1, &c);
-                if (r < 0)
-                        goto finish;
-        }
-
-        /* Terminal injection. */
-        {
-                struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &a);
-                if (r < 0)
-                        goto finish;
-                struct scmp_arg_cmp b = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &b);
                 if (r < 0)
                         goto finish;
         }
