@@ -196,7 +196,7 @@ def main():
             path = os.path.join(tmp.name, "bare.data")
             traced(lambda: [spawn_once(bare_argv, SANDBOX_ENV) for _ in range(RUNS)], path)
             theirs, _ = bare_runs(path, os.getpid())
-            client.sock.close()
+            client.close()
             if len(mine) < RUNS // 2 or len(theirs) < RUNS // 2:
                 raise SystemExit(f"bench_stages: only {len(mine)} isol8 and {len(theirs)} bare runs of {RUNS} "
                                  f"could be followed in the trace (isol8 runs missing a mark, by the first missing: {lost})")
